@@ -1,0 +1,39 @@
+"""Reads scoped to the requesting user: nothing here can return another user's project."""
+
+from django.http import Http404
+
+from apps.projects.models import Membership, Project
+
+
+def projects_for(user):
+    return Project.objects.filter(memberships__user=user).select_related("owner").distinct()
+
+
+def membership_for(user, project_id) -> Membership:
+    """The user's membership of a project, or 404 (never 403: existence is not disclosed)."""
+    try:
+        return Membership.objects.select_related("project").get(
+            project_id=int(project_id), user=user
+        )
+    except (Membership.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such project.") from None
+
+
+def get_project(user, project_id) -> Project:
+    return membership_for(user, project_id).project
+
+
+def current_project(request) -> Project | None:
+    """The project chosen in the switcher, falling back to the user's default project."""
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    chosen = request.session.get("project_id")
+    if chosen is not None:
+        membership = Membership.objects.select_related("project").filter(
+            project_id=chosen, user=user
+        )
+        if membership:
+            return membership[0].project
+    project = projects_for(user).filter(owner=user, is_default=True).first()
+    return project or projects_for(user).first()

@@ -1,0 +1,27 @@
+"""Reads scoped to the requesting user's projects."""
+
+from django.http import Http404
+
+from apps.projects.models import Membership
+from apps.storage.models import Bucket
+from apps.storage.paths import BosPath, parse_bos_uri
+
+
+def buckets_for(user, project=None):
+    buckets = Bucket.objects.filter(project__memberships__user=user).select_related("project")
+    if project is not None:
+        buckets = buckets.filter(project=project)
+    return buckets.distinct()
+
+
+def get_bucket(user, name: str) -> Bucket:
+    """The bucket if the user is a member of its project; 404 otherwise (no existence leak)."""
+    bucket = Bucket.objects.select_related("project").filter(name=name).first()
+    if bucket is None or not Membership.objects.filter(project=bucket.project, user=user).exists():
+        raise Http404("No such bucket.")
+    return bucket
+
+
+def resolve_path(user, uri: str, field: str = "path") -> tuple[Bucket, BosPath]:
+    path = parse_bos_uri(uri, field)
+    return get_bucket(user, path.bucket), path

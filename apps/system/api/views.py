@@ -1,0 +1,24 @@
+from rest_framework import viewsets
+
+from apps.billing.models import ResourcePackage
+from apps.system.api.serializers import DeviceSerializer, ResourcePackageSerializer
+from workers.models import Device
+
+
+class ResourcePackageViewSet(viewsets.ReadOnlyModelViewSet):
+    """The resource packages jobs, notebooks and services can ask for (the spec's price table)."""
+
+    serializer_class = ResourcePackageSerializer
+    queryset = ResourcePackage.objects.filter(enabled=True)
+    filterset_fields = ["module"]
+
+    def get_queryset(self):
+        module = self.request.query_params.get("module")
+        return self.queryset.filter(module=module) if module else self.queryset
+
+
+class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
+    """The machine's accelerators and what holds each."""
+
+    serializer_class = DeviceSerializer
+    queryset = Device.objects.select_related("host").filter(present=True)

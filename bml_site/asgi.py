@@ -1,0 +1,37 @@
+"""The one public entry: Django for console, API and admin.
+
+Later issues route `/v1/endpoints/...` and `/notebooks/<id>/...` to the gateway here,
+without Django's middleware. Upload bodies over the limit are refused before Django spools
+them to disk.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bml_site.settings")
+
+from django.conf import settings  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_app = get_asgi_application()
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http":
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length and length.isdigit() and int(length) > settings.MAX_UPLOAD_BYTES:
+            limit_mb = settings.MAX_UPLOAD_BYTES // (1024 * 1024)
+            body = f'{{"detail": "Upload too large: the limit is {limit_mb} MB."}}'.encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+    await django_app(scope, receive, send)

@@ -1,0 +1,181 @@
+"""`make up`: start the appliance as one supervised group, stop it all on Ctrl-C.
+
+Order: object store (embedded unless BML_S3_ENDPOINT is set) -> migrate and first
+administrator -> Q cluster and web. A child that dies is restarted (a crash loop gives up
+and stops everything, so a broken install does not spin forever). SIGINT/SIGTERM stop the
+web first, then the Q cluster, then the store, each given a few seconds before SIGKILL.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from apps.storage.embedded import EmbeddedStore
+from bml_site import config
+
+PY = sys.executable
+GRACE_SECONDS = 4
+
+
+class Child:
+    def __init__(self, name: str, command: list[str], log: Path, env: dict):
+        self.name, self.command, self.log_path, self.env = name, command, log, env
+        self.process: subprocess.Popen | None = None
+        self.restarts: list[float] = []
+
+    def start(self):
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=config.BASE_DIR,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum) -> None:
+        """TERM goes to the main process only, so it can stop its own workers in order
+        (Django-Q hangs when its workers are signalled behind its back); KILL takes the group."""
+        if self.alive() or signum == signal.SIGKILL:
+            try:
+                if signum == signal.SIGKILL:
+                    os.killpg(self.process.pid, signum)
+                else:
+                    os.kill(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def stop_all(children: list[Child]) -> None:
+    """SIGTERM every child at once, then SIGKILL whatever is left after the grace period."""
+    for child in children:
+        child.signal(signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    while any(c.alive() for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for child in children:
+        child.signal(signal.SIGKILL)
+        if child.process:
+            child.process.wait(5)
+
+
+def manage(*args, env) -> None:
+    subprocess.run([PY, "manage.py", *args], cwd=config.BASE_DIR, env=env, check=True)
+
+
+def wait_for_web(url: str, child: Child, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise SystemExit(f"web server exited; see {child.log_path}")
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # answered (503 while the Q cluster warms up is fine)
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"web server not answering at {url} after {timeout}s")
+
+
+def main() -> int:
+    var = config.var_dir()
+    logs = var / "log"
+    logs.mkdir(exist_ok=True)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bml_site.settings", "BML_VAR_DIR": str(var)}
+    host = os.environ.get("BML_BIND", "127.0.0.1")
+    port = int(os.environ.get("BML_PORT", "8000"))
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    store = None
+    if not os.environ.get("BML_S3_ENDPOINT"):
+        creds = config.embedded_s3_credentials()
+        store = EmbeddedStore(
+            var / "objectstore", creds["access_key"], creds["secret_key"], logs / "objectstore.log"
+        )
+        print(f"Starting the object store ({store.kind})...", flush=True)
+        store.start()
+        config.embedded_s3_endpoint_file().write_text(store.endpoint)
+
+    children = []
+    try:
+        manage("migrate", "--noinput", "-v", "0", env=env)
+        manage("createcachetable", env=env)
+        manage("sync_devices", env=env)
+        manage("ensure_admin", env=env)
+        children = [
+            Child("qcluster", [PY, "manage.py", "qcluster"], logs / "qcluster.log", env),
+            Child(
+                "web",
+                [
+                    PY,
+                    "-m",
+                    "uvicorn",
+                    "bml_site.asgi:application",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--lifespan",
+                    "off",
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--no-access-log",
+                    "--timeout-graceful-shutdown",
+                    "3",
+                ],
+                logs / "web.log",
+                env,
+            ),
+        ]
+        for child in children:
+            child.start()
+        shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
+        url = f"http://{shown}:{port}"
+        wait_for_web(f"http://127.0.0.1:{port}" if host == "0.0.0.0" else url, children[1])
+        print(f"\nBML console: {url}/   (API: {url}/api/v1/docs/)", flush=True)
+        print(f"Logs in {logs}. Press Ctrl-C to stop.\n", flush=True)
+        while not stopping:
+            time.sleep(0.5)
+            for child in children:
+                if stopping or child.alive():
+                    continue
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                if len(child.restarts) > 5:
+                    print(f"{child.name} keeps dying; see {child.log_path}. Stopping.", flush=True)
+                    stopping = True
+                    break
+                print(f"{child.name} exited ({child.process.returncode}); restarting.", flush=True)
+                child.start()
+    except subprocess.CalledProcessError as exc:
+        print(f"Start-up step failed: {' '.join(exc.cmd[2:])}", flush=True)
+        return 1
+    finally:
+        print("Stopping...", flush=True)
+        stop_all(children)
+        if store:
+            store.stop(grace=3)
+        print("Stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

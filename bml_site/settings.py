@@ -1,0 +1,174 @@
+"""Django settings. Every knob is a BML_* environment variable; defaults are the embedded parts."""
+
+import os
+
+import dj_database_url
+
+from bml_site import config
+
+BASE_DIR = config.BASE_DIR
+VAR_DIR = config.var_dir()
+
+SECRET_KEY = config.secret_key()
+DEBUG = os.environ.get("BML_DEBUG", "0") == "1"
+ALLOWED_HOSTS = os.environ.get("BML_ALLOWED_HOSTS", "*").split(",")
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("BML_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "apps.projects",
+    "apps.storage",
+    "apps.billing",
+    "apps.system",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.storage.middleware.StorageUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "bml_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.projects.context_processors.project_switcher",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "bml_site.asgi.application"
+
+# SQLite in WAL mode with IMMEDIATE transactions and a busy timeout: the web process and
+# the Q cluster write concurrently, and writers must wait rather than fail "database is locked".
+_sqlite_default = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("BML_DATABASE_URL", _sqlite_default), conn_max_age=0
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory: the real Q cluster runs in another process during tests.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A database cache, so the Q cluster's heartbeat is visible to the web process (/healthz).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "bml_cache",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("BML_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "projects:list"
+LOGOUT_REDIRECT_URL = "login"
+
+# Uploads: raw PUT bodies larger than this are refused with 413 before they are read.
+MAX_UPLOAD_BYTES = int(os.environ.get("BML_MAX_UPLOAD_MB", "5120")) * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+FILE_UPLOAD_TEMP_DIR = None
+
+S3 = config.s3_settings()
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "apps.storage.api.exceptions.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BML appliance API",
+    "DESCRIPTION": "Projects, object storage (bos://), devices and resource packages.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Django-Q2: the ORM broker on the same database by default, Redis when BML_REDIS_URL is set.
+Q_CLUSTER = {
+    "name": os.environ.get("BML_Q_CLUSTER_NAME", "bml"),
+    "workers": int(os.environ.get("BML_Q_WORKERS", "2")),
+    "timeout": 600,
+    "retry": 900,
+    "max_attempts": 1,
+    "catch_up": False,
+    "poll": 0.5,
+    "label": "Task queue",
+}
+if os.environ.get("BML_REDIS_URL"):
+    Q_CLUSTER["redis"] = os.environ["BML_REDIS_URL"]
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# Devices: detected with torch/paddle at start-up, or declared, e.g. "cuda:2,xpu:1".
+DECLARED_DEVICES = os.environ.get("BML_DEVICES", "")
+HOST_NAME = os.environ.get("BML_HOST_NAME") or os.uname().nodename
+
+EMAIL_BACKEND = os.environ.get(
+    "BML_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("BML_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,43 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from apps.projects.api.views import MembershipViewSet, ProjectViewSet
+from apps.storage.api.views import BucketViewSet
+from apps.system import views as system_views
+from apps.system.api.views import DeviceViewSet, ResourcePackageViewSet
+
+router = DefaultRouter()
+router.register("projects", ProjectViewSet, basename="project")
+router.register("buckets", BucketViewSet, basename="bucket")
+router.register("resource-packages", ResourcePackageViewSet, basename="resource-package")
+router.register("devices", DeviceViewSet, basename="device")
+
+members = MembershipViewSet.as_view({"get": "list", "post": "create"})
+member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
+
+api_urls = [
+    path("projects/<int:project_pk>/members/", members, name="project-members"),
+    path("projects/<int:project_pk>/members/<int:pk>/", member, name="project-member"),
+    path("", include("apps.storage.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="projects:list", permanent=False), name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("projects/", include("apps.projects.urls")),
+    path("storage/", include("apps.storage.urls")),
+    path("resources/", system_views.resources, name="resources"),
+    path("healthz", system_views.healthz, name="healthz"),
+    path("metrics", system_views.prometheus_metrics, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_urls)),
+    path("api-auth/", include("rest_framework.urls")),
+]
