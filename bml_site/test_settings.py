@@ -1,0 +1,13 @@
+"""Settings for the test suite: a throw-away var/ directory, so tests never touch the data of a
+running appliance. The suite starts its own object store and Q cluster (tests/conftest.py)."""
+
+import os
+import tempfile
+
+os.environ.setdefault("BML_VAR_DIR", tempfile.mkdtemp(prefix="bml-test-"))
+os.environ.setdefault("BML_DEVICES", "cuda:2,xpu:1")  # pretend: two GPUs and one Kunlun XPU
+os.environ.setdefault("BML_HOST_NAME", "test-host")
+
+from bml_site.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user factories
