@@ -31,6 +31,23 @@ def object_store():
     store.stop()
 
 
+@pytest.fixture(autouse=True)
+def empty_store_after_each_test(object_store):
+    """The database rolls back after each test; the store must be emptied to match."""
+    yield
+    from minio.deleteobjects import DeleteObject
+
+    from apps.storage.client import get_client
+
+    client = get_client()
+    for bucket in client.list_buckets():
+        names = [
+            DeleteObject(o.object_name) for o in client.list_objects(bucket.name, recursive=True)
+        ]
+        list(client.remove_objects(bucket.name, names))
+        client.remove_bucket(bucket.name)
+
+
 def child_env(**extra) -> dict:
     """Environment for processes the tests start: same var/, same test database."""
     db = settings.DATABASES["default"]["NAME"]

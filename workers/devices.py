@@ -97,18 +97,29 @@ def fits_host(package, host: Host) -> str | None:
     return None
 
 
+def lease_size(package, host: Host) -> tuple[int, int]:
+    """(cores, memory MB) a lease of `package` takes on `host`.
+
+    The package names cloud-sized figures; here a CPU package takes at most the whole host,
+    and a device package takes the CPU and memory share of the devices it holds (of all the
+    host's accelerators), so one-device jobs fill every device whatever the core count.
+    """
+    cores, memory_mb = package.cpu_cores, package.memory_gb * 1024
+    if package.device_count:
+        total = host.devices.filter(present=True).count() or 1
+        cores = min(cores, host.cpu_cores * package.device_count // total)
+        memory_mb = min(memory_mb, host.memory_mb * package.device_count // total)
+    return max(1, min(cores, host.cpu_cores)), max(1, min(memory_mb, host.memory_mb))
+
+
 def acquire(package, holder_type: str, holder_id, label: str = "") -> Lease:
     """Lease what `package` asks for on this host, or raise NoCapacity."""
     host = this_host()
     reason = fits_host(package, host)
     if reason:
         raise NoCapacity(reason)
-    cores = min(package.cpu_cores, host.cpu_cores)
-    memory_mb = min(package.memory_gb * 1024, host.memory_mb)
+    cores, memory_mb = lease_size(package, host)
     with transaction.atomic():
-        free = free_capacity(host)
-        if free["cpu_cores"] < cores:
-            raise NoCapacity(f"{cores} CPU cores needed, {free['cpu_cores']} free.")
         devices = []
         if package.device_count:
             busy = Device.objects.filter(leases__in=active_leases(host)).values_list(
@@ -124,6 +135,9 @@ def acquire(package, holder_type: str, holder_id, label: str = "") -> Lease:
                     f"{package.device_count} {package.device_kind} device(s) needed, "
                     f"{len(devices)} free."
                 )
+        free = free_capacity(host)
+        if free["cpu_cores"] < cores:
+            raise NoCapacity(f"{cores} CPU cores needed, {free['cpu_cores']} free.")
         lease = Lease.objects.create(
             host=host,
             holder_type=holder_type,

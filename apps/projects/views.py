@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.projects import counters, selectors, services
 from apps.projects.models import Membership, Role
@@ -10,6 +10,7 @@ from apps.projects.web import report_errors
 
 
 @login_required
+@require_safe
 def project_list(request):
     projects = list(selectors.projects_for(request.user))
     roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
@@ -38,6 +39,7 @@ def project_switch(request, project_id):
 
 
 @login_required
+@require_safe
 def project_settings(request, project_id):
     membership = selectors.membership_for(request.user, project_id)
     project = membership.project
@@ -77,6 +79,7 @@ def project_delete(request, project_id):
 @require_POST
 def member_add(request, project_id):
     project = selectors.get_project(request.user, project_id)
+    services.require_role(request.user, project, Role.OWNER)
     username = request.POST.get("username", "").strip()
     user = get_user_model().objects.filter(username=username).first()
     if user is None:

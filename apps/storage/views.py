@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.projects.models import Membership
 from apps.projects.selectors import current_project
@@ -13,6 +13,7 @@ from apps.storage.paths import validate_prefix
 
 
 @login_required
+@require_safe
 def bucket_list(request):
     project = current_project(request)
     buckets = selectors.buckets_for(request.user, project)
@@ -49,6 +50,7 @@ def _breadcrumbs(bucket, prefix):
 
 
 @login_required
+@require_safe
 def browse(request, name):
     bucket = selectors.get_bucket(request.user, name)
     try:
@@ -72,6 +74,7 @@ def browse(request, name):
 
 
 @login_required
+@require_safe
 def download(request, name, key):
     bucket = selectors.get_bucket(request.user, name)
     return streaming.object_response(bucket, key)

@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from apps.billing.models import ResourcePackage
 from apps.system import health, metrics
@@ -17,6 +18,7 @@ def prometheus_metrics(request):
 
 
 @login_required
+@require_safe
 def resources(request):
     host = devices.this_host()
     device_rows = [

@@ -1,5 +1,7 @@
 """Object storage for user code: bos:// paths over S3, with the credentials a run is given."""
 
+from __future__ import annotations
+
 import os
 import re
 from dataclasses import dataclass

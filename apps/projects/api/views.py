@@ -28,7 +28,9 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return selectors.projects_for(self.request.user)
 
     def get_object(self):
-        return selectors.get_project(self.request.user, self.kwargs["pk"])
+        project = selectors.get_project(self.request.user, self.kwargs["pk"])
+        self.check_object_permissions(self.request, project)
+        return project
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -52,9 +54,8 @@ class ProjectViewSet(viewsets.ModelViewSet):
     @extend_schema(request=ProjectDeleteSerializer, responses={202: None})
     def destroy(self, request, *args, **kwargs):
         project = self.get_object()
-        body = ProjectDeleteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        services.delete_project(request.user, project, body.validated_data["confirm_name"])
+        # The service checks the role, then the typed name (a viewer gets 403, not 400).
+        services.delete_project(request.user, project, request.data.get("confirm_name", ""))
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
@@ -71,13 +72,21 @@ class MembershipViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def project(self):
-        return selectors.get_project(self.request.user, self.kwargs["project_pk"])
+        project = selectors.get_project(self.request.user, self.kwargs["project_pk"])
+        self.check_object_permissions(self.request, project)
+        return project
 
     def get_queryset(self):
         return Membership.objects.filter(project=self.project()).select_related("user")
 
     def get_object(self):
-        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+        membership = get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, membership)
+        return membership
+
+    def create(self, request, *args, **kwargs):
+        self.project()  # 404/403 before the body is validated
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         data = serializer.validated_data

@@ -35,7 +35,9 @@ class BucketViewSet(
         return selectors.buckets_for(self.request.user, project)
 
     def get_object(self):
-        return selectors.get_bucket(self.request.user, self.kwargs["name"])
+        bucket = selectors.get_bucket(self.request.user, self.kwargs["name"])
+        self.check_object_permissions(self.request, bucket)
+        return bucket
 
     @extend_schema(parameters=[OpenApiParameter("project", int, description="Project id")])
     def list(self, request, *args, **kwargs):
@@ -51,7 +53,15 @@ class BucketViewSet(
         services.delete_bucket(self.request.user, bucket)
 
 
-class ObjectListView(APIView):
+class BucketScopedView(APIView):
+    def bucket(self, request, name):
+        """The bucket, 404 outside your projects, 403 for a viewer's write."""
+        bucket = selectors.get_bucket(request.user, name)
+        self.check_object_permissions(request, bucket)
+        return bucket
+
+
+class ObjectListView(BucketScopedView):
     """Folders and files directly under `prefix` (one level, like a file browser)."""
 
     @extend_schema(
@@ -59,13 +69,13 @@ class ObjectListView(APIView):
         responses=EntrySerializer(many=True),
     )
     def get(self, request, name):
-        bucket = selectors.get_bucket(request.user, name)
+        bucket = self.bucket(request, name)
         entries = services.list_folder(bucket, request.query_params.get("prefix", ""))
         data = [{**entry.__dict__, "uri": f"bos://{bucket.name}/{entry.key}"} for entry in entries]
         return Response(EntrySerializer(data, many=True).data)
 
 
-class ObjectView(APIView):
+class ObjectView(BucketScopedView):
     """One object: GET downloads (streamed), PUT uploads the raw request body, DELETE removes
     it (a key ending in '/' removes the folder and everything under it)."""
 
@@ -73,7 +83,7 @@ class ObjectView(APIView):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, name, key):
-        bucket = selectors.get_bucket(request.user, name)
+        bucket = self.bucket(request, name)
         return streaming.object_response(bucket, key)
 
     @extend_schema(
@@ -81,7 +91,7 @@ class ObjectView(APIView):
         responses={201: UploadResultSerializer},
     )
     def put(self, request, name, key):
-        bucket = selectors.get_bucket(request.user, name)
+        bucket = self.bucket(request, name)
         length = request.headers.get("Content-Length")
         if not length or not length.isdigit():
             return Response(
@@ -100,22 +110,22 @@ class ObjectView(APIView):
         return Response(UploadResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
     def delete(self, request, name, key):
-        bucket = selectors.get_bucket(request.user, name)
+        bucket = self.bucket(request, name)
         services.delete_path(request.user, bucket, key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class FolderView(APIView):
+class FolderView(BucketScopedView):
     @extend_schema(request=FolderSerializer, responses={201: FolderSerializer})
     def post(self, request, name):
-        bucket = selectors.get_bucket(request.user, name)
+        bucket = self.bucket(request, name)
         serializer = FolderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key = services.create_folder(request.user, bucket, serializer.validated_data["path"])
         return Response({"path": key}, status=status.HTTP_201_CREATED)
 
 
-class MultiUploadView(APIView):
+class MultiUploadView(BucketScopedView):
     """Several files at once as multipart/form-data (field `files`), into folder `prefix`."""
 
     parser_classes = [MultiPartParser]
@@ -133,7 +143,7 @@ class MultiUploadView(APIView):
         responses={201: UploadResultSerializer(many=True)},
     )
     def post(self, request, name):
-        bucket = selectors.get_bucket(request.user, name)
+        bucket = self.bucket(request, name)
         files = request.FILES.getlist("files")
         if not files:
             raise ValidationError({"files": "Choose at least one file to upload."})

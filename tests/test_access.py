@@ -1,0 +1,162 @@
+"""Every registered route, walked with the objects of another user's project.
+
+Like NetBox's view and API test-case mixins, but without anyone having to remember: a route
+added tomorrow is covered the day it is registered. A route whose URL names an object of a
+project must answer 404 to a stranger for every method, and refuse every write (403) to a
+viewer of that project. A new URL parameter must be taught to OBJECT_KWARGS below, or this
+test fails and says so.
+"""
+
+import io
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from apps.projects import services as projects
+from apps.projects.models import Membership, Project, Role
+from apps.storage import services as storage
+
+WRITE_METHODS = ["post", "put", "patch", "delete"]
+
+# Routes that name no project-owned object, and why they are left out.
+EXEMPT_NAMESPACES = {"admin", "rest_framework"}  # staff-only admin; DRF's login pages
+EXEMPT_WRITES = {
+    "projects:switch",  # choosing the current project writes to your session, not to it
+}
+GLOBAL_KWARG_ROUTES = {
+    # Read-only, appliance-wide catalogues (not owned by any project).
+    "device-detail",
+    "resource-package-detail",
+}
+
+
+@pytest.fixture
+def world(make_user):
+    owner, stranger, viewer = make_user(), make_user(), make_user()
+    project = projects.create_project(owner, "secret-project")
+    projects.add_member(owner, project, viewer, Role.VIEWER)
+    bucket = storage.create_bucket(owner, project, "secret-bucket")
+    storage.upload_object(owner, bucket, "file.txt", io.BytesIO(b"data"), 4)
+    membership = Membership.objects.get(project=project, user=viewer)
+    return {
+        "owner": owner,
+        "stranger": stranger,
+        "viewer": viewer,
+        "project": project,
+        "OBJECT_KWARGS": {
+            "pk": project.pk,  # on project routes; member routes override below
+            "project_pk": project.pk,
+            "project_id": project.pk,
+            "membership_id": membership.pk,
+            "name": bucket.name,
+            "key": "file.txt",
+        },
+        "membership": membership,
+    }
+
+
+def routes(patterns=None, namespace=""):
+    patterns = get_resolver().url_patterns if patterns is None else patterns
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            ns = pattern.namespace or ""
+            if ns in EXEMPT_NAMESPACES:
+                continue
+            child_ns = f"{namespace}:{ns}" if namespace and ns else (ns or namespace)
+            yield from routes(pattern.url_patterns, child_ns)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            groups = list(pattern.pattern.regex.groupindex)
+            name = f"{namespace}:{pattern.name}" if namespace else pattern.name
+            yield name, [g for g in groups if g != "format"]
+
+
+def object_routes():
+    seen = set()
+    for name, kwargs in routes():
+        if kwargs and name not in GLOBAL_KWARG_ROUTES and (name, tuple(kwargs)) not in seen:
+            seen.add((name, tuple(kwargs)))
+            yield name, kwargs
+
+
+def url_for(world, name, kwargs):
+    values = dict(world["OBJECT_KWARGS"])
+    if name == "project-member":
+        values["pk"] = world["membership"].pk
+    unknown = [k for k in kwargs if k not in values]
+    assert not unknown, f"route {name} has URL parameters {unknown}: teach OBJECT_KWARGS"
+    return reverse(name, kwargs={k: values[k] for k in kwargs})
+
+
+def clients_for(user):
+    api = APIClient()
+    api.force_authenticate(user)
+    web = Client()
+    web.force_login(user)
+    return api, web
+
+
+def call(client, method, url):
+    return (
+        getattr(client, method)(url, {}, format="json")
+        if isinstance(client, APIClient)
+        else getattr(client, method)(url)
+    )
+
+
+def test_the_walk_covers_the_routes_that_exist(world):
+    names = {name for name, _ in object_routes()}
+    assert {
+        "project-detail",
+        "bucket-detail",
+        "bucket-object",
+        "storage:browse",
+        "projects:settings",
+        "project-member",
+    } <= names
+
+
+def test_strangers_get_404_for_every_method_on_every_object_route(world):
+    api, web = clients_for(world["stranger"])
+    failures = []
+    for name, kwargs in object_routes():
+        url = url_for(world, name, kwargs)
+        client = api if url.startswith("/api/") else web
+        for method in ["get", *WRITE_METHODS]:
+            status = call(client, method, url).status_code
+            if status not in (404, 405):
+                failures.append(f"{method.upper()} {url} ({name}) -> {status}")
+    assert not failures, "\n".join(failures)
+    # ...and nothing was changed by those requests.
+    assert Project.objects.get(pk=world["project"].pk).name == "secret-project"
+    assert storage.list_folder(world["project"].buckets.get(), "")[0].key == "file.txt"
+
+
+def test_viewers_are_refused_every_write_on_every_object_route(world):
+    api, web = clients_for(world["viewer"])
+    failures = []
+    for name, kwargs in object_routes():
+        if name in EXEMPT_WRITES:
+            continue
+        url = url_for(world, name, kwargs)
+        client = api if url.startswith("/api/") else web
+        for method in WRITE_METHODS:
+            status = call(client, method, url).status_code
+            if status not in (403, 405):
+                failures.append(f"{method.upper()} {url} ({name}) -> {status}")
+        if client is api:  # and reads work for a viewer
+            read = call(client, "get", url).status_code
+            if read in (403, 404):
+                failures.append(f"GET {url} ({name}) -> {read} for a viewer")
+    assert not failures, "\n".join(failures)
+    assert storage.list_folder(world["project"].buckets.get(), "")[0].key == "file.txt"
+    assert Membership.objects.get(pk=world["membership"].pk).role == Role.VIEWER
+
+
+def test_lists_never_show_another_users_objects(world):
+    api, web = clients_for(world["stranger"])
+    assert "secret-project" not in str(api.get("/api/v1/projects/").json())
+    assert api.get("/api/v1/buckets/").json()["results"] == []
+    assert b"secret-project" not in web.get("/projects/").content
+    assert b"secret-bucket" not in web.get("/storage/").content
