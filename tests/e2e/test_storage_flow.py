@@ -4,7 +4,7 @@ import os
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_PASSWORD, sign_in
+from tests.e2e.conftest import ADMIN_PASSWORD, login, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -43,9 +43,9 @@ def test_sign_in_create_project_and_bucket_upload_with_progress_and_download(
     assert hashlib.sha256(downloaded.read_bytes()).digest() == hashlib.sha256(payload).digest()
 
     # The same object is listed through the API.
-    api = httpx.Client(base_url=appliance["url"])
-    page_cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    listing = api.get("/api/v1/buckets/e2e-bucket/objects/", cookies=page_cookies).json()
+    with httpx.Client(base_url=appliance.url) as api:
+        login(api)
+        listing = api.get("/api/v1/buckets/e2e-bucket/objects/").json()
     assert [(e["key"], e["size"]) for e in listing] == [("weights.bin", len(payload))]
 
 
@@ -58,5 +58,5 @@ def test_wrong_password_is_refused_plainly(page):
 
 
 def test_healthz_of_the_running_appliance(appliance):
-    report = httpx.get(appliance["url"] + "/healthz", timeout=10).json()
+    report = httpx.get(appliance.url + "/healthz", timeout=10).json()
     assert report["database"]["ok"] and report["object_store"]["ok"]
