@@ -1,8 +1,9 @@
 """The one public entry: Django for console, API and admin.
 
-Later issues route `/v1/endpoints/...` and `/notebooks/<id>/...` to the gateway here,
-without Django's middleware. Upload bodies over the limit are refused before Django spools
-them to disk.
+Object bytes (uploads, downloads) take the lean path in `apps.storage.transfer`; later
+issues route `/v1/endpoints/...` and `/notebooks/<id>/...` to the gateway here, likewise
+without Django's middleware. Bodies over the upload limit are refused before anything reads
+them.
 """
 
 import os
@@ -13,6 +14,8 @@ from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_app = get_asgi_application()
+
+from apps.storage import transfer  # noqa: E402  (needs the app registry ready)
 
 
 async def application(scope, receive, send):
@@ -34,4 +37,7 @@ async def application(scope, receive, send):
             )
             await send({"type": "http.response.body", "body": body})
             return
+    if route := transfer.match(scope):
+        await transfer.handle(*route, scope, receive, send)
+        return
     await django_app(scope, receive, send)

@@ -5,7 +5,7 @@ import io
 import mimetypes
 import posixpath
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -133,6 +133,14 @@ def stat_object(bucket: Bucket, key: str):
     validate_key(key)
     with translate_errors():
         return get_client().stat_object(bucket.name, key)
+
+
+def presigned_read_url(bucket: Bucket, key: str) -> str:
+    """A short-lived signed GET URL of the store, for the lean download path (server-side
+    only: the store listens on loopback and its URLs never reach a page)."""
+    validate_key(key)
+    with translate_errors():
+        return get_client().presigned_get_object(bucket.name, key, expires=timedelta(minutes=5))
 
 
 def open_object(bucket: Bucket, key: str):

@@ -1,0 +1,114 @@
+"""The lean byte path (apps.storage.transfer), driven through the real ASGI application."""
+
+import asyncio
+import hashlib
+import io
+import os
+
+import httpx
+import pytest
+from rest_framework.authtoken.models import Token
+
+from apps.projects import services as projects
+from apps.projects.models import Project, Role
+from apps.storage import services as storage
+from apps.storage.client import get_client
+from apps.storage.embedded import free_port
+from bml_site.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the handler reads from other threads
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def request(method, path, headers=None, content=None, cookies=None):
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", cookies=cookies
+    ) as client:
+        return await client.request(method, path, headers=headers, content=content)
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def bucket(owner):
+    return storage.create_bucket(owner, Project.objects.get(owner=owner), "lean-bucket")
+
+
+def token_for(user) -> dict:
+    return {"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"}
+
+
+def test_upload_then_download_through_the_lean_path(owner, bucket):
+    data = os.urandom(20 * 1024 * 1024 + 5)  # two parts in the store
+    put = run(request("PUT", "/api/v1/buckets/lean-bucket/objects/w/x.bin", token_for(owner), data))
+    assert put.status_code == 201, put.text
+    assert put.json()["size"] == len(data)
+    got = run(request("GET", "/api/v1/buckets/lean-bucket/objects/w/x.bin", token_for(owner)))
+    assert got.status_code == 200
+    assert got.headers["content-length"] == str(len(data))
+    assert "x.bin" in got.headers["content-disposition"]
+    assert hashlib.sha256(got.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_strangers_get_404_and_viewers_cannot_write(owner, bucket, make_user):
+    storage.upload_object(owner, bucket, "a.txt", io.BytesIO(b"abc"), 3)
+    stranger, viewer = make_user(), make_user()
+    projects.add_member(owner, bucket.project, viewer, Role.VIEWER)
+    path = "/api/v1/buckets/lean-bucket/objects/a.txt"
+    assert run(request("GET", path, token_for(stranger))).status_code == 404
+    assert run(request("PUT", path, token_for(stranger), b"zz")).status_code == 404
+    viewer_headers = token_for(viewer)
+    assert run(request("GET", path, viewer_headers)).content == b"abc"
+    refused = run(request("PUT", path, viewer_headers, b"zz"))
+    assert refused.status_code == 403 and "viewer" in refused.json()["detail"]
+    assert get_client().get_object("lean-bucket", "a.txt").read() == b"abc"
+
+
+def test_session_uploads_need_the_csrf_token(owner, bucket, client):
+    client.force_login(owner)
+    cookies = {"sessionid": client.cookies["sessionid"].value}
+    refused = run(request("PUT", "/api/v1/buckets/lean-bucket/objects/c.txt", {}, b"x", cookies))
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    assert list(get_client().list_objects("lean-bucket")) == []
+
+
+def test_anonymous_requests_are_refused_or_sent_to_login(bucket):
+    api = run(request("GET", "/api/v1/buckets/lean-bucket/objects/a.txt"))
+    assert api.status_code == 403
+    console = run(request("GET", "/storage/lean-bucket/download/a.txt"))
+    assert console.status_code == 302
+    assert console.headers["location"].startswith("/login/?next=")
+
+
+def test_missing_object_and_bad_key(owner, bucket):
+    headers = token_for(owner)
+    assert (
+        run(request("GET", "/api/v1/buckets/lean-bucket/objects/nope", headers)).status_code == 404
+    )
+    bad = run(request("PUT", "/api/v1/buckets/lean-bucket/objects/a/%2E%2E/b", headers, b"x"))
+    assert bad.status_code == 400 and ".." in str(bad.json())
+
+
+def test_oversize_upload_is_refused_before_reading(owner, bucket, settings):
+    settings.MAX_UPLOAD_BYTES = 10
+    response = run(
+        request("PUT", "/api/v1/buckets/lean-bucket/objects/big", token_for(owner), b"x" * 11)
+    )
+    assert response.status_code == 413
+    assert list(get_client().list_objects("lean-bucket")) == []
+
+
+def test_store_down_is_503(owner, bucket, settings):
+    headers = token_for(owner)
+    settings.S3 = {**settings.S3, "endpoint": f"127.0.0.1:{free_port()}"}
+    for method, body in (("GET", None), ("PUT", b"data")):
+        response = run(request(method, "/api/v1/buckets/lean-bucket/objects/k", headers, body))
+        assert response.status_code == 503, (method, response.text)
+        assert "not reachable" in response.json()["detail"]
