@@ -8,6 +8,7 @@ web first, then the Q cluster, then the store, each given a few seconds before S
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -86,6 +87,15 @@ def wait_for_web(url: str, child: Child, timeout: float = 60) -> None:
     raise SystemExit(f"web server not answering at {url} after {timeout}s")
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def main() -> int:
     var = config.var_dir()
     logs = var / "log"
@@ -93,6 +103,9 @@ def main() -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bml_site.settings", "BML_VAR_DIR": str(var)}
     host = os.environ.get("BML_BIND", "127.0.0.1")
     port = int(os.environ.get("BML_PORT", "8000"))
+    if not port_is_free(host, port):
+        print(f"Port {port} on {host} is in use: stop what holds it, or set BML_PORT.")
+        return 1
     stopping = False
 
     def request_stop(signum, frame):

@@ -26,7 +26,7 @@ def test_sign_in_create_project_and_bucket_upload_with_progress_and_download(
     page.wait_for_selector("text=Bucket bos://e2e-bucket/ created.")
     page.click("a:text('e2e-bucket')")
 
-    payload = os.urandom(24 * 1024 * 1024 + 7)  # several multipart parts
+    payload = os.urandom(200 * 1024 * 1024 + 7)  # the 200 MB, many multipart parts
     source = tmp_path / "weights.bin"
     source.write_bytes(payload)
     page.set_input_files("#upload-input", str(source))
