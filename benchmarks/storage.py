@@ -19,7 +19,7 @@ import urllib3  # noqa: E402
 from minio import Minio  # noqa: E402
 
 from apps.storage.client import PART_SIZE  # noqa: E402
-from benchmarks._appliance import RunningAppliance  # noqa: E402
+from bml_site.running import RunningAppliance  # noqa: E402
 
 CHUNK = 1024 * 1024
 
@@ -44,11 +44,17 @@ def main() -> None:
             fh.write(os.urandom(CHUNK))
     size = source.stat().st_size
 
-    with RunningAppliance() as appliance:
-        api = appliance.session()
+    appliance = RunningAppliance(tempfile.mkdtemp(prefix="bml-bench-"), "bench-admin-pass-1")
+    appliance.start()
+    try:
+        api = appliance.login()
         project = api.get("/api/v1/projects/").json()["results"][0]["id"]
         api.post("/api/v1/buckets/", json={"project": project, "name": "bench-api"})
-        raw_cfg = appliance.raw_s3()
+        # The raw client talks to the very store the appliance uses, with its keys.
+        raw_cfg = {
+            "endpoint": (appliance.var / "objectstore-endpoint").read_text().strip(),
+            **json.loads((appliance.var / "objectstore-credentials.json").read_text()),
+        }
         raw = Minio(
             raw_cfg["endpoint"],
             access_key=raw_cfg["access_key"],
@@ -103,6 +109,9 @@ def main() -> None:
             times["raw_up"].append(timed(raw_upload))
             times["api_down"].append(timed(api_download))
             times["raw_down"].append(timed(raw_download))
+
+    finally:
+        appliance.stop()
 
     mbps = {k: round(size_mb / statistics.median(v), 1) for k, v in times.items()}
     up_ratio = round(mbps["api_up"] / mbps["raw_up"], 3)

@@ -1,15 +1,13 @@
-import httpx
 import pytest
 
-from tests.e2e.conftest import Appliance, login
+from tests.e2e.conftest import start_appliance
 
 pytestmark = pytest.mark.e2e
 
 
 def test_stop_with_ctrl_c_and_start_again_keeps_everything(tmp_path):
-    appliance = Appliance(tmp_path).start()
-    with httpx.Client(base_url=appliance.url, timeout=30) as client:
-        login(client)
+    appliance = start_appliance(tmp_path)
+    with appliance.login() as client:
         project = client.post("/api/v1/projects/", json={"name": "kept"}).json()
         client.post("/api/v1/buckets/", json={"project": project["id"], "name": "kept-bucket"})
         put = client.put("/api/v1/buckets/kept-bucket/objects/notes/a.txt", content=b"still here")
@@ -20,10 +18,9 @@ def test_stop_with_ctrl_c_and_start_again_keeps_everything(tmp_path):
     log = (tmp_path / "launcher.log").read_text()
     assert log.count("First login (shown once)") == 1
 
-    again = Appliance(tmp_path).start()  # same var/, a new port
+    again = start_appliance(tmp_path)  # same var/, a new port
     try:
-        with httpx.Client(base_url=again.url, timeout=30) as client:
-            login(client)
+        with again.login() as client:
             names = [p["name"] for p in client.get("/api/v1/projects/").json()["results"]]
             assert "kept" in names
             body = client.get("/api/v1/buckets/kept-bucket/objects/notes/a.txt").content

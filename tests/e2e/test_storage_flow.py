@@ -4,7 +4,7 @@ import os
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_PASSWORD, login, sign_in
+from tests.e2e.conftest import ADMIN_PASSWORD, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -43,8 +43,7 @@ def test_sign_in_create_project_and_bucket_upload_with_progress_and_download(
     assert hashlib.sha256(downloaded.read_bytes()).digest() == hashlib.sha256(payload).digest()
 
     # The same object is listed through the API.
-    with httpx.Client(base_url=appliance.url) as api:
-        login(api)
+    with appliance.login() as api:
         listing = api.get("/api/v1/buckets/e2e-bucket/objects/").json()
     assert [(e["key"], e["size"]) for e in listing] == [("weights.bin", len(payload))]
 

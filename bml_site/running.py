@@ -1,0 +1,95 @@
+"""Run the whole appliance as `make up` does, in a child process: for the browser tests and
+the benchmarks, which must measure and drive the real thing."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+
+from bml_site.config import BASE_DIR
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RunningAppliance:
+    """`python -m bml_site.launcher` with its own var/ and port; Ctrl-C to stop."""
+
+    def __init__(self, var: Path, admin_password: str, port: int | None = None):
+        self.var, self.admin_password = Path(var), admin_password
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.var / "launcher.log"
+
+    def start(self, timeout: float = 120) -> "RunningAppliance":
+        # A clean environment: none of the caller's BML_* or Django settings leak in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BML_", "DJANGO_"))}
+        env.update(
+            BML_VAR_DIR=str(self.var),
+            BML_PORT=str(self.port),
+            BML_ADMIN_PASSWORD=self.admin_password,
+        )
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bml_site.launcher"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/login/", timeout=2)
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        "appliance did not start:\n" + self.log_path.read_text()
+                    ) from None
+                time.sleep(0.3)
+
+    def stop(self, timeout: float = 20) -> float:
+        """Ctrl-C, as a user would; returns the seconds the stop took."""
+        started = time.monotonic()
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise RuntimeError(f"appliance did not stop within {timeout}s of Ctrl-C") from None
+        if self.process:
+            self._log.close()
+        return time.monotonic() - started
+
+    def login(self, client: httpx.Client | None = None, username: str = "admin") -> httpx.Client:
+        """An httpx client signed in through the login form, with the CSRF header set."""
+        client = client or httpx.Client(base_url=self.url, timeout=600)
+        client.get("/login/")
+        response = client.post(
+            "/login/",
+            data={
+                "username": username,
+                "password": self.admin_password,
+                "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            },
+        )
+        if response.status_code != 302:
+            raise RuntimeError(f"login failed: {response.status_code} {response.text[:200]}")
+        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+        return client
