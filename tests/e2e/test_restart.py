@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 
 from tests.e2e.conftest import start_appliance
@@ -7,7 +9,7 @@ pytestmark = pytest.mark.e2e
 
 def test_stop_with_ctrl_c_and_start_again_keeps_everything(tmp_path):
     appliance = start_appliance(tmp_path)
-    with appliance.login() as client:
+    with contextlib.closing(appliance.login()) as client:
         project = client.post("/api/v1/projects/", json={"name": "kept"}).json()
         client.post("/api/v1/buckets/", json={"project": project["id"], "name": "kept-bucket"})
         put = client.put("/api/v1/buckets/kept-bucket/objects/notes/a.txt", content=b"still here")
@@ -20,7 +22,7 @@ def test_stop_with_ctrl_c_and_start_again_keeps_everything(tmp_path):
 
     again = start_appliance(tmp_path)  # same var/, a new port
     try:
-        with again.login() as client:
+        with contextlib.closing(again.login()) as client:
             names = [p["name"] for p in client.get("/api/v1/projects/").json()["results"]]
             assert "kept" in names
             body = client.get("/api/v1/buckets/kept-bucket/objects/notes/a.txt").content

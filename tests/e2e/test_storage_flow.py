@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import os
 
@@ -43,7 +44,7 @@ def test_sign_in_create_project_and_bucket_upload_with_progress_and_download(
     assert hashlib.sha256(downloaded.read_bytes()).digest() == hashlib.sha256(payload).digest()
 
     # The same object is listed through the API.
-    with appliance.login() as api:
+    with contextlib.closing(appliance.login()) as api:
         listing = api.get("/api/v1/buckets/e2e-bucket/objects/").json()
     assert [(e["key"], e["size"]) for e in listing] == [("weights.bin", len(payload))]
 
