@@ -10,6 +10,8 @@ from minio import Minio
 from minio.error import S3Error
 
 PART_SIZE = 16 * 1024 * 1024
+# Parts in flight per upload: the body arrives while earlier parts are still being stored.
+UPLOAD_PARALLELISM = 6
 
 
 class StorageUnavailable(Exception):

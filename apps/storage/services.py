@@ -16,6 +16,7 @@ from apps.projects.models import Role
 from apps.projects.services import require_role
 from apps.storage.client import (
     PART_SIZE,
+    UPLOAD_PARALLELISM,
     ObjectNotFound,
     UploadTooLarge,
     get_client,
@@ -124,7 +125,13 @@ def upload_object(user, bucket: Bucket, key: str, stream, length: int, content_t
     content_type = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
     with translate_errors():
         result = get_client().put_object(
-            bucket.name, key, stream, length, content_type=content_type, part_size=PART_SIZE
+            bucket.name,
+            key,
+            stream,
+            length,
+            content_type=content_type,
+            part_size=PART_SIZE,
+            num_parallel_uploads=UPLOAD_PARALLELISM,
         )
     return {"bucket": bucket.name, "key": key, "size": length, "etag": result.etag}
 
