@@ -21,6 +21,7 @@ def prometheus_metrics(request):
 @require_safe
 def resources(request):
     host = devices.this_host()
+    free = devices.free_capacity(host)
     device_rows = [
         {"device": d, "lease": d.leases.filter(released_at__isnull=True).first()}
         for d in host.devices.all()
@@ -30,7 +31,9 @@ def resources(request):
         "system/resources.html",
         {
             "host": host,
-            "free": devices.free_capacity(host),
+            "free": free,
+            "free_memory_bytes": free["memory_mb"] * 1024 * 1024,
+            "total_memory_bytes": host.memory_mb * 1024 * 1024,
             "device_rows": device_rows,
             "leases": devices.active_leases(host).select_related("package"),
             "packages": ResourcePackage.objects.filter(enabled=True),

@@ -97,6 +97,7 @@ def test_resources_page_shows_devices_and_holders(host, make_user):
     page = web.get("/resources/").content.decode()
     assert "cuda:0" in page and "job train-resnet" in page and "xpu:0" in page
     assert "CPU Instance_8 Core_32GB Memory" in page
+    assert f"of {host.memory_mb // 1024}" in page.replace("\xa0", " ")  # memory shown in GB
 
 
 def test_devices_api_lists_holders(host, make_user, api_client_for):
