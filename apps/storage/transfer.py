@@ -15,6 +15,7 @@ Routes (anything else goes to Django):
 """
 
 import asyncio
+import collections
 import io
 import json
 import queue
@@ -94,26 +95,39 @@ def _authorize(scope, bucket_name: str, key: str, write: bool, console: bool):
 
 
 class BodyPipe:
-    """A file-like `read(n)` for the store client, fed from the ASGI receive loop."""
+    """A file-like `read(n)` for the store client, fed from the ASGI receive loop.
+
+    Chunks are kept as received and joined once per read, so a 16 MB part costs one copy.
+    """
 
     def __init__(self):
         self.queue: queue.Queue = queue.Queue(maxsize=PIPE_DEPTH)
-        self.buffer = bytearray()
+        self.chunks: collections.deque = collections.deque()
+        self.buffered = 0
         self.ended = False
 
     def read(self, size: int = -1) -> bytes:
-        while not self.ended and (size < 0 or len(self.buffer) < size):
+        while not self.ended and (size < 0 or self.buffered < size):
             item = self.queue.get()
             if item is None:
                 self.ended = True
             elif isinstance(item, BaseException):
                 raise item
             else:
-                self.buffer += item
-        size = len(self.buffer) if size < 0 else min(size, len(self.buffer))
-        out = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return out
+                self.chunks.append(item)
+                self.buffered += len(item)
+        size = self.buffered if size < 0 else min(size, self.buffered)
+        parts, taken = [], 0
+        while taken < size:
+            chunk = self.chunks.popleft()
+            if taken + len(chunk) > size:  # split: the rest stays for the next read
+                cut = size - taken
+                self.chunks.appendleft(chunk[cut:])
+                chunk = chunk[:cut]
+            parts.append(chunk)
+            taken += len(chunk)
+        self.buffered -= size
+        return b"".join(parts)
 
 
 async def _send_json(send, status: int, body: dict, headers=()):
