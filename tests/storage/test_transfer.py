@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import io
 import os
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -112,3 +113,14 @@ def test_store_down_is_503(owner, bucket, settings):
         response = run(request(method, "/api/v1/buckets/lean-bucket/objects/k", headers, body))
         assert response.status_code == 503, (method, response.text)
         assert "not reachable" in response.json()["detail"]
+
+
+def test_chinese_keys_round_trip(owner, bucket):
+    headers = token_for(owner)
+    path = "/api/v1/buckets/lean-bucket/objects/" + quote("数据集/训练 数据.csv")
+    assert run(request("PUT", path, headers, "标签,值\n".encode())).status_code == 201
+    got = run(request("GET", path, headers))
+    assert got.content.decode() == "标签,值\n"
+    assert quote("训练 数据.csv") in got.headers["content-disposition"]
+    listed = storage.list_folder(bucket, "数据集/")
+    assert [e.name for e in listed] == ["训练 数据.csv"]
