@@ -42,7 +42,7 @@ from apps.storage.client import ObjectNotFound, StorageUnavailable, UploadTooLar
 API_ROUTE = re.compile(r"^/api/v1/buckets/(?P<bucket>[a-z0-9.\-]+)/objects/(?P<key>.+)$")
 CONSOLE_ROUTE = re.compile(r"^/storage/(?P<bucket>[a-z0-9.\-]+)/download/(?P<key>.+)$")
 CHUNK = 4 * 1024 * 1024
-SEND_CHUNK = 1024 * 1024
+SEND_CHUNK = 256 * 1024
 PIPE_DEPTH = 256  # ASGI body messages buffered between the socket and the store (~16 MB)
 
 
@@ -213,7 +213,7 @@ async def _download(bucket, key, send):
             }
         )
         while remaining > 0:
-            try:  # whole megabytes: fewer, larger writes to the client
+            try:  # fixed-size writes: 256 KB measured best (4 MB loses the read/send overlap)
                 chunk = await reader.readexactly(min(SEND_CHUNK, remaining))
             except asyncio.IncompleteReadError as exc:
                 raise ConnectionError("the store closed the connection mid-object") from exc
