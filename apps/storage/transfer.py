@@ -42,7 +42,6 @@ from apps.storage.client import ObjectNotFound, StorageUnavailable, UploadTooLar
 API_ROUTE = re.compile(r"^/api/v1/buckets/(?P<bucket>[a-z0-9.\-]+)/objects/(?P<key>.+)$")
 CONSOLE_ROUTE = re.compile(r"^/storage/(?P<bucket>[a-z0-9.\-]+)/download/(?P<key>.+)$")
 CHUNK = 4 * 1024 * 1024
-SEND_CHUNK = 256 * 1024
 PIPE_DEPTH = 256  # ASGI body messages buffered between the socket and the store (~16 MB)
 
 
@@ -160,34 +159,88 @@ def _error_response(exc) -> tuple[int, dict]:
     raise exc
 
 
+class _UpstreamResponse(asyncio.Protocol):
+    """An HTTP/1.1 response from the store read with a bare protocol: each block the event loop
+    receives is handed on as it is (no stream buffer, no re-slicing), with flow control so a
+    slow client pauses the store instead of filling memory."""
+
+    HIGH, LOW = 8 * 1024 * 1024, 2 * 1024 * 1024
+
+    def __init__(self):
+        self.head = bytearray()
+        self.headers_done = asyncio.get_running_loop().create_future()
+        self.blocks: asyncio.Queue = asyncio.Queue()
+        self.buffered = 0
+        self.paused = False
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes):
+        if not self.headers_done.done():
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            data = bytes(self.head[end + 4 :])
+            self.headers_done.set_result(bytes(self.head[:end]))
+            if not data:
+                return
+        self.blocks.put_nowait(data)
+        self.buffered += len(data)
+        if self.buffered > self.HIGH and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc):
+        if not self.headers_done.done():
+            self.headers_done.set_exception(exc or ConnectionError("store closed the connection"))
+        self.blocks.put_nowait(None)
+
+    async def next_block(self) -> bytes | None:
+        block = await self.blocks.get()
+        if block is not None:
+            self.buffered -= len(block)
+            if self.paused and self.buffered < self.LOW:
+                self.paused = False
+                self.transport.resume_reading()
+        return block
+
+
 async def _open_upstream(url: str):
-    """GET a presigned URL of the store with the event loop's own streams (HTTP/1.1, one
-    connection per download): the body then moves socket to socket with no thread hop and no
-    HTTP-library layer per chunk. Returns (status, headers, reader, writer)."""
+    """GET a presigned URL of the store on the event loop itself (one connection per
+    download): bytes move socket to socket with no thread hop and no HTTP-library layer.
+    Returns (status, headers, protocol)."""
     parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, parts.port or 80, limit=CHUNK), 2.0
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(_UpstreamResponse, parts.hostname, parts.port or 80), 2.0
         )
     except (TimeoutError, OSError) as exc:
         raise StorageUnavailable(type(exc).__name__) from exc
     target = parts.path + ("?" + parts.query if parts.query else "")
-    writer.write(
+    transport.write(
         f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode()
     )
-    head = await reader.readuntil(b"\r\n\r\n")
+    try:
+        head = await asyncio.wait_for(protocol.headers_done, 30)
+    except (TimeoutError, OSError) as exc:
+        transport.close()
+        raise StorageUnavailable(type(exc).__name__) from exc
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {}
     for line in lines:
         if ":" in line:
             name, value = line.split(":", 1)
             headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers, reader, writer
+    return int(status_line.split()[1]), headers, protocol
 
 
 async def _download(bucket, key, send):
     url = await sync_to_async(services.presigned_read_url, thread_sensitive=False)(bucket, key)
-    status, headers, reader, writer = await _open_upstream(url)
+    status, headers, upstream = await _open_upstream(url)
     try:
         if status == 404:
             raise ObjectNotFound(key)
@@ -213,15 +266,14 @@ async def _download(bucket, key, send):
             }
         )
         while remaining > 0:
-            try:  # fixed-size writes: 256 KB measured best (4 MB loses the read/send overlap)
-                chunk = await reader.readexactly(min(SEND_CHUNK, remaining))
-            except asyncio.IncompleteReadError as exc:
-                raise ConnectionError("the store closed the connection mid-object") from exc
-            remaining -= len(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            block = await upstream.next_block()
+            if block is None:
+                raise ConnectionError("the store closed the connection mid-object")
+            remaining -= len(block)
+            await send({"type": "http.response.body", "body": block, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     finally:
-        writer.close()
+        upstream.transport.close()
 
 
 async def _upload(user, bucket, key, scope, receive, send):
