@@ -3,7 +3,6 @@ the benchmarks, which must measure and drive the real thing."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from apps.storage.embedded import free_port
 from bml_site.config import BASE_DIR
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RunningAppliance:

@@ -29,6 +29,7 @@ from django.contrib.auth import get_user
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404
+from django.shortcuts import resolve_url
 from django.utils.functional import SimpleLazyObject
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
@@ -41,7 +42,6 @@ from apps.storage.client import ObjectNotFound, StorageUnavailable, UploadTooLar
 
 API_ROUTE = re.compile(r"^/api/v1/buckets/(?P<bucket>[a-z0-9.\-]+)/objects/(?P<key>.+)$")
 CONSOLE_ROUTE = re.compile(r"^/storage/(?P<bucket>[a-z0-9.\-]+)/download/(?P<key>.+)$")
-CHUNK = 4 * 1024 * 1024
 PIPE_DEPTH = 256  # ASGI body messages buffered between the socket and the store (~16 MB)
 
 
@@ -78,8 +78,7 @@ def _authorize(scope, bucket_name: str, key: str, write: bool, console: bool):
         raise Refusal(exc.status_code, {"detail": str(exc.detail)}) from exc
     if not user or not user.is_authenticated:
         if console:
-            login = f"{settings.LOGIN_URL.rstrip('/')}/?next={quote(scope['path'])}"
-            login = "/login/?next=" + quote(scope["path"]) if not login.startswith("/") else login
+            login = f"{resolve_url(settings.LOGIN_URL)}?next={quote(scope['path'])}"
             raise Refusal(302, {}, [(b"location", login.encode())])
         raise Refusal(403, {"detail": "Authentication credentials were not provided."})
     try:
