@@ -60,3 +60,17 @@ def test_wrong_password_is_refused_plainly(page):
 def test_healthz_of_the_running_appliance(appliance):
     report = httpx.get(appliance.url + "/healthz", timeout=10).json()
     assert report["database"]["ok"] and report["object_store"]["ok"]
+
+
+def test_project_switcher_changes_the_current_project(page):
+    sign_in(page)
+    page.fill("input[name=name]", "switch-target")
+    page.click("text=Create project")
+    page.wait_for_selector("text=Project 'switch-target' created.")
+    page.click("text=Object storage (BOS)")
+    assert "project switch-target" in page.locator("h1").inner_text()
+
+    page.select_option("#project-select", label="default")  # submits on change
+    page.wait_for_selector("text=Switched to project 'default'.")
+    assert "project default" in page.locator("h1").inner_text()  # stayed on the same page
+    assert page.locator("#project-select option:checked").inner_text() == "default"

@@ -124,3 +124,29 @@ def test_chinese_keys_round_trip(owner, bucket):
     assert quote("训练 数据.csv") in got.headers["content-disposition"]
     listed = storage.list_folder(bucket, "数据集/")
     assert [e.name for e in listed] == ["训练 数据.csv"]
+
+
+def test_a_slow_client_pauses_the_store_instead_of_filling_memory(owner, bucket, monkeypatch):
+    from apps.storage import transfer
+
+    data = os.urandom(24 * 1024 * 1024)
+    storage.upload_object(owner, bucket, "slow.bin", io.BytesIO(data), len(data))
+    peaks = []
+
+    class Recording(transfer._UpstreamResponse):  # the real protocol, watched
+        def data_received(self, block):
+            super().data_received(block)
+            peaks.append((self.buffered, self.paused))
+
+    monkeypatch.setattr(transfer, "_UpstreamResponse", Recording)
+    received = bytearray()
+
+    async def slow_send(message):
+        received.extend(message.get("body", b""))
+        await asyncio.sleep(0.002)  # a client on a slow link
+
+    run(transfer._download(bucket, "slow.bin", slow_send))
+    assert bytes(received) == data
+    assert any(paused for _, paused in peaks), "the store was never paused"
+    limit = transfer._UpstreamResponse.HIGH + 1024 * 1024
+    assert max(buffered for buffered, _ in peaks) <= limit
