@@ -1,0 +1,192 @@
+"""workers.supervise: a real child process, the real store, real user code."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+from django.conf import settings
+
+from apps.storage.client import get_client
+from tests.conftest import ROOT, wait_until
+
+
+@pytest.fixture
+def bucket(object_store):
+    client = get_client()
+    client.make_bucket("runs")
+    return "runs"
+
+
+@pytest.fixture
+def make_run(tmp_path, bucket):
+    def make(code: str, **overrides):
+        run_dir = tmp_path / "run"
+        workspace = tmp_path / "workspace"
+        run_dir.mkdir()
+        workspace.mkdir()
+        (workspace / "main.py").write_text(textwrap.dedent(code))
+        s3 = settings.S3
+        config = {
+            "run_id": "job-1-worker-0",
+            "workspace": str(workspace),
+            "command": [sys.executable, "main.py"],
+            "env": {"CUDA_VISIBLE_DEVICES": "1"},
+            "time_limit_s": 60,
+            "storage": {
+                "endpoint": s3["endpoint"],
+                "access_key": s3["access_key"],
+                "secret_key": s3["secret_key"],
+            },
+            "stage_in": [],
+            "stage_out": [{"src": "output", "uri": "bos://runs/out/job-1/output/"}],
+            "log_uri": "bos://runs/out/job-1/log/",
+            **overrides,
+        }
+        (run_dir / "run.json").write_text(json.dumps(config))
+        return run_dir
+
+    return make
+
+
+def supervise(run_dir, wait=True):
+    env = {**os.environ, "BML_SECRET_KEY": "appliance-secret-that-must-not-leak"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workers.supervise", "--config", str(run_dir / "run.json")],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    if wait:
+        process.wait(120)
+    return process
+
+
+def result_of(run_dir) -> dict:
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def stored(key: str) -> bytes:
+    return get_client().get_object("runs", key).read()
+
+
+def test_success_stages_in_runs_and_stages_out(make_run):
+    client = get_client()
+    client.put_object("runs", "data/train/a.csv", io.BytesIO(b"1,2\n3,4\n"), 8)
+    run_dir = make_run(
+        """
+        import os
+        rows = open("train_data/a.csv").read().splitlines()
+        open("output/model.txt", "w").write(f"rows={len(rows)}")
+        print("trained on", len(rows), "rows; sees GPU", os.environ["CUDA_VISIBLE_DEVICES"])
+        """,
+        stage_in=[{"uri": "bos://runs/data/train/", "dest": "train_data"}],
+    )
+    assert supervise(run_dir).returncode == 0
+    result = result_of(run_dir)
+    assert result["status"] == "succeeded" and result["exit_code"] == 0
+    assert stored("out/job-1/output/model.txt") == b"rows=2"
+    log = stored("out/job-1/log/job-1-worker-0.log").decode()
+    assert "trained on 2 rows; sees GPU 1" in log
+    assert "staged in 1 file(s)" in log
+
+
+def test_failure_keeps_the_log_and_skips_outputs(make_run):
+    run_dir = make_run(
+        """
+        open("output/partial.txt", "w").write("half")
+        raise RuntimeError("bad learning rate")
+        """
+    )
+    supervise(run_dir)
+    result = result_of(run_dir)
+    assert result["status"] == "failed"
+    assert result["reason"] == "user code exited with code 1"
+    assert "RuntimeError: bad learning rate" in stored("out/job-1/log/job-1-worker-0.log").decode()
+    assert not list(get_client().list_objects("runs", prefix="out/job-1/output/"))
+
+
+def test_time_limit_ends_the_run_timed_out_with_its_log(make_run):
+    run_dir = make_run(
+        """
+        import time
+        print("starting a long epoch", flush=True)
+        time.sleep(60)
+        """,
+        time_limit_s=1,
+    )
+    started = time.monotonic()
+    supervise(run_dir)
+    assert time.monotonic() - started < 20
+    result = result_of(run_dir)
+    assert result["status"] == "timed_out"
+    assert "maximum running time of 1 s" in result["reason"]
+    assert "starting a long epoch" in stored("out/job-1/log/job-1-worker-0.log").decode()
+
+
+def test_terminate_kills_the_whole_process_tree(make_run):
+    run_dir = make_run(
+        """
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        open("grandchild.pid", "w").write(str(child.pid))
+        print("running", flush=True)
+        time.sleep(120)
+        """
+    )
+    process = supervise(run_dir, wait=False)
+    workspace = run_dir.parent / "workspace"
+    wait_until(lambda: (workspace / "grandchild.pid").exists(), what="user code to start")
+    grandchild = int((workspace / "grandchild.pid").read_text())
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    assert result_of(run_dir)["status"] == "terminated"
+
+    def gone(pid):  # reaped, or a zombie waiting for init: either way it runs no more
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(lambda: gone(grandchild), timeout=10, what="the grandchild to die")
+    assert b"running" in stored("out/job-1/log/job-1-worker-0.log")
+
+
+def test_user_code_sees_none_of_the_appliances_secrets(make_run):
+    run_dir = make_run(
+        """
+        import json, os
+        json.dump(dict(os.environ), open("output/env.json", "w"))
+        """
+    )
+    supervise(run_dir)
+    env = json.loads(stored("out/job-1/output/env.json"))
+    assert "BML_SECRET_KEY" not in env and "DJANGO_SETTINGS_MODULE" not in env
+    assert not [k for k in env if k.startswith(("BML_VAR", "BML_DATABASE", "BML_DEVICES"))]
+    assert env["HOME"].endswith("workspace") and env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert "appliance-secret-that-must-not-leak" not in json.dumps(env)
+
+
+def test_missing_training_data_fails_with_a_staging_reason(make_run):
+    run_dir = make_run(
+        "print('never runs')",
+        stage_in=[{"uri": "bos://runs/no-such-folder/", "dest": "train_data"}],
+    )
+    supervise(run_dir)
+    result = result_of(run_dir)
+    assert result["status"] == "failed"
+    assert "no-such-folder" in result["reason"]
+    log = stored("out/job-1/log/job-1-worker-0.log").decode()
+    assert "never runs" not in log and "run failed" in log
+
+
+def test_stage_in_cannot_escape_the_workspace(make_run):
+    run_dir = make_run("print('x')", stage_in=[{"uri": "bos://runs/d/", "dest": "../outside"}])
+    supervise(run_dir)
+    assert "escapes the workspace" in result_of(run_dir)["reason"]

@@ -1,0 +1,209 @@
+"""The wrapper every run lives in: stage in, run with limits, stage out, write the result.
+
+    python -m workers.supervise --config <run_dir>/run.json
+
+No Django import: a run must not depend on (or see) the appliance's settings. The control
+plane writes run.json, starts this detached in its own process group, and later reads
+`<run_dir>/result.json` (the reconcile loop); everything a user needs ends in storage.
+
+run.json:
+    run_id          name of this run (also the log file name in storage)
+    workspace       the user's working directory; train_data/, test_data/, output/ are made
+    command         argv list (the user code; e.g. ["python", "train.py"])
+    env             extra environment (devices, RANK/WORLD_SIZE, ...): all the user gets
+                    beyond a minimal base, so no appliance secret can leak in
+    time_limit_s    maximum running time; then the run ends "timed_out"
+    storage         {endpoint, access_key, secret_key, secure}: the credentials of this run
+    stage_in        [{uri, dest}]: bos:// file or folder -> workspace/dest before start
+    stage_out       [{src, uri}]: workspace/src -> bos:// folder, on success only
+    log_uri         bos:// folder the log goes to, whatever the outcome
+
+result.json: {status, exit_code, reason, started_at, ended_at}, status one of
+succeeded, failed, timed_out, terminated.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+GRACE_SECONDS = 5
+POLL_SECONDS = 0.2
+WORKSPACE_DIRS = ("train_data", "test_data", "output", "tmp")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def user_environment(config: dict, workspace: Path) -> dict:
+    """A minimal base plus what the control plane chose: never the appliance's environment."""
+    venv_bin = str(Path(sys.executable).parent)
+    storage = config.get("storage") or {}
+    env = {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(workspace),
+        "TMPDIR": str(workspace / "tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "BML_RUN_ID": config["run_id"],
+        "BML_WORKSPACE": str(workspace),
+    }
+    if storage:
+        env.update(
+            BML_S3_ENDPOINT=storage["endpoint"],
+            BML_S3_ACCESS_KEY=storage["access_key"],
+            BML_S3_SECRET_KEY=storage["secret_key"],
+            BML_S3_SECURE="1" if storage.get("secure") else "0",
+        )
+    env.update({k: str(v) for k, v in (config.get("env") or {}).items()})
+    return env
+
+
+class Supervisor:
+    def __init__(self, config_path: Path):
+        self.run_dir = config_path.parent
+        self.config = json.loads(config_path.read_text())
+        self.workspace = Path(self.config["workspace"])
+        self.log_path = self.run_dir / "log.txt"
+        self.child: subprocess.Popen | None = None
+        self.terminate_requested = False
+
+    def log(self, message: str) -> None:
+        with self.log_path.open("a") as fh:
+            fh.write(f"[{now()}] [bml] {message}\n")
+
+    def storage(self):
+        from bml import storage
+
+        creds = self.config.get("storage")
+        if creds:
+            storage.configure(
+                creds["endpoint"], creds["access_key"], creds["secret_key"], creds.get("secure")
+            )
+        return storage
+
+    def stage_in(self) -> None:
+        for item in self.config.get("stage_in") or []:
+            dest = (self.workspace / item["dest"]).resolve()
+            if self.workspace.resolve() not in (dest, *dest.parents):
+                raise ValueError(f"stage_in destination escapes the workspace: {item['dest']}")
+            files = self.storage().download(item["uri"], dest)
+            if not files:
+                raise FileNotFoundError(f"{item['uri']} holds no files")
+            self.log(f"staged in {len(files)} file(s) from {item['uri']}")
+
+    def stage_out(self) -> None:
+        for item in self.config.get("stage_out") or []:
+            src = self.workspace / item["src"]
+            if src.exists() and any(src.rglob("*")):
+                uploaded = self.storage().upload(src, item["uri"])
+                self.log(f"staged out {len(uploaded)} file(s) to {item['uri']}")
+
+    def upload_log(self) -> None:
+        uri = self.config.get("log_uri")
+        if not uri:
+            return
+        target = uri if uri.endswith("/") else uri + "/"
+        named = self.run_dir / f"{self.config['run_id']}.log"
+        named.write_bytes(self.log_path.read_bytes())
+        self.storage().upload(named, target)
+
+    def request_terminate(self, signum, frame) -> None:
+        self.terminate_requested = True
+
+    def kill_tree(self) -> None:
+        """TERM the user's process group, then KILL what is left after the grace period."""
+        if self.child is None or self.child.poll() is not None:
+            return
+        try:
+            os.killpg(self.child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + GRACE_SECONDS
+        while self.child.poll() is None and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+        try:
+            os.killpg(self.child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.child.wait()
+
+    def run_user_code(self) -> tuple[str, int | None, str]:
+        limit = float(self.config.get("time_limit_s") or 0)
+        with self.log_path.open("ab") as log:
+            self.child = subprocess.Popen(
+                self.config["command"],
+                cwd=self.workspace,
+                env=user_environment(self.config, self.workspace),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: terminate takes the whole tree
+            )
+        (self.run_dir / "child.pid").write_text(str(self.child.pid))
+        started = time.monotonic()
+        while self.child.poll() is None:
+            if self.terminate_requested:
+                self.kill_tree()
+                return "terminated", None, "terminated by request"
+            if limit and time.monotonic() - started > limit:
+                self.kill_tree()
+                return "timed_out", None, f"maximum running time of {limit:g} s exceeded"
+            time.sleep(POLL_SECONDS)
+        code = self.child.returncode
+        if code == 0:
+            return "succeeded", 0, ""
+        if code < 0:
+            return "failed", code, f"killed by signal {signal.Signals(-code).name}"
+        return "failed", code, f"user code exited with code {code}"
+
+    def run(self) -> dict:
+        signal.signal(signal.SIGTERM, self.request_terminate)
+        signal.signal(signal.SIGINT, self.request_terminate)
+        (self.run_dir / "supervisor.pid").write_text(str(os.getpid()))
+        for name in WORKSPACE_DIRS:
+            (self.workspace / name).mkdir(parents=True, exist_ok=True)
+        result = {"started_at": now(), "exit_code": None, "reason": ""}
+        try:
+            self.stage_in()
+            if self.terminate_requested:
+                status, code, reason = "terminated", None, "terminated by request"
+            else:
+                status, code, reason = self.run_user_code()
+            if status == "succeeded":
+                self.stage_out()
+        except Exception as exc:  # staging or start failures are the run's outcome, not a crash
+            status, code, reason = "failed", None, f"{type(exc).__name__}: {exc}"
+        self.log(f"run {status}" + (f": {reason}" if reason else ""))
+        try:
+            self.upload_log()
+        except Exception as exc:  # the result must still be written; say why the log is missing
+            reason = (reason + "; " if reason else "") + f"log upload failed: {exc}"
+        result.update(status=status, exit_code=code, reason=reason, ended_at=now())
+        write_json_atomically(self.run_dir / "result.json", result)
+        return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    args = parser.parse_args(argv)
+    result = Supervisor(args.config.resolve()).run()
+    return 0 if result["status"] == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
