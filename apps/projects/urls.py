@@ -7,6 +7,7 @@ app_name = "projects"
 urlpatterns = [
     path("", views.project_list, name="list"),
     path("create/", views.project_create, name="create"),
+    path("api-token/", views.api_token, name="api-token"),
     path("<int:project_id>/switch/", views.project_switch, name="switch"),
     path("<int:project_id>/settings/", views.project_settings, name="settings"),
     path("<int:project_id>/rename/", views.project_rename, name="rename"),

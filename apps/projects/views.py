@@ -114,3 +114,17 @@ def member_remove(request, project_id, membership_id):
         services.remove_member(request.user, membership)
         messages.success(request, f"{membership.user.username} removed.")
     return redirect("projects:settings", project_id=project_id)
+
+
+@login_required
+def api_token(request):
+    """The user's API token for the SDK and scripts: shown, created or regenerated."""
+    from rest_framework.authtoken.models import Token
+
+    if request.method == "POST":
+        Token.objects.filter(user=request.user).delete()
+        Token.objects.create(user=request.user)
+        messages.success(request, "A new API token was created; the old one no longer works.")
+        return redirect("projects:api-token")
+    token = Token.objects.filter(user=request.user).first()
+    return render(request, "projects/api_token.html", {"token": token})

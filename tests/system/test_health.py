@@ -62,3 +62,21 @@ def test_admin_lists_every_model(make_user):
     ours = [m for m in apps.get_models() if m.__module__.startswith(("apps.", "workers."))]
     missing = [m.__name__ for m in ours if m not in admin.site._registry]
     assert not missing
+
+
+def test_console_api_token_page_creates_a_working_token(make_user):
+    from rest_framework.authtoken.models import Token
+
+    user = make_user()
+    web = Client()
+    web.force_login(user)
+    assert b"no API token yet" in web.get("/projects/api-token/").content
+    web.post("/projects/api-token/")
+    first = Token.objects.get(user=user).key
+    assert first.encode() in web.get("/projects/api-token/").content
+    web.post("/projects/api-token/")  # regenerate: the old token stops working
+    assert Token.objects.get(user=user).key != first
+    assert Client().get("/api/v1/projects/", HTTP_AUTHORIZATION=f"Token {first}").status_code in (
+        401,
+        403,
+    )
