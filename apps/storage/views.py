@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -55,7 +56,7 @@ def browse(request, name):
     bucket = selectors.get_bucket(request.user, name)
     try:
         prefix = validate_prefix(request.GET.get("prefix", ""))
-    except Exception:
+    except ValidationError:
         raise Http404("No such folder.") from None
     entries = services.list_folder(bucket, prefix)
     role = Membership.objects.get(project=bucket.project, user=request.user)

@@ -105,3 +105,9 @@ def test_devices_api_lists_holders(host, make_user, api_client_for):
     listed = api_client_for(make_user()).get("/api/v1/devices/").json()["results"]
     held = {(d["kind"], d["index"]): d["held_by"] for d in listed}
     assert held == {("cuda", 0): None, ("cuda", 1): None, ("xpu", 0): "notebook:9"}
+
+
+def test_resource_packages_api_filters_by_module(db, make_user, api_client_for):
+    client = api_client_for(make_user())
+    listed = client.get("/api/v1/resource-packages/", {"module": "prediction"}).json()["results"]
+    assert listed and {p["module"] for p in listed} == {"prediction"}

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 
 from apps.billing.models import ResourcePackage
@@ -10,7 +11,12 @@ class ResourcePackageViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = ResourcePackageSerializer
     queryset = ResourcePackage.objects.filter(enabled=True)
-    filterset_fields = ["module"]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("module", str, enum=["workarea", "train", "prediction"])]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
         module = self.request.query_params.get("module")
