@@ -133,6 +133,7 @@ def main() -> int:
         manage("ensure_admin", env=env)
         children = [
             Child("qcluster", [PY, "manage.py", "qcluster"], logs / "qcluster.log", env),
+            Child("scheduler", [PY, "manage.py", "run_scheduler"], logs / "scheduler.log", env),
             Child(
                 "web",
                 [
@@ -162,7 +163,8 @@ def main() -> int:
             child.start()
         shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
         url = f"http://{shown}:{port}"
-        wait_for_web(f"http://127.0.0.1:{port}" if host == "0.0.0.0" else url, children[1])
+        web = next(c for c in children if c.name == "web")
+        wait_for_web(f"http://127.0.0.1:{port}" if host == "0.0.0.0" else url, web)
         print(f"\nBML console: {url}/   (API: {url}/api/v1/docs/)", flush=True)
         print(f"Logs in {logs}. Press Ctrl-C to stop.\n", flush=True)
         while not stopping:

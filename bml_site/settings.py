@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "apps.storage",
     "apps.billing",
     "apps.system",
+    "apps.jobs",
     "workers",
 ]
 

@@ -1,0 +1,93 @@
+"""What a job runs, per kind and algorithm. A later job kind (machine learning, AutoDL,
+AutoML) registers its algorithms here; the engine (scheduler, supervise) never changes.
+
+An algorithm validates its parameters (ValidationError naming the field and the rule) and,
+at start, prepares the instance's workspace and returns the command to run there.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+
+MAX_CODE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    kind: str
+    name: str
+    title: str
+    validate: Callable[[dict], dict]
+    prepare: Callable[[dict, Path], tuple[list[str], list[dict]]]  # -> (argv, extra stage_in)
+
+
+_registry: dict[tuple[str, str], Algorithm] = {}
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    _registry[(algorithm.kind, algorithm.name)] = algorithm
+    return algorithm
+
+
+def get(kind: str, name: str) -> Algorithm:
+    try:
+        return _registry[(kind, name)]
+    except KeyError:
+        known = ", ".join(f"{k}/{n}" for k, n in sorted(_registry)) or "none"
+        raise ValidationError(
+            {"algorithm": f"Unknown algorithm {kind}/{name}; known: {known}."}
+        ) from None
+
+
+def all_algorithms() -> list[Algorithm]:
+    return list(_registry.values())
+
+
+# -- Deep learning: the user's own code ----------------------------------------------------
+
+FRAMEWORKS = ("pytorch", "paddlepaddle", "sklearn", "tensorflow")
+
+
+def _validate_custom_code(params: dict) -> dict:
+    framework = params.get("framework", "pytorch")
+    if framework not in FRAMEWORKS:
+        raise ValidationError({"framework": f"Framework must be one of {', '.join(FRAMEWORKS)}."})
+    code, code_path = params.get("code"), params.get("code_path")
+    if bool(code) == bool(code_path):
+        raise ValidationError(
+            {"code": "Give either the code itself or a bos:// code path with a start command."}
+        )
+    if code is not None:
+        if not isinstance(code, str) or len(code.encode()) > MAX_CODE_BYTES:
+            raise ValidationError({"code": "Code must be text of at most 1 MB."})
+        return {"framework": framework, "code": code}
+    from apps.storage.paths import parse_bos_uri
+
+    parse_bos_uri(code_path, field="code_path")
+    command = (params.get("start_command") or "").strip()
+    if not command:
+        raise ValidationError({"start_command": "A code path needs a start command."})
+    return {"framework": framework, "code_path": code_path, "start_command": command}
+
+
+def _prepare_custom_code(params: dict, workspace: Path):
+    import sys
+
+    if "code" in params:
+        (workspace / "main.py").write_text(params["code"])
+        return [sys.executable, "main.py"], []
+    stage = [{"uri": params["code_path"], "dest": "code"}]
+    return ["bash", "-c", f"cd code && {params['start_command']}"], stage
+
+
+CUSTOM_CODE = register(
+    Algorithm(
+        kind="deep_learning",
+        name="custom_code",
+        title="Deep learning: your own code",
+        validate=_validate_custom_code,
+        prepare=_prepare_custom_code,
+    )
+)

@@ -1,0 +1,118 @@
+"""Writes and rules of jobs: creation with validation, termination."""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.utils import timezone
+
+from apps.billing.models import Module, ResourcePackage
+from apps.jobs import algorithms
+from apps.jobs.models import ACTIVE, Job, JobStatus
+from apps.projects.models import Role
+from apps.projects.services import require_role
+from apps.storage import selectors as storage_selectors
+
+# The spec: letters, digits, '-' and '_', starting with a letter, fewer than 40 characters.
+JOB_NAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,38}$")
+MAX_INSTANCES = 4
+MAX_TIME_LIMIT_S = 30 * 24 * 3600
+
+
+def _own_path(user, project, uri: str, field: str, required: bool) -> str:
+    """A bos:// path in a bucket of this project (404s become a field error: no leak)."""
+    if not uri:
+        if required:
+            raise ValidationError({field: "This path is required."})
+        return ""
+    try:
+        bucket, path = storage_selectors.resolve_path(user, uri, field)
+    except Http404:
+        raise ValidationError({field: f"No bucket of yours is named in '{uri}'."}) from None
+    if bucket.project_id != project.pk:
+        raise ValidationError({field: f"'{uri}' belongs to another project."})
+    return str(path)
+
+
+def create_job(
+    user,
+    project,
+    *,
+    name,
+    kind,
+    algorithm,
+    params,
+    package_id,
+    instances=1,
+    time_limit_s=3600,
+    output_path,
+    train_data_path="",
+    test_data_path="",
+    notify_email="",
+    notify_webhook="",
+) -> Job:
+    require_role(user, project, Role.DEVELOPER)
+    if not JOB_NAME_RULE.match(name or ""):
+        raise ValidationError(
+            {
+                "name": "Job names are letters, digits, '-' and '_', start with a letter, "
+                "and are shorter than 40 characters."
+            }
+        )
+    algo = algorithms.get(kind, algorithm)
+    params = algo.validate(params or {})
+    package = ResourcePackage.objects.filter(
+        pk=package_id, module=Module.TRAIN, enabled=True
+    ).first()
+    if package is None:
+        raise ValidationError({"package": "Choose a training resource package."})
+    if not (1 <= int(instances) <= MAX_INSTANCES):
+        raise ValidationError({"instances": f"Instances must be 1 to {MAX_INSTANCES}."})
+    if not (1 <= int(time_limit_s) <= MAX_TIME_LIMIT_S):
+        raise ValidationError({"time_limit_s": "Maximum running time must be 1 s to 30 days."})
+    output = _own_path(user, project, output_path, "output_path", required=True)
+    train = _own_path(user, project, train_data_path, "train_data_path", required=False)
+    test = _own_path(user, project, test_data_path, "test_data_path", required=False)
+    job = Job.objects.create(
+        project=project,
+        name=name,
+        kind=kind,
+        algorithm=algorithm,
+        params=params,
+        package=package,
+        instances=int(instances),
+        time_limit_s=int(time_limit_s),
+        output_path=output,
+        train_data_path=train,
+        test_data_path=test,
+        notify_email=notify_email,
+        notify_webhook=notify_webhook,
+        created_by=user,
+    )
+    transaction.on_commit(_kick_scheduler)
+    return job
+
+
+def terminate_job(user, job: Job) -> Job:
+    """Queued jobs end at once; running ones are signalled and end at the next reconcile."""
+    require_role(user, job.project, Role.DEVELOPER)
+    if job.status not in ACTIVE:
+        raise ValidationError({"status": f"Job is already {job.status}."})
+    if job.status == JobStatus.QUEUED:
+        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.TERMINATED, reason="terminated by request", ended_at=timezone.now()
+        )
+    else:
+        from workers import scheduler
+
+        scheduler.signal_runs(job, "terminate")
+    transaction.on_commit(_kick_scheduler)
+    job.refresh_from_db()
+    return job
+
+
+def _kick_scheduler():
+    from django_q.tasks import async_task
+
+    async_task("workers.tasks.tick", task_name="scheduler-tick")

@@ -1,0 +1,250 @@
+"""The job engine end to end on CPU: real supervise processes, the real store, declared
+devices (two CUDA GPUs and one XPU, from the test settings)."""
+
+import json
+import os
+import signal
+import textwrap
+
+import pytest
+
+from apps.billing.models import ResourcePackage
+from apps.jobs import services
+from apps.jobs.models import Job, JobStatus
+from apps.projects.models import Project
+from apps.storage import services as storage
+from apps.storage.client import get_client
+from tests.conftest import wait_until
+from workers import devices, scheduler
+from workers.models import Lease
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def project(owner):
+    devices.sync_inventory()
+    project = Project.objects.get(owner=owner)
+    storage.create_bucket(owner, project, "jobs-out")
+    return project
+
+
+def package(kind="cpu", count=0):
+    return ResourcePackage.objects.get(
+        module="train",
+        device_kind=kind,
+        device_count=count,
+        name__startswith="CPU Instance_2"
+        if kind == "cpu"
+        else "GPU Instance_V100_12"
+        if kind == "cuda"
+        else "XPU",
+    )
+
+
+def submit(owner, project, code, name="job1", pkg=None, **kw):
+    return services.create_job(
+        owner,
+        project,
+        name=name,
+        kind="deep_learning",
+        algorithm="custom_code",
+        params={"framework": "pytorch", "code": textwrap.dedent(code)},
+        package_id=(pkg or package()).pk,
+        output_path="bos://jobs-out/results/",
+        **kw,
+    )
+
+
+def run_until(predicate, what, timeout=60):
+    def step():
+        scheduler.tick()
+        return predicate()
+
+    return wait_until(step, timeout=timeout, interval=0.2, what=what)
+
+
+def status_of(job):
+    job.refresh_from_db()
+    return job.status
+
+
+def stored(key):
+    return get_client().get_object("jobs-out", key).read()
+
+
+def test_a_job_runs_to_success_with_output_and_log_in_storage(owner, project):
+    job = submit(
+        owner,
+        project,
+        """
+        print("hello from the job")
+        open("output/model.txt", "w").write("weights")
+    """,
+    )
+    run_until(lambda: status_of(job) not in ("queued", "running"), "job end")
+    assert job.status == JobStatus.SUCCEEDED, job.reason
+    assert stored(f"results/{job.job_id}/output/model.txt") == b"weights"
+    log = stored(f"results/{job.job_id}/log/{job.job_id}-0.log").decode()
+    assert "hello from the job" in log
+    assert not Lease.objects.filter(released_at__isnull=True).exists()
+
+
+def test_two_gpu_jobs_run_together_and_a_third_waits_for_a_device(owner, project, tmp_path):
+    code = """
+        import os, time
+        open("output/gpu.txt", "w").write(os.environ["CUDA_VISIBLE_DEVICES"])
+        while not os.path.exists(os.environ["RELEASE_FILE"]):
+            time.sleep(0.1)
+    """
+    release = str(tmp_path / "go")
+    jobs = []
+    for i in range(3):
+        params_code = code.replace('os.environ["RELEASE_FILE"]', repr(release + str(i)))
+        jobs.append(submit(owner, project, params_code, name=f"gpu{i}", pkg=package("cuda", 1)))
+    scheduler.tick()
+    assert [status_of(j) for j in jobs] == ["running", "running", "queued"]
+    held = {lease.devices.get().index for lease in Lease.objects.filter(released_at=None)}
+    assert held == {0, 1}
+
+    open(release + "0", "w").close()  # the first job ends; its GPU goes to the third
+    run_until(lambda: status_of(jobs[2]) == "running", "third job admitted")
+    assert status_of(jobs[0]) == JobStatus.SUCCEEDED
+    open(release + "1", "w").close()
+    open(release + "2", "w").close()
+    run_until(lambda: all(status_of(j) == JobStatus.SUCCEEDED for j in jobs), "all done")
+    seen = [stored(f"results/{j.job_id}/output/gpu.txt") for j in jobs]
+    assert seen[0] != seen[1] and seen[2] == seen[0]  # each saw only its own device
+
+
+def test_over_its_time_limit_a_job_ends_timed_out_with_its_log(owner, project):
+    job = submit(
+        owner,
+        project,
+        """
+        import time
+        print("epoch 1", flush=True)
+        time.sleep(120)
+    """,
+        time_limit_s=1,
+    )
+    run_until(lambda: status_of(job) == JobStatus.TIMED_OUT, "timeout", timeout=40)
+    assert "maximum running time" in job.reason
+    assert b"epoch 1" in stored(f"results/{job.job_id}/log/{job.job_id}-0.log")
+
+
+def test_terminate_stops_a_running_job(owner, project):
+    job = submit(
+        owner,
+        project,
+        """
+        import time
+        print("working", flush=True)
+        time.sleep(120)
+    """,
+    )
+    run_until(
+        lambda: (
+            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
+        ),
+        "start",
+    )
+    services.terminate_job(owner, job)
+    run_until(lambda: status_of(job) == JobStatus.TERMINATED, "terminated")
+    assert not Lease.objects.filter(released_at__isnull=True).exists()
+
+
+def test_a_run_whose_process_vanished_is_closed_as_worker_lost(owner, project):
+    job = submit(
+        owner,
+        project,
+        """
+        import time
+        time.sleep(120)
+    """,
+    )
+    run_until(
+        lambda: (
+            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
+        ),
+        "start",
+    )
+    run = job.runs.get()
+    supervisor = scheduler.supervisor_process(run)
+    user_pid = int(open(os.path.join(run.run_dir, "child.pid")).read())
+    supervisor.send_signal(signal.SIGKILL)  # the worker dies without a result
+    os.killpg(user_pid, signal.SIGKILL)
+    run_until(lambda: status_of(job) == JobStatus.FAILED, "worker lost")
+    assert "worker lost" in job.reason
+    assert not Lease.objects.filter(released_at__isnull=True).exists()
+
+
+def test_a_live_run_is_adopted_after_the_scheduler_restarts(owner, project):
+    job = submit(
+        owner,
+        project,
+        """
+        import os, time
+        while not os.path.exists("go"):
+            time.sleep(0.1)
+    """,
+    )
+    run_until(
+        lambda: (
+            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
+        ),
+        "start",
+    )
+    # Nothing in this process holds the run: a new scheduler (this one, ticking again) finds
+    # it by its pid file and lets it finish normally.
+    run = job.runs.get()
+    open(os.path.join(run.run_dir, "workspace", "go"), "w").close()
+    run_until(lambda: status_of(job) == JobStatus.SUCCEEDED, "adopted run ends")
+    assert json.loads(open(os.path.join(run.run_dir, "result.json")).read())["status"] == (
+        "succeeded"
+    )
+
+
+def test_a_package_this_host_can_never_provide_fails_at_once(owner, project):
+    big = ResourcePackage.objects.get(
+        module="train", device_kind="cuda", device_count=4, name__contains="V100"
+    )
+    job = submit(owner, project, "print(1)", pkg=big)
+    scheduler.tick()
+    assert status_of(job) == JobStatus.FAILED
+    assert "needs 4 cuda device(s); this host has 2" in job.reason
+
+
+@pytest.mark.parametrize(
+    "field,kwargs,message",
+    [
+        ("name", {"name": "9lives"}, "start with a letter"),
+        ("name", {"name": "a" * 40}, "shorter than 40"),
+        ("output_path", {"output_path": "bos://not-mine/x/"}, "No bucket of yours"),
+        ("instances", {"instances": 9}, "1 to 4"),
+    ],
+)
+def test_bad_job_input_names_the_field(owner, project, field, kwargs, message):
+    from django.core.exceptions import ValidationError
+
+    base = dict(
+        name="ok-job",
+        kind="deep_learning",
+        algorithm="custom_code",
+        params={"code": "print(1)"},
+        package_id=package().pk,
+        output_path="bos://jobs-out/r/",
+    )
+    with pytest.raises(ValidationError) as error:
+        services.create_job(owner, project, **{**base, **kwargs})
+    assert message in str(error.value.message_dict[field])
+    assert not Job.objects.exists()
+
+
+def test_project_list_counts_jobs(owner, project, api_client_for):
+    submit(owner, project, "print(1)")
+    counts = api_client_for(owner).get("/api/v1/projects/").json()["results"][0]["counts"]
+    assert counts["jobs"] == {"running": 0, "total": 1}

@@ -1,0 +1,288 @@
+"""Admission, start and reconcile of job runs on this host (Django side).
+
+A run never lives inside a Q worker: `start_run` launches `workers.supervise` detached
+(`setsid -f`: its own session, reparented away from us) and returns; `reconcile` later reads
+each run's `supervisor.pid` and `result.json`. So a killed Q cluster or appliance loses
+nothing: a run still alive is adopted on the next reconcile, and one whose process vanished
+without a result is closed as "worker lost", its lease freed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from apps.jobs import algorithms
+from apps.jobs.models import ACTIVE, Job, JobInstance, JobStatus
+from workers import devices
+
+# A run with no supervisor pid this long after start never came up.
+START_GRACE = timedelta(seconds=30)
+# Beyond its time limit, supervise ends a run itself; past this too, reconcile does.
+HARD_LIMIT_GRACE = timedelta(seconds=60)
+OUTCOME_RANK = {JobStatus.TERMINATED: 3, JobStatus.TIMED_OUT: 2, JobStatus.FAILED: 1}
+
+
+def runs_root() -> Path:
+    return Path(settings.VAR_DIR) / "runs"
+
+
+def tick() -> None:
+    reconcile()
+    admit()
+
+
+# -- admission ---------------------------------------------------------------------------
+
+
+def admit() -> list[Job]:
+    """Start queued jobs whose resources are free: FIFO within a project, and between
+    projects the one with the fewest running jobs goes first (then the longest waiting)."""
+    started = []
+    blocked_projects = set()
+    while True:
+        projects = (
+            Job.objects.filter(status=JobStatus.QUEUED)
+            .exclude(project_id__in=blocked_projects)
+            .values("project_id")
+            .annotate(oldest=Min("created_at"))
+        )
+        if not projects:
+            return started
+        running = dict(
+            Job.objects.filter(status=JobStatus.RUNNING)
+            .values("project_id")
+            .annotate(n=Count("id"))
+            .values_list("project_id", "n")
+        )
+        order = sorted(projects, key=lambda p: (running.get(p["project_id"], 0), p["oldest"]))
+        progressed = False
+        for entry in order:
+            job = (
+                Job.objects.filter(project_id=entry["project_id"], status=JobStatus.QUEUED)
+                .order_by("created_at", "pk")
+                .first()
+            )
+            if job and _admit_job(job):
+                started.append(job)
+                progressed = True
+                break  # fairness is recomputed after every admission
+            blocked_projects.add(entry["project_id"])  # head of line waits: FIFO
+        if not progressed:
+            return started
+
+
+def _admit_job(job: Job) -> bool:
+    leases = []
+    try:
+        for index in range(job.instances):
+            leases.append(
+                devices.acquire(
+                    job.package, "job", f"{job.job_id}/{index}", label=f"job {job.name}"
+                )
+            )
+    except devices.NoCapacity:
+        for lease in leases:
+            devices.release(lease)
+        never = devices.fits_host(job.package, devices.this_host())
+        if never:  # waiting would be forever: say so instead
+            _finish_job(job, JobStatus.FAILED, never)
+        return False
+    with transaction.atomic():
+        claimed = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=timezone.now()
+        )
+        if not claimed:  # terminated meanwhile
+            for lease in leases:
+                devices.release(lease)
+            return False
+        runs = [
+            JobInstance.objects.create(
+                job=job,
+                index=i,
+                lease=lease,
+                host=settings.HOST_NAME,
+                status=JobStatus.RUNNING,
+                started_at=timezone.now(),
+            )
+            for i, lease in enumerate(leases)
+        ]
+    job.refresh_from_db()
+    for run in runs:
+        try:
+            start_run(job, run)
+        except Exception as exc:  # a run that cannot start fails the job, with the reason
+            _close_run(run, JobStatus.FAILED, None, f"could not start: {exc}")
+    return True
+
+
+def distributed_env(job: Job, run: JobInstance, port: int) -> dict:
+    """What torchrun and paddle.distributed set, so their scripts run unchanged."""
+    world = job.instances
+    return {
+        "RANK": str(run.index),
+        "LOCAL_RANK": str(run.index),
+        "WORLD_SIZE": str(world),
+        "LOCAL_WORLD_SIZE": str(world),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "PADDLE_TRAINER_ID": str(run.index),
+        "PADDLE_TRAINERS_NUM": str(world),
+        "PADDLE_TRAINER_ENDPOINTS": ",".join(f"127.0.0.1:{port + 1 + i}" for i in range(world)),
+        "PADDLE_CURRENT_ENDPOINT": f"127.0.0.1:{port + 1 + run.index}",
+    }
+
+
+def start_run(job: Job, run: JobInstance) -> None:
+    run_dir = runs_root() / job.job_id / str(run.index)
+    workspace = run_dir / "workspace"
+    workspace.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    algo = algorithms.get(job.kind, job.algorithm)
+    command, code_stage = algo.prepare(job.params, workspace)
+    output = job.output_path.rstrip("/") + f"/{job.job_id}"
+    stage_in = list(code_stage)
+    if job.train_data_path:
+        stage_in.append({"uri": job.train_data_path, "dest": "train_data"})
+    if job.test_data_path:
+        stage_in.append({"uri": job.test_data_path, "dest": "test_data"})
+    s3 = settings.S3
+    port = 29500 + (job.pk % 1000) * 8
+    config = {
+        "run_id": f"{job.job_id}-{run.index}",
+        "workspace": str(workspace),
+        "command": command,
+        "env": {**devices.visible_devices_env(run.lease), **distributed_env(job, run, port)},
+        "time_limit_s": job.time_limit_s,
+        # TODO(issue 3): credentials scoped to this job's paths instead of the store's keys.
+        "storage": {
+            "endpoint": s3["endpoint"],
+            "access_key": s3["access_key"],
+            "secret_key": s3["secret_key"],
+            "secure": s3["secure"],
+        },
+        "stage_in": stage_in,
+        "stage_out": [{"src": "output", "uri": f"{output}/output/"}] if run.index == 0 else [],
+        "log_uri": f"{output}/log/",
+    }
+    config_path = run_dir / "run.json"
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(config, fh)
+    JobInstance.objects.filter(pk=run.pk).update(run_dir=str(run_dir))
+    run.run_dir = str(run_dir)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    subprocess.run(
+        ["setsid", "-f", sys.executable, "-m", "workers.supervise", "--config", str(config_path)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=30,
+    )
+
+
+# -- reconcile ---------------------------------------------------------------------------
+
+
+def supervisor_process(run: JobInstance) -> psutil.Process | None:
+    """The live supervise process of this run, checked by command line (pids are reused)."""
+    pid_file = Path(run.run_dir) / "supervisor.pid"
+    if not run.run_dir or not pid_file.exists():
+        return None
+    try:
+        process = psutil.Process(int(pid_file.read_text()))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if str(Path(run.run_dir) / "run.json") in " ".join(process.cmdline()):
+            return process
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        pass
+    return None
+
+
+def reconcile() -> None:
+    now = timezone.now()
+    running = JobInstance.objects.filter(status=JobStatus.RUNNING, host=settings.HOST_NAME)
+    for run in running.select_related("job", "lease"):
+        result_path = Path(run.run_dir) / "result.json" if run.run_dir else None
+        if result_path and result_path.exists():
+            result = json.loads(result_path.read_text())
+            _close_run(run, result["status"], result.get("exit_code"), result.get("reason", ""))
+            continue
+        process = supervisor_process(run)
+        if process is None:
+            if run.started_at and now - run.started_at > START_GRACE or _pid_file_exists(run):
+                _close_run(run, JobStatus.FAILED, None, "worker lost: the run's process is gone")
+            continue
+        limit = timedelta(seconds=run.job.time_limit_s) + HARD_LIMIT_GRACE
+        if run.started_at and now - run.started_at > limit:
+            _kill_group(process)
+            _close_run(run, JobStatus.TIMED_OUT, None, "maximum running time exceeded")
+    for job in Job.objects.filter(status=JobStatus.RUNNING):
+        _settle_job(job)
+
+
+def _pid_file_exists(run: JobInstance) -> bool:
+    return bool(run.run_dir) and (Path(run.run_dir) / "supervisor.pid").exists()
+
+
+def _kill_group(process: psutil.Process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _close_run(run: JobInstance, status, exit_code, reason: str) -> None:
+    with transaction.atomic():
+        updated = JobInstance.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+            status=status, exit_code=exit_code, reason=reason or "", ended_at=timezone.now()
+        )
+        if updated and run.lease_id:
+            devices.release(run.lease)
+
+
+def _settle_job(job: Job) -> None:
+    """A job ends when all its runs have; one failed run stops the others (a distributed
+    job cannot go on without a member)."""
+    runs = list(job.runs.all())
+    open_runs = [r for r in runs if r.status == JobStatus.RUNNING]
+    bad = sorted(
+        (r for r in runs if r.status in OUTCOME_RANK), key=lambda r: -OUTCOME_RANK[r.status]
+    )
+    if open_runs:
+        if bad:
+            signal_runs(job, "terminate")
+        return
+    if bad:
+        worst = bad[0]
+        _finish_job(job, worst.status, f"instance {worst.index}: {worst.reason}")
+    else:
+        _finish_job(job, JobStatus.SUCCEEDED, "")
+
+
+def _finish_job(job: Job, status, reason: str) -> None:
+    Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+        status=status, reason=reason, ended_at=timezone.now()
+    )
+
+
+def signal_runs(job: Job, action: str) -> None:
+    """Ask every live run of the job to stop; supervise ends them "terminated" with logs."""
+    assert action == "terminate"
+    for run in job.runs.filter(status=JobStatus.RUNNING, host=settings.HOST_NAME):
+        process = supervisor_process(run)
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
