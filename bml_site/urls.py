@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from apps.jobs.api.views import JobViewSet
 from apps.projects.api.views import MembershipViewSet, ProjectViewSet
 from apps.storage.api.views import BucketViewSet
 from apps.system import views as system_views
@@ -15,6 +16,7 @@ router.register("projects", ProjectViewSet, basename="project")
 router.register("buckets", BucketViewSet, basename="bucket")
 router.register("resource-packages", ResourcePackageViewSet, basename="resource-package")
 router.register("devices", DeviceViewSet, basename="device")
+router.register("jobs", JobViewSet, basename="job")
 
 members = MembershipViewSet.as_view({"get": "list", "post": "create"})
 member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})

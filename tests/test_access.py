@@ -14,6 +14,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from apps.billing.models import ResourcePackage
+from apps.jobs import services as jobs
 from apps.projects import services as projects
 from apps.projects.models import Membership, Project, Role
 from apps.storage import services as storage
@@ -40,6 +42,16 @@ def world(make_user):
     bucket = storage.create_bucket(owner, project, "secret-bucket")
     storage.upload_object(owner, bucket, "file.txt", io.BytesIO(b"data"), 4)
     membership = Membership.objects.get(project=project, user=viewer)
+    job = jobs.create_job(
+        owner,
+        project,
+        name="secret-job",
+        kind="deep_learning",
+        algorithm="custom_code",
+        params={"code": "print(1)"},
+        output_path="bos://secret-bucket/out/",
+        package_id=ResourcePackage.objects.filter(module="train", device_kind="cpu").first().pk,
+    )
     return {
         "owner": owner,
         "stranger": stranger,
@@ -52,6 +64,7 @@ def world(make_user):
             "membership_id": membership.pk,
             "name": bucket.name,
             "key": "file.txt",
+            "job_id": job.job_id,
         },
         "membership": membership,
     }
@@ -160,3 +173,4 @@ def test_lists_never_show_another_users_objects(world):
     assert api.get("/api/v1/buckets/").json()["results"] == []
     assert b"secret-project" not in web.get("/projects/").content
     assert b"secret-bucket" not in web.get("/storage/").content
+    assert api.get("/api/v1/jobs/").json()["results"] == []

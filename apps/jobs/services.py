@@ -112,6 +112,18 @@ def terminate_job(user, job: Job) -> Job:
     return job
 
 
+def delete_job(user, job: Job) -> None:
+    """Delete a job; a live one is terminated first (its runs end, leases freed, then rows go)."""
+    require_role(user, job.project, Role.DEVELOPER)
+    if job.status in ACTIVE:
+        terminate_job(user, job)
+        if job.status == JobStatus.RUNNING:
+            raise ValidationError(
+                {"status": "The job is being terminated; delete it once it has stopped."}
+            )
+    job.delete()
+
+
 def _kick_scheduler():
     from django_q.tasks import async_task
 

@@ -1,0 +1,63 @@
+from rest_framework import serializers
+
+from apps.jobs.models import Job, JobInstance
+
+
+class JobInstanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobInstance
+        fields = ["index", "status", "reason", "exit_code", "host", "started_at", "ended_at"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    project = serializers.IntegerField(source="project_id")
+    package = serializers.IntegerField(source="package_id")
+    runs = JobInstanceSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "job_id",
+            "name",
+            "project",
+            "kind",
+            "algorithm",
+            "params",
+            "package",
+            "instances",
+            "time_limit_s",
+            "output_path",
+            "train_data_path",
+            "test_data_path",
+            "notify_email",
+            "notify_webhook",
+            "status",
+            "reason",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "runs",
+        ]
+        read_only_fields = [
+            "job_id",
+            "status",
+            "reason",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "runs",
+        ]
+        extra_kwargs = {
+            "kind": {"default": "deep_learning"},
+            "time_limit_s": {
+                "required": False,
+                "help_text": "Maximum running time; default 3600 s.",
+            },
+        }
+
+
+class JobLogSerializer(serializers.Serializer):
+    instance = serializers.IntegerField()
+    status = serializers.CharField()
+    size = serializers.IntegerField()
+    text = serializers.CharField()

@@ -1,0 +1,93 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.jobs import selectors, services
+from apps.jobs.api.serializers import JobLogSerializer, JobSerializer
+from apps.projects.selectors import get_project
+
+CREATE_FIELDS = [
+    "name",
+    "kind",
+    "algorithm",
+    "params",
+    "instances",
+    "time_limit_s",
+    "output_path",
+    "train_data_path",
+    "test_data_path",
+    "notify_email",
+    "notify_webhook",
+]
+
+
+class JobViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Jobs of your projects: create, list (filter by `project`, `status`), get, logs,
+    terminate, clone (the fields of a new job, filled in), delete (terminates first)."""
+
+    serializer_class = JobSerializer
+    lookup_field = "job_id"
+    lookup_value_regex = r"job-[a-z0-9]+"
+
+    def get_queryset(self):
+        project_id = self.request.query_params.get("project")
+        project = get_project(self.request.user, project_id) if project_id else None
+        return selectors.jobs_for(
+            self.request.user, project, self.request.query_params.get("status")
+        ).prefetch_related("runs")
+
+    def get_object(self):
+        job = selectors.get_job(self.request.user, self.kwargs["job_id"])
+        self.check_object_permissions(self.request, job)
+        return job
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("project", int),
+            OpenApiParameter("status", str, description="e.g. running or queued,running"),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        project = get_project(self.request.user, data["project_id"])
+        serializer.instance = services.create_job(
+            self.request.user,
+            project,
+            package_id=data["package_id"],
+            **{k: data[k] for k in CREATE_FIELDS if k in data},
+        )
+
+    def perform_destroy(self, job):
+        services.delete_job(self.request.user, job)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def terminate(self, request, job_id=None):
+        job = services.terminate_job(request.user, self.get_object())
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def clone(self, request, job_id=None):
+        """The job's settings for a new job (name suffixed), not yet submitted."""
+        job = self.get_object()
+        data = {k: v for k, v in JobSerializer(job).data.items() if k in CREATE_FIELDS}
+        data.update(project=job.project_id, package=job.package_id, name=(job.name[:33] + "-clone"))
+        return Response(data, status=status.HTTP_200_OK)
+
+    @extend_schema(responses=JobLogSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def logs(self, request, job_id=None):
+        return Response(
+            JobLogSerializer(selectors.instance_logs(self.get_object()), many=True).data
+        )

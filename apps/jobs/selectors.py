@@ -1,0 +1,39 @@
+from pathlib import Path
+
+from django.http import Http404
+
+from apps.jobs.models import Job
+from apps.projects.models import Membership
+
+LOG_TAIL_BYTES = 256 * 1024
+
+
+def jobs_for(user, project=None, status=None):
+    jobs = Job.objects.filter(project__memberships__user=user).select_related("package")
+    if project is not None:
+        jobs = jobs.filter(project=project)
+    if status:
+        jobs = jobs.filter(status__in=status.split(","))
+    return jobs.distinct()
+
+
+def get_job(user, job_id: str) -> Job:
+    job = Job.objects.select_related("project", "package").filter(job_id=job_id).first()
+    if job is None or not Membership.objects.filter(project=job.project, user=user).exists():
+        raise Http404("No such job.")
+    return job
+
+
+def instance_logs(job: Job, tail_bytes: int = LOG_TAIL_BYTES) -> list[dict]:
+    """The log of each instance as it is now (it grows while the run is live)."""
+    logs = []
+    for run in job.runs.all():
+        path = Path(run.run_dir) / "log.txt" if run.run_dir else None
+        text, size = "", 0
+        if path and path.exists():
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                fh.seek(max(0, size - tail_bytes))
+                text = fh.read().decode("utf-8", errors="replace")
+        logs.append({"instance": run.index, "status": run.status, "size": size, "text": text})
+    return logs
