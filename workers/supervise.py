@@ -34,7 +34,9 @@ from pathlib import Path
 
 GRACE_SECONDS = 5
 POLL_SECONDS = 0.2
-WORKSPACE_DIRS = ("train_data", "test_data", "output", "tmp")
+WORKSPACE_DIRS = ("train_data", "test_data", "output", "tmp", ".bml/packages")
+METRICS_FILE = ".bml/metrics.jsonl"
+PACKAGES_DIR = ".bml/packages"
 
 
 def now() -> str:
@@ -60,6 +62,11 @@ def user_environment(config: dict, workspace: Path) -> dict:
         "PYTHONUNBUFFERED": "1",
         "BML_RUN_ID": config["run_id"],
         "BML_WORKSPACE": str(workspace),
+        "BML_METRICS_FILE": str(workspace / METRICS_FILE),
+        # `pip install` in a job goes to a layer of its own, never into the appliance's venv.
+        "PIP_TARGET": str(workspace / PACKAGES_DIR),
+        "PYTHONPATH": str(workspace / PACKAGES_DIR),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
     if storage:
         env.update(
@@ -120,6 +127,11 @@ class Supervisor:
         named = self.run_dir / f"{self.config['run_id']}.log"
         named.write_bytes(self.log_path.read_bytes())
         self.storage().upload(named, target)
+        metrics = self.workspace / METRICS_FILE
+        if metrics.exists():
+            kept = self.run_dir / f"{self.config['run_id']}.metrics.jsonl"
+            kept.write_bytes(metrics.read_bytes())
+            self.storage().upload(kept, target)
 
     def request_terminate(self, signum, frame) -> None:
         self.terminate_requested = True

@@ -37,3 +37,25 @@ def instance_logs(job: Job, tail_bytes: int = LOG_TAIL_BYTES) -> list[dict]:
                 text = fh.read().decode("utf-8", errors="replace")
         logs.append({"instance": run.index, "status": run.status, "size": size, "text": text})
     return logs
+
+
+def instance_metrics(job: Job) -> list[dict]:
+    """Metrics each instance reported with bml.report, in order; unreadable lines skipped."""
+    import json
+
+    from workers.supervise import METRICS_FILE
+
+    series = []
+    for run in job.runs.all():
+        points = []
+        path = Path(run.run_dir) / "workspace" / METRICS_FILE if run.run_dir else None
+        if path and path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line being written right now, or garbage from user code
+                if isinstance(record, dict):
+                    points.append(record)
+        series.append({"instance": run.index, "points": points})
+    return series

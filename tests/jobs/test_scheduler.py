@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -248,3 +249,56 @@ def test_project_list_counts_jobs(owner, project, api_client_for):
     submit(owner, project, "print(1)")
     counts = api_client_for(owner).get("/api/v1/projects/").json()["results"][0]["counts"]
     assert counts["jobs"] == {"running": 0, "total": 1}
+
+
+def test_reported_metrics_are_served_and_kept_with_the_log(owner, project, api_client_for):
+    job = submit(
+        owner,
+        project,
+        """
+        import bml
+        for step in range(5):
+            bml.report(step=step, loss=1.0 / (step + 1), acc=step / 4)
+    """,
+    )
+    run_until(lambda: status_of(job) == JobStatus.SUCCEEDED, "job end")
+    series = api_client_for(owner).get(f"/api/v1/jobs/{job.job_id}/metrics/").json()
+    points = series[0]["points"]
+    assert [p["step"] for p in points] == [0, 1, 2, 3, 4]
+    assert points[1]["loss"] == 0.5 and points[4]["acc"] == 1.0
+    kept = stored(f"results/{job.job_id}/log/{job.job_id}-0.metrics.jsonl").decode()
+    assert len(kept.splitlines()) == 5
+
+
+def test_pip_install_in_a_job_goes_to_its_own_layer(owner, project, tmp_path):
+    import sys
+    import zipfile
+
+    wheel = tmp_path / "tinypkg_bml-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("tinypkg_bml/__init__.py", "VALUE = 42\n")
+        info = "tinypkg_bml-0.1.dist-info/"
+        z.writestr(info + "METADATA", "Metadata-Version: 2.1\nName: tinypkg-bml\nVersion: 0.1\n")
+        z.writestr(
+            info + "WHEEL",
+            "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        z.writestr(info + "RECORD", "")
+    job = submit(
+        owner,
+        project,
+        f"""
+        import subprocess, sys
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index",
+                        {str(wheel)!r}], check=True)
+        import tinypkg_bml
+        open("output/value.txt", "w").write(str(tinypkg_bml.VALUE))
+    """,
+    )
+    run_until(lambda: status_of(job) not in ("queued", "running"), "job end")
+    log = stored(f"results/{job.job_id}/log/{job.job_id}-0.log").decode()
+    assert job.status == JobStatus.SUCCEEDED, log
+    assert stored(f"results/{job.job_id}/output/value.txt") == b"42"
+    with pytest.raises(ImportError):  # the appliance's own environment is untouched
+        __import__("tinypkg_bml")
+    assert not list(Path(sys.prefix).rglob("tinypkg_bml*"))

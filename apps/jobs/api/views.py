@@ -1,3 +1,4 @@
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -91,3 +92,9 @@ class JobViewSet(
         return Response(
             JobLogSerializer(selectors.instance_logs(self.get_object()), many=True).data
         )
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def metrics(self, request, job_id=None):
+        """Points reported with `bml.report(step=..., name=value)`, per instance."""
+        return Response(selectors.instance_metrics(self.get_object()))
