@@ -170,6 +170,13 @@ HOST_NAME = os.environ.get("BML_HOST_NAME") or os.uname().nodename
 EMAIL_BACKEND = os.environ.get(
     "BML_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
+EMAIL_FILE_PATH = os.environ.get("BML_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("BML_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("BML_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("BML_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("BML_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("BML_EMAIL_TLS", "0") == "1"
+DEFAULT_FROM_EMAIL = os.environ.get("BML_EMAIL_FROM", "bml@localhost")
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,7 @@ from apps.storage.embedded import EmbeddedStore
 from bml_site import config
 
 ROOT = Path(__file__).resolve().parent.parent
+MAIL_DIR = config.var_dir() / "mail-test"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,6 +56,9 @@ def child_env(**extra) -> dict:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bml_site.settings",
         "BML_DATABASE_URL": f"sqlite:///{db}",
+        # Mail sent by the cluster lands in files the tests can read.
+        "BML_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "BML_EMAIL_FILE_PATH": str(MAIL_DIR),
         **extra,
     }
 

@@ -95,7 +95,7 @@ def _admit_job(job: Job) -> bool:
             devices.release(lease)
         never = devices.fits_host(job.package, devices.this_host())
         if never:  # waiting would be forever: say so instead
-            _finish_job(job, JobStatus.FAILED, never)
+            finish_job(job, JobStatus.FAILED, never)
         return False
     with transaction.atomic():
         claimed = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
@@ -268,15 +268,20 @@ def _settle_job(job: Job) -> None:
         return
     if bad:
         worst = bad[0]
-        _finish_job(job, worst.status, f"instance {worst.index}: {worst.reason}")
+        finish_job(job, worst.status, f"instance {worst.index}: {worst.reason}")
     else:
-        _finish_job(job, JobStatus.SUCCEEDED, "")
+        finish_job(job, JobStatus.SUCCEEDED, "")
 
 
-def _finish_job(job: Job, status, reason: str) -> None:
-    Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+def finish_job(job: Job, status, reason: str) -> None:
+    """Record a job's end once, and send its "notify at end" messages from the Q cluster."""
+    ended = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
         status=status, reason=reason, ended_at=timezone.now()
     )
+    if ended and (job.notify_email or job.notify_webhook):
+        from django_q.tasks import async_task
+
+        async_task("apps.jobs.notify.notify_job_end", job.pk, task_name=f"notify-{job.job_id}")
 
 
 def signal_runs(job: Job, action: str) -> None:

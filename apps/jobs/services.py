@@ -5,7 +5,6 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
-from django.utils import timezone
 
 from apps.billing.models import Module, ResourcePackage
 from apps.jobs import algorithms
@@ -99,13 +98,11 @@ def terminate_job(user, job: Job) -> Job:
     require_role(user, job.project, Role.DEVELOPER)
     if job.status not in ACTIVE:
         raise ValidationError({"status": f"Job is already {job.status}."})
-    if job.status == JobStatus.QUEUED:
-        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.TERMINATED, reason="terminated by request", ended_at=timezone.now()
-        )
-    else:
-        from workers import scheduler
+    from workers import scheduler
 
+    if job.status == JobStatus.QUEUED:
+        scheduler.finish_job(job, JobStatus.TERMINATED, "terminated by request")
+    else:
         scheduler.signal_runs(job, "terminate")
     transaction.on_commit(_kick_scheduler)
     job.refresh_from_db()
