@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from apps.storage.embedded import EmbeddedStore
+from apps.storage.embedded import EmbeddedStore, die_with_parent
 from bml_site import config
 
 PY = sys.executable
@@ -37,6 +37,7 @@ class Child:
             env=self.env,
             cwd=config.BASE_DIR,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # no orphans if the launcher is killed with -9
         )
 
     def alive(self) -> bool:

@@ -39,6 +39,17 @@ def free_port(avoid=()) -> int:
     raise RuntimeError("no free port pair found on loopback")
 
 
+def die_with_parent() -> None:
+    """preexec_fn: ask Linux to SIGTERM this child when the process that started it dies, so a
+    `kill -9` of the launcher leaves no orphaned server holding ports or data."""
+    import ctypes
+    import ctypes.util
+
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def weed_binary() -> str | None:
     here = Path(sys.executable).parent / "weed"
     return str(here) if here.exists() else shutil.which("weed")
@@ -143,6 +154,7 @@ class EmbeddedStore:
             env=env,
             cwd=self.data_dir,
             start_new_session=True,  # Ctrl-C reaches the launcher, which stops us in order
+            preexec_fn=die_with_parent,
         )
         self.wait_ready(timeout)
         return self

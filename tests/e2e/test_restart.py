@@ -31,3 +31,58 @@ def test_stop_with_ctrl_c_and_start_again_keeps_everything(tmp_path):
         again.stop()
     # The first login is printed once, not on every start.
     assert (tmp_path / "launcher.log").read_text().count("First login (shown once)") == 1
+
+
+def test_kill_9_of_the_appliance_mid_job_then_restart_adopts_the_run(tmp_path):
+    import signal
+    import socket
+    import time
+
+    from tests.conftest import wait_until
+
+    appliance = start_appliance(tmp_path)
+    with contextlib.closing(appliance.login()) as client:
+        project = client.get("/api/v1/projects/").json()["results"][0]["id"]
+        client.post("/api/v1/buckets/", json={"project": project, "name": "crash-out"})
+        packages = client.get("/api/v1/resource-packages/", params={"module": "train"}).json()
+        cpu = next(p for p in packages["results"] if p["device_kind"] == "cpu")
+        code = (
+            "import os, time\nwhile not os.path.exists('go'):\n    time.sleep(0.1)\nprint('done')"
+        )
+        job = client.post(
+            "/api/v1/jobs/",
+            json={
+                "name": "survivor",
+                "project": project,
+                "algorithm": "custom_code",
+                "params": {"code": code},
+                "package": cpu["id"],
+                "output_path": "bos://crash-out/out/",
+            },
+        ).json()
+        job_url = f"/api/v1/jobs/{job['job_id']}/"
+        wait_until(lambda: client.get(job_url).json()["status"] == "running", what="running")
+
+    appliance.process.send_signal(signal.SIGKILL)  # the whole appliance, no clean-up at all
+    appliance.process.wait(10)
+    appliance.stop()
+
+    def port_closed():
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", appliance.port)) != 0
+
+    wait_until(port_closed, timeout=15, what="the orphaned web server to go")
+    time.sleep(1)
+
+    again = start_appliance(tmp_path)
+    try:
+        with contextlib.closing(again.login()) as client:
+            assert client.get(job_url).json()["status"] == "running"  # adopted, not lost
+            (tmp_path / "runs" / job["job_id"] / "0" / "workspace" / "go").touch()
+            wait_until(
+                lambda: client.get(job_url).json()["status"] == "succeeded",
+                timeout=60,
+                what="the adopted job to finish",
+            )
+    finally:
+        again.stop()
