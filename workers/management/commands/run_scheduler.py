@@ -7,10 +7,10 @@ from workers import scheduler
 
 
 class Command(BaseCommand):
-    help = "The scheduler's clock: reconcile runs and admit queued jobs every second."
+    help = "The scheduler's clock: reconcile runs and admit queued jobs 4 times a second."
 
     def add_arguments(self, parser):
-        parser.add_argument("--interval", type=float, default=1.0)
+        parser.add_argument("--interval", type=float, default=0.25)
         parser.add_argument("--once", action="store_true")
 
     def handle(self, *args, interval, once, **options):

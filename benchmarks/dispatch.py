@@ -1,0 +1,116 @@
+"""Job dispatch: median time from submit (the API call) to the job's first line of user
+code, and the time to run N trivial jobs, beside a bare `subprocess` start of the same
+script, in the same run. Goal: median under 0.5 s on the embedded defaults.
+
+    .venv/bin/python benchmarks/dispatch.py [--quick] [--jobs N] [--samples N]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bml_site.running import RunningAppliance  # noqa: E402
+
+FIRST_LINE = "import time; open('output/t', 'w').write(repr(time.time()))\n"
+
+
+def bare_start_seconds(samples: int) -> float:
+    """The floor: a new Python process running the same first line."""
+    workspace = Path(tempfile.mkdtemp())
+    (workspace / "output").mkdir()
+    times = []
+    for _ in range(samples):
+        started = time.time()
+        subprocess.run([sys.executable, "-c", FIRST_LINE], cwd=workspace, check=True)
+        times.append(float((workspace / "output" / "t").read_text()) - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="5 samples, 20 jobs")
+    parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument("--jobs", type=int, default=100)
+    args = parser.parse_args()
+    samples, batch = (5, 20) if args.quick else (args.samples, args.jobs)
+
+    appliance = RunningAppliance(tempfile.mkdtemp(prefix="bml-bench-"), "bench-admin-pass-1")
+    appliance.start()
+    try:
+        api = appliance.login()
+        project = api.get("/api/v1/projects/").json()["results"][0]["id"]
+        api.post("/api/v1/buckets/", json={"project": project, "name": "bench-jobs"})
+        packages = api.get("/api/v1/resource-packages/", params={"module": "train"}).json()
+        cpu = next(p["id"] for p in packages["results"] if p["device_kind"] == "cpu")
+
+        def submit(name: str) -> str:
+            response = api.post(
+                "/api/v1/jobs/",
+                json={
+                    "name": name,
+                    "project": project,
+                    "algorithm": "custom_code",
+                    "params": {"code": FIRST_LINE},
+                    "package": cpu,
+                    "output_path": "bos://bench-jobs/out/",
+                },
+            )
+            assert response.status_code == 201, response.text
+            return response.json()["job_id"]
+
+        def wait_done(job_ids, timeout=600):
+            deadline = time.monotonic() + timeout
+            pending = set(job_ids)
+            while pending and time.monotonic() < deadline:
+                for job_id in list(pending):
+                    if api.get(f"/api/v1/jobs/{job_id}/").json()["status"] not in (
+                        "queued",
+                        "running",
+                    ):
+                        pending.discard(job_id)
+                time.sleep(0.05)
+            assert not pending, f"{len(pending)} jobs did not finish"
+
+        latencies = []
+        for i in range(samples):
+            submitted = time.time()
+            job_id = submit(f"latency-{i}")
+            wait_done([job_id])
+            first_line = appliance.var / "runs" / job_id / "0" / "workspace" / "output" / "t"
+            latencies.append(float(first_line.read_text()) - submitted)
+
+        started = time.monotonic()
+        wait_done([submit(f"batch-{i}") for i in range(batch)])
+        batch_seconds = time.monotonic() - started
+    finally:
+        appliance.stop()
+
+    ours = round(statistics.median(latencies), 3)
+    peer = round(bare_start_seconds(samples), 3)
+    print(
+        f"submit -> first line: median {ours} s over {samples} (min {min(latencies):.3f}, "
+        f"max {max(latencies):.3f}); bare subprocess start {peer} s"
+    )
+    print(f"{batch} trivial jobs, submit to all done: {batch_seconds:.1f} s")
+    result = {
+        "figure": "median seconds from job submit to its first line of user code",
+        "ours": ours,
+        "peer": peer,
+        "ratio": round(ours / peer, 2) if peer else None,
+        "goal": "< 0.5 s",
+        "meets": ours < 0.5,
+        "batch_jobs": batch,
+        "batch_seconds": round(batch_seconds, 1),
+    }
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
