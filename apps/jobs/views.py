@@ -1,0 +1,126 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from apps.billing.models import Module, ResourcePackage
+from apps.jobs import selectors, services
+from apps.jobs.models import JobStatus
+from apps.jobs.templates_code import TEMPLATES
+from apps.projects.selectors import current_project
+from apps.projects.web import report_errors
+
+FORM_FIELDS = [
+    "name",
+    "output_path",
+    "train_data_path",
+    "test_data_path",
+    "notify_email",
+    "notify_webhook",
+    "instances",
+    "time_limit_s",
+    "package",
+    "code",
+]
+
+
+@login_required
+@require_safe
+def job_list(request):
+    project = current_project(request)
+    status = request.GET.get("status", "")
+    jobs = selectors.jobs_for(request.user, project, status or None).prefetch_related("runs")
+    return render(
+        request,
+        "jobs/list.html",
+        {
+            "project": project,
+            "jobs": jobs,
+            "status": status,
+            "statuses": JobStatus.choices,
+        },
+    )
+
+
+@login_required
+def job_create(request):
+    project = current_project(request)
+    packages = ResourcePackage.objects.filter(module=Module.TRAIN, enabled=True)
+    form = {"instances": 1, "time_limit_s": 3600, "code": TEMPLATES["plain-python"][1]}
+    if request.method == "GET" and request.GET.get("clone"):
+        source = selectors.get_job(request.user, request.GET["clone"])
+        form.update(
+            name=(source.name[:33] + "-clone"),
+            output_path=source.output_path,
+            train_data_path=source.train_data_path,
+            test_data_path=source.test_data_path,
+            notify_email=source.notify_email,
+            notify_webhook=source.notify_webhook,
+            instances=source.instances,
+            time_limit_s=source.time_limit_s,
+            package=source.package_id,
+            code=source.params.get("code", ""),
+        )
+    if request.method == "POST":
+        form = {k: request.POST.get(k, "") for k in FORM_FIELDS}
+        with report_errors(request):
+            try:
+                job = services.create_job(
+                    request.user,
+                    project,
+                    name=form["name"],
+                    kind="deep_learning",
+                    algorithm="custom_code",
+                    params={"code": form["code"]},
+                    package_id=form["package"] or 0,
+                    instances=int(form["instances"] or 0),
+                    time_limit_s=int(form["time_limit_s"] or 0),
+                    output_path=form["output_path"],
+                    train_data_path=form["train_data_path"],
+                    test_data_path=form["test_data_path"],
+                    notify_email=form["notify_email"],
+                    notify_webhook=form["notify_webhook"],
+                )
+            except ValueError:
+                raise ValidationError("Instances and maximum running time are numbers.") from None
+            messages.success(request, f"Job {job.name} submitted ({job.job_id}).")
+            return redirect("jobs:detail", job_id=job.job_id)
+    return render(
+        request,
+        "jobs/create.html",
+        {
+            "project": project,
+            "form": form,
+            "packages": packages,
+            "templates": TEMPLATES,
+        },
+    )
+
+
+@login_required
+@require_safe
+def job_detail(request, job_id):
+    job = selectors.get_job(request.user, job_id)
+    return render(request, "jobs/detail.html", {"job": job, "runs": job.runs.all()})
+
+
+@login_required
+@require_POST
+def job_terminate(request, job_id):
+    job = selectors.get_job(request.user, job_id)
+    with report_errors(request):
+        services.terminate_job(request.user, job)
+        messages.success(request, f"Job {job.name} is being terminated.")
+    return redirect("jobs:detail", job_id=job.job_id)
+
+
+@login_required
+@require_POST
+def job_delete(request, job_id):
+    job = selectors.get_job(request.user, job_id)
+    with report_errors(request):
+        services.delete_job(request.user, job)
+        messages.success(request, f"Job {job.name} deleted.")
+        return redirect("jobs:list")
+    return redirect("jobs:detail", job_id=job.job_id)

@@ -1,0 +1,79 @@
+// Job details: follow the log while the job runs and draw its reported metrics as curves.
+(function () {
+  "use strict";
+  const COLORS = ["#2468f2", "#cf222e", "#1a7f37", "#9a6700", "#8250df"];
+
+  async function refreshLogs(box) {
+    const response = await fetch(box.dataset.logsUrl, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const logs = await response.json();
+    logs.forEach(function (log) {
+      let pre = document.getElementById("log-" + log.instance);
+      if (!pre) {
+        pre = document.createElement("pre");
+        pre.className = "log"; pre.id = "log-" + log.instance;
+        box.appendChild(pre);
+      }
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = log.text;
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    });
+    return logs.length > 0 && logs.every(function (l) { return l.status !== "running"; });
+  }
+
+  function chart(name, series) {
+    const W = 420, H = 200, P = 30;
+    const all = series.flatMap(function (s) { return s.points; });
+    const xs = all.map(function (p, i) { return p.step ?? i; });
+    const ys = all.map(function (p) { return p[name]; });
+    const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1];
+    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const sx = function (x) { return P + ((x - x0) / ((x1 - x0) || 1)) * (W - 2 * P); };
+    const sy = function (y) { return H - P - ((y - y0) / ((y1 - y0) || 1)) * (H - 2 * P); };
+    const lines = series.map(function (s, k) {
+      const pts = s.points.filter(function (p) { return p[name] !== undefined; })
+        .map(function (p, i) { return sx(p.step ?? i).toFixed(1) + "," + sy(p[name]).toFixed(1); });
+      return '<polyline fill="none" stroke-width="2" stroke="' + COLORS[k % COLORS.length] + '" points="' + pts.join(" ") + '"/>';
+    });
+    return '<figure class="chart" data-metric="' + name + '"><figcaption>' + name +
+      ' <small class="muted">' + y0.toPrecision(3) + " … " + y1.toPrecision(3) + "</small></figcaption>" +
+      '<svg viewBox="0 0 ' + W + " " + H + '" width="' + W + '" height="' + H + '" role="img" aria-label="' + name + ' curve">' +
+      '<line x1="' + P + '" y1="' + (H - P) + '" x2="' + (W - P) + '" y2="' + (H - P) + '" stroke="#ccc"/>' +
+      '<line x1="' + P + '" y1="' + P + '" x2="' + P + '" y2="' + (H - P) + '" stroke="#ccc"/>' + lines.join("") + "</svg></figure>";
+  }
+
+  async function refreshCurves(box) {
+    const response = await fetch(box.dataset.metricsUrl, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const series = await response.json();
+    const names = new Set();
+    series.forEach(function (s) { s.points.forEach(function (p) {
+      Object.keys(p).forEach(function (k) { if (k !== "step" && k !== "time") names.add(k); });
+    }); });
+    if (names.size) box.innerHTML = Array.from(names).map(function (n) { return chart(n, series); }).join("");
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const logs = document.getElementById("logs");
+    const curves = document.getElementById("curves");
+    if (!logs) return;
+    async function tick() {
+      const done = await refreshLogs(logs);
+      await refreshCurves(curves);
+      if (logs.dataset.live && !done) setTimeout(tick, 1000);
+      else if (logs.dataset.live && done) setTimeout(function () { window.location.reload(); }, 500);
+    }
+    tick();
+  });
+
+  // The create form: choosing a template fills the code box.
+  document.addEventListener("DOMContentLoaded", function () {
+    const select = document.getElementById("code-template");
+    if (!select) return;
+    select.addEventListener("change", function () {
+      const tpl = document.querySelector('template[data-template="' + select.value + '"]');
+      document.querySelector("textarea[name=code]").value = tpl.innerHTML
+        .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#x27;/g, "'").replace(/&amp;/g, "&");
+    });
+  });
+})();

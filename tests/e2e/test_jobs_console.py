@@ -1,0 +1,33 @@
+import pytest
+
+from tests.e2e.conftest import sign_in
+
+pytestmark = pytest.mark.e2e
+
+
+def test_create_a_job_from_the_template_watch_log_and_curve_then_open_its_output(page):
+    sign_in(page)
+    page.click("text=Object storage (BOS)")
+    page.fill("input[name=name]", "e2e-jobs")
+    page.click("text=Create bucket")
+    page.wait_for_selector("text=Bucket bos://e2e-jobs/ created.")
+
+    page.click("text=Job modeling")
+    page.click("text=Create job")
+    page.fill("input[name=name]", "template-job")
+    page.fill("input[name=output_path]", "bos://e2e-jobs/out/")
+    assert "bml.report" in page.input_value("textarea[name=code]")  # the template is filled in
+    page.click("button:text('Submit job')")
+    page.wait_for_selector("text=Job template-job submitted")
+    job_id = page.locator("h1 code").inner_text()
+
+    page.wait_for_function(
+        "document.getElementById('log-0') && "
+        "document.getElementById('log-0').textContent.includes('saved output/model.json')",
+        timeout=60_000,
+    )
+    page.wait_for_selector("figure.chart[data-metric=loss] polyline", timeout=30_000)
+    page.wait_for_selector("#job-status:text('Succeeded')", timeout=30_000)
+
+    page.goto(f"/storage/e2e-jobs/?prefix=out/{job_id}/output/")
+    page.wait_for_selector("#entries tr[data-key$='model.json']")
