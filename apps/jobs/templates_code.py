@@ -12,8 +12,8 @@ import bml
 
 random.seed(0)
 points = [(x / 10, 3 * x / 10 + 1 + random.gauss(0, 0.1)) for x in range(50)]
-w, b, lr = 0.0, 0.0, 0.05
-for step in range(200):
+w, b, lr = 0.0, 0.0, 0.002
+for step in range(300):
     gw = sum(2 * (w * x + b - y) * x for x, y in points) / len(points)
     gb = sum(2 * (w * x + b - y) for x, y in points) / len(points)
     w, b = w - lr * gw, b - lr * gb
