@@ -85,19 +85,22 @@ def free_capacity(host: Host) -> dict:
     }
 
 
-def fits_host(package, host: Host) -> str | None:
-    """Why this package can never run here, or None."""
+def fits_host(package, host: Host, instances: int = 1) -> str | None:
+    """Why `instances` leases of this package can never be held here together, or None."""
     if package.device_count:
         have = host.devices.filter(present=True, kind=package.device_kind).count()
-        if have < package.device_count:
+        need = package.device_count * instances
+        if have < need:
             return (
-                f"'{package.name}' needs {package.device_count} {package.device_kind} device(s); "
+                f"'{package.name}' needs {need} {package.device_kind} device(s); "
                 f"this host has {have}."
             )
+    if instances > host.cpu_cores:
+        return f"{instances} instances need a core each; this host has {host.cpu_cores}."
     return None
 
 
-def lease_size(package, host: Host) -> tuple[int, int]:
+def lease_size(package, host: Host, share: int = 1) -> tuple[int, int]:
     """(cores, memory MB) a lease of `package` takes on `host`.
 
     The package names cloud-sized figures; here a CPU package takes at most the whole host,
@@ -109,16 +112,18 @@ def lease_size(package, host: Host) -> tuple[int, int]:
         total = host.devices.filter(present=True).count() or 1
         cores = min(cores, host.cpu_cores * package.device_count // total)
         memory_mb = min(memory_mb, host.memory_mb * package.device_count // total)
-    return max(1, min(cores, host.cpu_cores)), max(1, min(memory_mb, host.memory_mb))
+    cap_cores, cap_memory = host.cpu_cores // share, host.memory_mb // share
+    return max(1, min(cores, cap_cores)), max(1, min(memory_mb, cap_memory))
 
 
-def acquire(package, holder_type: str, holder_id, label: str = "") -> Lease:
-    """Lease what `package` asks for on this host, or raise NoCapacity."""
+def acquire(package, holder_type: str, holder_id, label: str = "", share: int = 1) -> Lease:
+    """Lease what `package` asks for on this host, or raise NoCapacity. `share`: how many
+    leases of this package one job takes together (its instances)."""
     host = this_host()
-    reason = fits_host(package, host)
+    reason = fits_host(package, host, share)
     if reason:
         raise NoCapacity(reason)
-    cores, memory_mb = lease_size(package, host)
+    cores, memory_mb = lease_size(package, host, share)
     with transaction.atomic():
         devices = []
         if package.device_count:

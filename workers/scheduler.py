@@ -87,13 +87,17 @@ def _admit_job(job: Job) -> bool:
         for index in range(job.instances):
             leases.append(
                 devices.acquire(
-                    job.package, "job", f"{job.job_id}/{index}", label=f"job {job.name}"
+                    job.package,
+                    "job",
+                    f"{job.job_id}/{index}",
+                    label=f"job {job.name}",
+                    share=job.instances,
                 )
             )
     except devices.NoCapacity:
         for lease in leases:
             devices.release(lease)
-        never = devices.fits_host(job.package, devices.this_host())
+        never = devices.fits_host(job.package, devices.this_host(), job.instances)
         if never:  # waiting would be forever: say so instead
             finish_job(job, JobStatus.FAILED, never)
         return False
@@ -151,10 +155,11 @@ def start_run(job: Job, run: JobInstance) -> None:
     command, code_stage = algo.prepare(job.params, workspace)
     output = job.output_path.rstrip("/") + f"/{job.job_id}"
     stage_in = list(code_stage)
-    if job.train_data_path:
-        stage_in.append({"uri": job.train_data_path, "dest": "train_data"})
-    if job.test_data_path:
-        stage_in.append({"uri": job.test_data_path, "dest": "test_data"})
+    # With several instances each gets its share of the files, as the spec says.
+    shard = [run.index, job.instances] if job.instances > 1 else None
+    for path, dest in ((job.train_data_path, "train_data"), (job.test_data_path, "test_data")):
+        if path:
+            stage_in.append({"uri": path, "dest": dest, "shard": shard})
     s3 = settings.S3
     port = 29500 + (job.pk % 1000) * 8
     config = {

@@ -14,7 +14,8 @@ run.json:
                     beyond a minimal base, so no appliance secret can leak in
     time_limit_s    maximum running time; then the run ends "timed_out"
     storage         {endpoint, access_key, secret_key, secure}: the credentials of this run
-    stage_in        [{uri, dest}]: bos:// file or folder -> workspace/dest before start
+    stage_in        [{uri, dest, shard?}]: bos:// file or folder -> workspace/dest before
+                    start; shard [index, count] takes this instance's share of the files
     stage_out       [{src, uri}]: workspace/src -> bos:// folder, on success only
     log_uri         bos:// folder the log goes to, whatever the outcome
 
@@ -107,10 +108,12 @@ class Supervisor:
             dest = (self.workspace / item["dest"]).resolve()
             if self.workspace.resolve() not in (dest, *dest.parents):
                 raise ValueError(f"stage_in destination escapes the workspace: {item['dest']}")
-            files = self.storage().download(item["uri"], dest)
-            if not files:
+            shard = tuple(item["shard"]) if item.get("shard") else None
+            files = self.storage().download(item["uri"], dest, shard=shard)
+            if not files and not shard:
                 raise FileNotFoundError(f"{item['uri']} holds no files")
-            self.log(f"staged in {len(files)} file(s) from {item['uri']}")
+            share = f" (share {shard[0] + 1} of {shard[1]})" if shard else ""
+            self.log(f"staged in {len(files)} file(s) from {item['uri']}{share}")
 
     def stage_out(self) -> None:
         for item in self.config.get("stage_out") or []:

@@ -71,8 +71,14 @@ def list(uri: str, recursive: bool = False) -> list[Entry]:  # noqa: A001 - the 
     return entries
 
 
-def download(uri: str, local_dir: str | os.PathLike) -> list[Path]:
-    """Download an object, or a folder (uri ending in '/') recursively, into local_dir."""
+def download(
+    uri: str, local_dir: str | os.PathLike, shard: tuple[int, int] | None = None
+) -> list[Path]:
+    """Download an object, or a folder (uri ending in '/') recursively, into local_dir.
+
+    `shard=(index, count)` takes only this instance's share of a folder: the files in key
+    order, every count-th one starting at index (how a job's instances split their data).
+    """
     bucket, key = split(uri)
     local_dir = Path(local_dir)
     local_dir.mkdir(parents=True, exist_ok=True)
@@ -81,11 +87,20 @@ def download(uri: str, local_dir: str | os.PathLike) -> list[Path]:
         target = local_dir / Path(key).name
         client.fget_object(bucket, key, str(target))
         return [target]
+    objects = sorted(
+        (
+            o
+            for o in client.list_objects(bucket, prefix=key or None, recursive=True)
+            if o.object_name[len(key) :] and not o.object_name.endswith("/")
+        ),  # no folder markers
+        key=lambda o: o.object_name,
+    )
+    if shard is not None:
+        index, count = shard
+        objects = objects[index::count]
     written = []
-    for obj in client.list_objects(bucket, prefix=key or None, recursive=True):
+    for obj in objects:
         relative = obj.object_name[len(key) :]
-        if not relative or relative.endswith("/"):
-            continue  # folder markers
         target = (local_dir / relative).resolve()
         if local_dir.resolve() not in target.parents:
             raise ValueError(f"refusing to write outside {local_dir}: {obj.object_name}")

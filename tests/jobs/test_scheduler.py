@@ -302,3 +302,36 @@ def test_pip_install_in_a_job_goes_to_its_own_layer(owner, project, tmp_path):
     with pytest.raises(ImportError):  # the appliance's own environment is untouched
         __import__("tinypkg_bml")
     assert not list(Path(sys.prefix).rglob("tinypkg_bml*"))
+
+
+def test_instances_of_a_job_split_the_training_files(owner, project):
+    import io
+
+    for name in ("p1.csv", "p2.csv", "p3.csv", "p4.csv"):
+        get_client().put_object("jobs-out", f"train/{name}", io.BytesIO(b"1"), 1)
+    job = submit(
+        owner,
+        project,
+        """
+        import os
+        print("files:", ",".join(sorted(os.listdir("train_data"))))
+    """,
+        instances=2,
+        train_data_path="bos://jobs-out/train/",
+    )
+    run_until(lambda: status_of(job) not in ("queued", "running"), "job end", timeout=90)
+    assert job.status == JobStatus.SUCCEEDED, job.reason
+    logs = [stored(f"results/{job.job_id}/log/{job.job_id}-{i}.log").decode() for i in (0, 1)]
+    assert "files: p1.csv,p3.csv" in logs[0] and "files: p2.csv,p4.csv" in logs[1]
+
+
+def test_more_instances_than_cores_fails_at_once_with_the_reason(owner, project):
+    from workers.models import Host
+
+    cores = Host.objects.get().cpu_cores
+    if cores >= 4:  # instances are capped at 4 by the job rules; nothing to show here
+        Host.objects.update(cpu_cores=3)
+    job = submit(owner, project, "print(1)", instances=4)
+    scheduler.tick()
+    assert status_of(job) == JobStatus.FAILED
+    assert "4 instances need a core each" in job.reason

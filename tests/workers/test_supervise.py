@@ -190,3 +190,20 @@ def test_stage_in_cannot_escape_the_workspace(make_run):
     run_dir = make_run("print('x')", stage_in=[{"uri": "bos://runs/d/", "dest": "../outside"}])
     supervise(run_dir)
     assert "escapes the workspace" in result_of(run_dir)["reason"]
+
+
+def test_an_instance_stages_in_only_its_share_of_the_files(make_run):
+    client = get_client()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        client.put_object("runs", f"data/{name}", io.BytesIO(b"x"), 1)
+    run_dir = make_run(
+        """
+        import os
+        open("output/seen.txt", "w").write(",".join(sorted(os.listdir("train_data"))))
+        """,
+        stage_in=[{"uri": "bos://runs/data/", "dest": "train_data", "shard": [1, 2]}],
+    )
+    supervise(run_dir)
+    assert result_of(run_dir)["status"] == "succeeded"
+    assert stored("out/job-1/output/seen.txt") == b"b.csv"
+    assert "(share 2 of 2)" in stored("out/job-1/log/job-1-worker-0.log").decode()
