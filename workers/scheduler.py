@@ -237,6 +237,8 @@ def reconcile() -> None:
             _close_run(run, JobStatus.TIMED_OUT, None, "maximum running time exceeded")
     for job in Job.objects.filter(status=JobStatus.RUNNING):
         _settle_job(job)
+    # Deletions asked while the job ran: its runs have stopped now, so the rows can go.
+    Job.objects.filter(delete_requested=True).exclude(status__in=ACTIVE).delete()
 
 
 def _pid_file_exists(run: JobInstance) -> bool:
@@ -296,3 +298,18 @@ def signal_runs(job: Job, action: str) -> None:
         process = supervisor_process(run)
         if process is not None:
             process.send_signal(signal.SIGTERM)
+
+
+def kill_runs(job: Job) -> None:
+    """Kill every live run of the job at once (its project is being deleted) and free leases."""
+    for run in job.runs.filter(status=JobStatus.RUNNING, host=settings.HOST_NAME):
+        process = supervisor_process(run)
+        if process is not None:
+            _kill_group(process)
+            child_pid = Path(run.run_dir) / "child.pid"
+            if child_pid.exists():
+                try:
+                    os.killpg(int(child_pid.read_text()), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+        _close_run(run, JobStatus.TERMINATED, None, "project deleted")

@@ -7,4 +7,4 @@ class JobsConfig(AppConfig):
     verbose_name = "Job modeling"
 
     def ready(self):
-        from apps.jobs import counting  # noqa: F401  (registers the project list's job counts)
+        from apps.jobs import counting, signals  # noqa: F401  (job counts; clean-up receivers)

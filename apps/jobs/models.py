@@ -46,6 +46,8 @@ class Job(models.Model):
     notify_webhook = models.URLField(blank=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     reason = models.TextField(blank=True)
+    # Delete asked while running: the rows go once the runs have stopped (reconcile).
+    delete_requested = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )

@@ -109,16 +109,17 @@ def terminate_job(user, job: Job) -> Job:
     return job
 
 
-def delete_job(user, job: Job) -> None:
-    """Delete a job; a live one is terminated first (its runs end, leases freed, then rows go)."""
+def delete_job(user, job: Job) -> bool:
+    """Delete a job; a live one is terminated first and its rows go once its runs have
+    stopped (returns False then: the deletion is under way)."""
     require_role(user, job.project, Role.DEVELOPER)
     if job.status in ACTIVE:
         terminate_job(user, job)
-        if job.status == JobStatus.RUNNING:
-            raise ValidationError(
-                {"status": "The job is being terminated; delete it once it has stopped."}
-            )
+        if job.status in ACTIVE:
+            Job.objects.filter(pk=job.pk).update(delete_requested=True)
+            return False
     job.delete()
+    return True
 
 
 def _kick_scheduler():

@@ -120,7 +120,9 @@ def job_terminate(request, job_id):
 def job_delete(request, job_id):
     job = selectors.get_job(request.user, job_id)
     with report_errors(request):
-        services.delete_job(request.user, job)
-        messages.success(request, f"Job {job.name} deleted.")
+        if services.delete_job(request.user, job):
+            messages.success(request, f"Job {job.name} deleted.")
+        else:
+            messages.success(request, f"Job {job.name} is being terminated, then deleted.")
         return redirect("jobs:list")
     return redirect("jobs:detail", job_id=job.job_id)

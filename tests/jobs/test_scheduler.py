@@ -335,3 +335,33 @@ def test_more_instances_than_cores_fails_at_once_with_the_reason(owner, project)
     scheduler.tick()
     assert status_of(job) == JobStatus.FAILED
     assert "4 instances need a core each" in job.reason
+
+
+def test_deleting_a_running_job_terminates_it_then_removes_it(owner, project):
+    job = submit(
+        owner,
+        project,
+        """
+        import time
+        time.sleep(120)
+    """,
+    )
+    run_until(
+        lambda: (
+            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
+        ),
+        "start",
+    )
+    assert services.delete_job(owner, job) is False  # under way
+    run_until(lambda: not Job.objects.filter(pk=job.pk).exists(), "the job to go")
+    assert not Lease.objects.filter(released_at__isnull=True).exists()
+
+
+def test_a_deleted_jobs_workspace_goes_with_it(owner, project):
+    job = submit(owner, project, "open('output/x', 'w').write('1')")
+    run_until(lambda: status_of(job) == JobStatus.SUCCEEDED, "job end")
+    run_dir = Path(job.runs.get().run_dir)
+    assert run_dir.exists()
+    assert services.delete_job(owner, job) is True
+    assert not run_dir.parent.exists()
+    assert stored(f"results/{job.job_id}/output/x") == b"1"  # outputs stay in storage

@@ -68,8 +68,11 @@ class JobViewSet(
             **{k: data[k] for k in CREATE_FIELDS if k in data},
         )
 
-    def perform_destroy(self, job):
-        services.delete_job(self.request.user, job)
+    @extend_schema(responses={204: None, 202: None})
+    def destroy(self, request, *args, **kwargs):
+        """204 when deleted; 202 for a live job: it is terminated, then deleted."""
+        deleted = services.delete_job(request.user, self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT if deleted else status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
