@@ -35,7 +35,12 @@ def instance_logs(job: Job, tail_bytes: int = LOG_TAIL_BYTES) -> list[dict]:
             with path.open("rb") as fh:
                 fh.seek(max(0, size - tail_bytes))
                 text = fh.read().decode("utf-8", errors="replace")
-        logs.append({"instance": run.index, "status": run.status, "size": size, "text": text})
+        entry = {"instance": run.index, "status": run.status, "size": size, "text": text}
+        if run.status in ("failed", "timed_out"):
+            from apps.jobs.loganalysis import analyze
+
+            entry["analysis"] = analyze(text, run.reason)
+        logs.append(entry)
     return logs
 
 

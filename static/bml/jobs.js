@@ -16,6 +16,12 @@
       }
       const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       pre.textContent = log.text;
+      if (log.analysis && log.analysis.hint && !document.getElementById("hint-" + log.instance)) {
+        const hint = document.createElement("div");
+        hint.id = "hint-" + log.instance; hint.className = "msg warning log-hint";
+        hint.textContent = "Instance " + log.instance + ": " + log.analysis.hint;
+        pre.parentNode.insertBefore(hint, pre);
+      }
       if (atBottom) pre.scrollTop = pre.scrollHeight;
     });
     return logs.length > 0 && logs.every(function (l) { return l.status !== "running"; });

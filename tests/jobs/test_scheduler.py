@@ -12,25 +12,10 @@ import pytest
 from apps.billing.models import ResourcePackage
 from apps.jobs import services
 from apps.jobs.models import Job, JobStatus
-from apps.projects.models import Project
-from apps.storage import services as storage
 from apps.storage.client import get_client
 from tests.conftest import wait_until
-from workers import devices, scheduler
+from workers import scheduler
 from workers.models import Lease
-
-
-@pytest.fixture
-def owner(make_user):
-    return make_user()
-
-
-@pytest.fixture
-def project(owner):
-    devices.sync_inventory()
-    project = Project.objects.get(owner=owner)
-    storage.create_bucket(owner, project, "jobs-out")
-    return project
 
 
 def package(kind="cpu", count=0):

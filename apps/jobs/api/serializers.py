@@ -56,7 +56,13 @@ class JobSerializer(serializers.ModelSerializer):
         }
 
 
+class LogAnalysisSerializer(serializers.Serializer):
+    traceback = serializers.CharField()
+    hint = serializers.CharField()
+
+
 class JobLogSerializer(serializers.Serializer):
+    analysis = LogAnalysisSerializer(required=False, help_text="Only for failed instances.")
     instance = serializers.IntegerField()
     status = serializers.CharField()
     size = serializers.IntegerField()
