@@ -53,6 +53,16 @@ def run_until(predicate, what, timeout=60):
     return wait_until(step, timeout=timeout, interval=0.2, what=what)
 
 
+def wait_running(job):
+    """Until the job's run is up: admitted and its supervise process alive."""
+    run_until(
+        lambda: (
+            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
+        ),
+        "the run to start",
+    )
+
+
 def status_of(job):
     job.refresh_from_db()
     return job.status
@@ -132,12 +142,7 @@ def test_terminate_stops_a_running_job(owner, project):
         time.sleep(120)
     """,
     )
-    run_until(
-        lambda: (
-            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
-        ),
-        "start",
-    )
+    wait_running(job)
     services.terminate_job(owner, job)
     run_until(lambda: status_of(job) == JobStatus.TERMINATED, "terminated")
     assert not Lease.objects.filter(released_at__isnull=True).exists()
@@ -152,12 +157,7 @@ def test_a_run_whose_process_vanished_is_closed_as_worker_lost(owner, project):
         time.sleep(120)
     """,
     )
-    run_until(
-        lambda: (
-            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
-        ),
-        "start",
-    )
+    wait_running(job)
     run = job.runs.get()
     supervisor = scheduler.supervisor_process(run)
     user_pid = int(open(os.path.join(run.run_dir, "child.pid")).read())
@@ -178,12 +178,7 @@ def test_a_live_run_is_adopted_after_the_scheduler_restarts(owner, project):
             time.sleep(0.1)
     """,
     )
-    run_until(
-        lambda: (
-            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
-        ),
-        "start",
-    )
+    wait_running(job)
     # Nothing in this process holds the run: a new scheduler (this one, ticking again) finds
     # it by its pid file and lets it finish normally.
     run = job.runs.get()
@@ -331,12 +326,7 @@ def test_deleting_a_running_job_terminates_it_then_removes_it(owner, project):
         time.sleep(120)
     """,
     )
-    run_until(
-        lambda: (
-            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
-        ),
-        "start",
-    )
+    wait_running(job)
     assert services.delete_job(owner, job) is False  # under way
     run_until(lambda: not Job.objects.filter(pk=job.pk).exists(), "the job to go")
     assert not Lease.objects.filter(released_at__isnull=True).exists()
