@@ -93,6 +93,35 @@ def create_job(
     return job
 
 
+# The settings a user chooses when creating a job (create_job's keyword arguments, less the
+# project and package); the API serializer and "clone" are built from this one list.
+SETTINGS_FIELDS = [
+    "name",
+    "kind",
+    "algorithm",
+    "params",
+    "instances",
+    "time_limit_s",
+    "output_path",
+    "train_data_path",
+    "test_data_path",
+    "notify_email",
+    "notify_webhook",
+]
+CLONE_SUFFIX = "-clone"
+
+
+def clone_settings(job: Job) -> dict:
+    """A job's settings for a new job, its name suffixed (still within the name rule)."""
+    settings = {field: getattr(job, field) for field in SETTINGS_FIELDS}
+    settings.update(
+        name=job.name[: 39 - len(CLONE_SUFFIX)] + CLONE_SUFFIX,
+        project=job.project_id,
+        package=job.package_id,
+    )
+    return settings
+
+
 def terminate_job(user, job: Job) -> Job:
     """Queued jobs end at once; running ones are signalled and end at the next reconcile."""
     require_role(user, job.project, Role.DEVELOPER)

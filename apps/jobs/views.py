@@ -50,18 +50,9 @@ def job_create(request):
     form = {"instances": 1, "time_limit_s": 3600, "code": TEMPLATES["plain-python"][1]}
     if request.method == "GET" and request.GET.get("clone"):
         source = selectors.get_job(request.user, request.GET["clone"])
-        form.update(
-            name=(source.name[:33] + "-clone"),
-            output_path=source.output_path,
-            train_data_path=source.train_data_path,
-            test_data_path=source.test_data_path,
-            notify_email=source.notify_email,
-            notify_webhook=source.notify_webhook,
-            instances=source.instances,
-            time_limit_s=source.time_limit_s,
-            package=source.package_id,
-            code=source.params.get("code", ""),
-        )
+        settings = services.clone_settings(source)
+        form.update({k: settings[k] for k in FORM_FIELDS if k in settings})
+        form["code"] = source.params.get("code", "")
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in FORM_FIELDS}
         with report_errors(request):

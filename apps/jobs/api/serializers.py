@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from apps.jobs.models import Job, JobInstance
+from apps.jobs.services import SETTINGS_FIELDS
 
 
 class JobInstanceSerializer(serializers.ModelSerializer):
@@ -18,19 +19,9 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "job_id",
-            "name",
             "project",
-            "kind",
-            "algorithm",
-            "params",
             "package",
-            "instances",
-            "time_limit_s",
-            "output_path",
-            "train_data_path",
-            "test_data_path",
-            "notify_email",
-            "notify_webhook",
+            *SETTINGS_FIELDS,
             "status",
             "reason",
             "created_at",

@@ -8,20 +8,6 @@ from apps.jobs import selectors, services
 from apps.jobs.api.serializers import JobLogSerializer, JobSerializer
 from apps.projects.selectors import get_project
 
-CREATE_FIELDS = [
-    "name",
-    "kind",
-    "algorithm",
-    "params",
-    "instances",
-    "time_limit_s",
-    "output_path",
-    "train_data_path",
-    "test_data_path",
-    "notify_email",
-    "notify_webhook",
-]
-
 
 class JobViewSet(
     mixins.ListModelMixin,
@@ -65,7 +51,7 @@ class JobViewSet(
             self.request.user,
             project,
             package_id=data["package_id"],
-            **{k: data[k] for k in CREATE_FIELDS if k in data},
+            **{k: data[k] for k in services.SETTINGS_FIELDS if k in data},
         )
 
     @extend_schema(responses={204: None, 202: None})
@@ -84,10 +70,7 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def clone(self, request, job_id=None):
         """The job's settings for a new job (name suffixed), not yet submitted."""
-        job = self.get_object()
-        data = {k: v for k, v in JobSerializer(job).data.items() if k in CREATE_FIELDS}
-        data.update(project=job.project_id, package=job.package_id, name=(job.name[:33] + "-clone"))
-        return Response(data, status=status.HTTP_200_OK)
+        return Response(services.clone_settings(self.get_object()))
 
     @extend_schema(responses=JobLogSerializer(many=True))
     @action(detail=True, methods=["get"])
