@@ -47,13 +47,16 @@ def all_algorithms() -> list[Algorithm]:
 
 # -- Deep learning: the user's own code ----------------------------------------------------
 
-FRAMEWORKS = ("pytorch", "paddlepaddle", "sklearn", "tensorflow")
-
 
 def _validate_custom_code(params: dict) -> dict:
-    framework = params.get("framework", "pytorch")
-    if framework not in FRAMEWORKS:
-        raise ValidationError({"framework": f"Framework must be one of {', '.join(FRAMEWORKS)}."})
+    from apps.jobs import frameworks
+
+    framework = params.get("framework") or "pytorch"
+    if framework not in frameworks.FRAMEWORKS:
+        known = ", ".join(frameworks.FRAMEWORKS)
+        raise ValidationError({"framework": f"Framework must be one of {known}."})
+    if not frameworks.installed(framework):
+        raise ValidationError({"framework": frameworks.missing_message(framework)})
     code, code_path = params.get("code"), params.get("code_path")
     if bool(code) == bool(code_path):
         raise ValidationError(

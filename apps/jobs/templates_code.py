@@ -1,29 +1,42 @@
-"""Code templates offered in the console's job form; each runs offline on bundled or
-generated data. Framework templates (PyTorch, PaddlePaddle) join once those are installed."""
+"""Code templates offered in the console's job form ("Select code template").
 
-PLAIN_PYTHON = '''\
-"""A tiny linear model trained with plain Python: reads train_data/ if present, reports
-its loss curve with bml.report, writes the model to output/."""
-import json
-import os
-import random
+Each is a real script in code_templates/ (linted and run by the tests like any code) that
+runs offline: on the job's train_data/ CSV files when given, else on data bundled with an
+installed package. A template whose framework is not installed is not offered.
+"""
 
-import bml
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-random.seed(0)
-points = [(x / 10, 3 * x / 10 + 1 + random.gauss(0, 0.1)) for x in range(50)]
-w, b, lr = 0.0, 0.0, 0.002
-for step in range(300):
-    gw = sum(2 * (w * x + b - y) * x for x, y in points) / len(points)
-    gb = sum(2 * (w * x + b - y) for x, y in points) / len(points)
-    w, b = w - lr * gw, b - lr * gb
-    if step % 10 == 0:
-        loss = sum((w * x + b - y) ** 2 for x, y in points) / len(points)
-        bml.report(step=step, loss=loss)
-        print(f"step {step} loss {loss:.4f}")
-os.makedirs("output", exist_ok=True)
-json.dump({"w": w, "b": b}, open("output/model.json", "w"))
-print("saved output/model.json")
-'''
+from apps.jobs import frameworks
 
-TEMPLATES = {"plain-python": ("Plain Python (linear model)", PLAIN_PYTHON)}
+TEMPLATE_DIR = Path(__file__).parent / "code_templates"
+
+
+@dataclass(frozen=True)
+class CodeTemplate:
+    key: str
+    title: str
+    framework: str
+
+    @property
+    def code(self) -> str:
+        return (TEMPLATE_DIR / f"{self.key}.py").read_text()
+
+
+ALL_TEMPLATES = (
+    CodeTemplate("pytorch_digits", "PyTorch: digits classifier (DDP-ready)", "pytorch"),
+    CodeTemplate("paddle_digits", "PaddlePaddle: digits classifier", "paddlepaddle"),
+    CodeTemplate("sklearn_digits", "scikit-learn: random forest on digits", "sklearn"),
+    CodeTemplate("plain_python", "Plain Python: linear model", "python"),
+)
+
+
+@cache
+def available_templates() -> dict[str, CodeTemplate]:
+    return {t.key: t for t in ALL_TEMPLATES if frameworks.installed(t.framework)}
+
+
+def default_template() -> CodeTemplate:
+    return next(iter(available_templates().values()))

@@ -5,9 +5,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.billing.models import Module, ResourcePackage
-from apps.jobs import selectors, services
+from apps.jobs import frameworks, selectors, services
 from apps.jobs.models import JobStatus
-from apps.jobs.templates_code import TEMPLATES
+from apps.jobs.templates_code import available_templates, default_template
 from apps.projects.selectors import current_project
 from apps.projects.web import report_errors
 
@@ -21,8 +21,23 @@ FORM_FIELDS = [
     "instances",
     "time_limit_s",
     "package",
+    "framework",
+    "code_source",
     "code",
+    "code_path",
+    "start_command",
 ]
+CODE_PARAMS = ("framework", "code", "code_path", "start_command")
+
+
+def code_params(form: dict) -> dict:
+    """The algorithm's parameters from the form: edited code, or a bos:// code file/folder
+    with its start command (the spec's two ways to submit code)."""
+    if form.get("code_source") == "file":
+        keys = ("framework", "code_path", "start_command")
+    else:
+        keys = ("framework", "code")
+    return {k: form[k] for k in keys if form.get(k)}
 
 
 @login_required
@@ -47,12 +62,20 @@ def job_list(request):
 def job_create(request):
     project = current_project(request)
     packages = ResourcePackage.objects.filter(module=Module.TRAIN, enabled=True)
-    form = {"instances": 1, "time_limit_s": 3600, "code": TEMPLATES["plain-python"][1]}
+    template = default_template()
+    form = {
+        "instances": 1,
+        "time_limit_s": 3600,
+        "code_source": "editor",
+        "code": template.code,
+        "framework": template.framework,
+    }
     if request.method == "GET" and request.GET.get("clone"):
         source = selectors.get_job(request.user, request.GET["clone"])
         settings = services.clone_settings(source)
         form.update({k: settings[k] for k in FORM_FIELDS if k in settings})
-        form["code"] = source.params.get("code", "")
+        form.update({k: source.params.get(k, "") for k in CODE_PARAMS})
+        form["code_source"] = "file" if source.params.get("code_path") else "editor"
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in FORM_FIELDS}
         with report_errors(request):
@@ -63,7 +86,7 @@ def job_create(request):
                     name=form["name"],
                     kind="deep_learning",
                     algorithm="custom_code",
-                    params={"code": form["code"]},
+                    params=code_params(form),
                     package_id=form["package"] or 0,
                     instances=int(form["instances"] or 0),
                     time_limit_s=int(form["time_limit_s"] or 0),
@@ -84,7 +107,8 @@ def job_create(request):
             "project": project,
             "form": form,
             "packages": packages,
-            "templates": TEMPLATES,
+            "templates": available_templates(),
+            "frameworks": frameworks.choices(),
         },
     )
 

@@ -72,14 +72,28 @@
     tick();
   });
 
-  // The create form: choosing a template fills the code box.
+  // The create form: choosing a template fills the code box and picks its framework;
+  // the code source radio shows either the editor or the code path with its command.
   document.addEventListener("DOMContentLoaded", function () {
     const select = document.getElementById("code-template");
     if (!select) return;
     select.addEventListener("change", function () {
+      if (!select.value) return;
       const tpl = document.querySelector('template[data-template="' + select.value + '"]');
       document.querySelector("textarea[name=code]").value = tpl.innerHTML
         .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#x27;/g, "'").replace(/&amp;/g, "&");
+      const framework = select.selectedOptions[0].dataset.framework;
+      const frameworkSelect = document.getElementById("framework");
+      if (framework && frameworkSelect.querySelector('option[value="' + framework + '"]')) frameworkSelect.value = framework;
     });
+    const radios = document.querySelectorAll("input[name=code_source]");
+    function showSource() {
+      const chosen = document.querySelector("input[name=code_source]:checked").value;
+      document.querySelectorAll("[data-code-source]").forEach(function (part) {
+        part.hidden = part.dataset.codeSource !== chosen;
+      });
+    }
+    radios.forEach(function (radio) { radio.addEventListener("change", showSource); });
+    showSource();
   });
 })();

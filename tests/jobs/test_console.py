@@ -2,10 +2,10 @@ from django.test import Client
 
 from apps.billing.models import ResourcePackage
 from apps.jobs.models import Job, JobStatus
-from apps.jobs.templates_code import PLAIN_PYTHON
+from apps.jobs.templates_code import available_templates
 from apps.projects.models import Project
 from apps.storage import services as storage
-from tests.jobs.test_scheduler import run_until, status_of
+from tests.jobs.helpers import run_until, status_of
 from workers import devices
 
 
@@ -16,7 +16,8 @@ def test_console_create_from_template_then_details_list_and_clone(make_user):
     web = Client()
     web.force_login(owner)
     form = web.get("/jobs/new/").content.decode()
-    assert "Plain Python (linear model)" in form and "bml.report" in form
+    assert "PyTorch: digits classifier" in form and "PaddlePaddle: digits" in form
+    assert "bml.report" in form and "Select code file" in form
 
     package = ResourcePackage.objects.get(module="train", name__startswith="CPU Instance_2")
     response = web.post(
@@ -27,7 +28,9 @@ def test_console_create_from_template_then_details_list_and_clone(make_user):
             "instances": 1,
             "time_limit_s": 120,
             "output_path": "bos://console-jobs/out/",
-            "code": PLAIN_PYTHON,
+            "framework": "python",
+            "code_source": "editor",
+            "code": available_templates()["plain_python"].code,
         },
         follow=True,
     )
@@ -42,6 +45,7 @@ def test_console_create_from_template_then_details_list_and_clone(make_user):
     assert job.job_id not in web.get("/jobs/", {"status": "running"}).content.decode()
     clone = web.get("/jobs/new/", {"clone": job.job_id}).content.decode()
     assert 'value="console-job-clone"' in clone
+    assert '<option value="python" selected' in clone
 
 
 def test_console_form_errors_name_the_rule_and_keep_the_input(make_user):

@@ -4,7 +4,7 @@ from apps.billing.models import ResourcePackage
 from apps.jobs.models import Job, JobStatus
 from apps.projects.models import Project
 from apps.storage import services as storage
-from tests.jobs.test_scheduler import run_until, status_of
+from tests.jobs.helpers import run_until, status_of
 from workers import devices, scheduler
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from apps.jobs.loganalysis import analyze
 from apps.jobs.models import JobStatus
-from tests.jobs.test_scheduler import run_until, status_of, submit
+from tests.jobs.helpers import run_until, status_of, submit
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from apps.jobs.models import JobStatus
 from tests.conftest import MAIL_DIR, wait_until
-from tests.jobs.test_scheduler import run_until, status_of, submit
+from tests.jobs.helpers import run_until, status_of, submit
 from workers import devices
 
 

@@ -4,7 +4,6 @@ devices (two CUDA GPUs and one XPU, from the test settings)."""
 import json
 import os
 import signal
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,63 +12,9 @@ from apps.billing.models import ResourcePackage
 from apps.jobs import services
 from apps.jobs.models import Job, JobStatus
 from apps.storage.client import get_client
-from tests.conftest import wait_until
+from tests.jobs.helpers import package, run_until, status_of, stored, submit, wait_running
 from workers import scheduler
 from workers.models import Lease
-
-
-def package(kind="cpu", count=0):
-    return ResourcePackage.objects.get(
-        module="train",
-        device_kind=kind,
-        device_count=count,
-        name__startswith="CPU Instance_2"
-        if kind == "cpu"
-        else "GPU Instance_V100_12"
-        if kind == "cuda"
-        else "XPU",
-    )
-
-
-def submit(owner, project, code, name="job1", pkg=None, **kw):
-    return services.create_job(
-        owner,
-        project,
-        name=name,
-        kind="deep_learning",
-        algorithm="custom_code",
-        params={"framework": "pytorch", "code": textwrap.dedent(code)},
-        package_id=(pkg or package()).pk,
-        output_path="bos://jobs-out/results/",
-        **kw,
-    )
-
-
-def run_until(predicate, what, timeout=60):
-    def step():
-        scheduler.tick()
-        return predicate()
-
-    return wait_until(step, timeout=timeout, interval=0.2, what=what)
-
-
-def wait_running(job):
-    """Until the job's run is up: admitted and its supervise process alive."""
-    run_until(
-        lambda: (
-            status_of(job) == "running" and scheduler.supervisor_process(job.runs.get()) is not None
-        ),
-        "the run to start",
-    )
-
-
-def status_of(job):
-    job.refresh_from_db()
-    return job.status
-
-
-def stored(key):
-    return get_client().get_object("jobs-out", key).read()
 
 
 def test_a_job_runs_to_success_with_output_and_log_in_storage(owner, project):
