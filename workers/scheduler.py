@@ -23,12 +23,15 @@ from django.utils import timezone
 
 from apps.jobs import algorithms
 from apps.jobs.models import ACTIVE, Job, JobInstance, JobStatus
+from apps.storage import grants
 from workers import devices
 
 # A run with no supervisor pid this long after start never came up.
 START_GRACE = timedelta(seconds=30)
 # Beyond its time limit, supervise ends a run itself; past this too, reconcile does.
 HARD_LIMIT_GRACE = timedelta(seconds=60)
+# A run's upload grant outlives its time limit by this: staging and the final log upload.
+GRANT_MARGIN = timedelta(hours=1)
 OUTCOME_RANK = {JobStatus.TERMINATED: 3, JobStatus.TIMED_OUT: 2, JobStatus.FAILED: 1}
 
 
@@ -154,13 +157,13 @@ def start_run(job: Job, run: JobInstance) -> None:
     algo = algorithms.get(job.kind, job.algorithm)
     command, code_stage = algo.prepare(job.params, workspace)
     output = job.output_path.rstrip("/") + f"/{job.job_id}"
-    stage_in = list(code_stage)
     # With several instances each gets its share of the files, as the spec says.
-    shard = [run.index, job.instances] if job.instances > 1 else None
+    shard = (run.index, job.instances) if job.instances > 1 else None
+    wanted = [(item["uri"], item["dest"], None) for item in code_stage]
     for path, dest in ((job.train_data_path, "train_data"), (job.test_data_path, "test_data")):
         if path:
-            stage_in.append({"uri": path, "dest": dest, "shard": shard})
-    s3 = settings.S3
+            wanted.append((path, dest, shard))
+    stage_in = [{"dest": dest, **grants.input_files(uri, shard)} for uri, dest, shard in wanted]
     port = 29500 + (job.pk % 1000) * 8
     config = {
         "run_id": f"{job.job_id}-{run.index}",
@@ -168,13 +171,10 @@ def start_run(job: Job, run: JobInstance) -> None:
         "command": command,
         "env": {**devices.visible_devices_env(run.lease), **distributed_env(job, run, port)},
         "time_limit_s": job.time_limit_s,
-        # TODO(issue 3): credentials scoped to this job's paths instead of the store's keys.
-        "storage": {
-            "endpoint": s3["endpoint"],
-            "access_key": s3["access_key"],
-            "secret_key": s3["secret_key"],
-            "secure": s3["secure"],
-        },
+        # No store keys: presigned reads of its inputs, and writes under its own folder.
+        "grant": grants.upload_grant(
+            output + "/", timedelta(seconds=job.time_limit_s) + GRANT_MARGIN
+        ),
         "stage_in": stage_in,
         "stage_out": [{"src": "output", "uri": f"{output}/output/"}] if run.index == 0 else [],
         "log_uri": f"{output}/log/",

@@ -13,9 +13,12 @@ run.json:
     env             extra environment (devices, RANK/WORLD_SIZE, ...): all the user gets
                     beyond a minimal base, so no appliance secret can leak in
     time_limit_s    maximum running time; then the run ends "timed_out"
-    storage         {endpoint, access_key, secret_key, secure}: the credentials of this run
-    stage_in        [{uri, dest, shard?}]: bos:// file or folder -> workspace/dest before
-                    start; shard [index, count] takes this instance's share of the files
+    grant           {prefix, url, fields}: an S3 POST policy to write under the job's own
+                    output folder, and nowhere else (apps.storage.grants); the run holds
+                    no store keys, and its user code gets the grant as BML_STORAGE_GRANT
+    stage_in        [{dest, source, files: [{path, url}], share?, error?}]: presigned GETs
+                    of the files (this instance's share) to fetch into workspace/dest
+                    before start; `error` (e.g. an empty data path) fails the run, logged
     stage_out       [{src, uri}]: workspace/src -> bos:// folder, on success only
     log_uri         bos:// folder the log goes to, whatever the outcome
 
@@ -37,6 +40,7 @@ GRACE_SECONDS = 5
 POLL_SECONDS = 0.2
 WORKSPACE_DIRS = ("train_data", "test_data", "output", "tmp", ".bml/packages")
 METRICS_FILE = ".bml/metrics.jsonl"
+GRANT_FILE = ".bml/grant.json"
 PACKAGES_DIR = ".bml/packages"
 
 
@@ -53,7 +57,6 @@ def write_json_atomically(path: Path, data: dict) -> None:
 def user_environment(config: dict, workspace: Path) -> dict:
     """A minimal base plus what the control plane chose: never the appliance's environment."""
     venv_bin = str(Path(sys.executable).parent)
-    storage = config.get("storage") or {}
     env = {
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(workspace),
@@ -69,13 +72,8 @@ def user_environment(config: dict, workspace: Path) -> dict:
         "PYTHONPATH": str(workspace / PACKAGES_DIR),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
-    if storage:
-        env.update(
-            BML_S3_ENDPOINT=storage["endpoint"],
-            BML_S3_ACCESS_KEY=storage["access_key"],
-            BML_S3_SECRET_KEY=storage["secret_key"],
-            BML_S3_SECURE="1" if storage.get("secure") else "0",
-        )
+    if config.get("grant"):
+        env["BML_STORAGE_GRANT"] = str(workspace / GRANT_FILE)
     env.update({k: str(v) for k, v in (config.get("env") or {}).items()})
     return env
 
@@ -96,24 +94,29 @@ class Supervisor:
     def storage(self):
         from bml import storage
 
-        creds = self.config.get("storage")
-        if creds:
-            storage.configure(
-                creds["endpoint"], creds["access_key"], creds["secret_key"], creds.get("secure")
-            )
+        storage.use_grant(self.config.get("grant"))
         return storage
+
+    def inside_workspace(self, relative: str) -> Path:
+        target = (self.workspace / relative).resolve()
+        if self.workspace.resolve() not in (target, *target.parents):
+            raise ValueError(f"stage_in destination escapes the workspace: {relative}")
+        return target
 
     def stage_in(self) -> None:
         for item in self.config.get("stage_in") or []:
-            dest = (self.workspace / item["dest"]).resolve()
-            if self.workspace.resolve() not in (dest, *dest.parents):
-                raise ValueError(f"stage_in destination escapes the workspace: {item['dest']}")
-            shard = tuple(item["shard"]) if item.get("shard") else None
-            files = self.storage().download(item["uri"], dest, shard=shard)
-            if not files and not shard:
-                raise FileNotFoundError(f"{item['uri']} holds no files")
-            share = f" (share {shard[0] + 1} of {shard[1]})" if shard else ""
-            self.log(f"staged in {len(files)} file(s) from {item['uri']}{share}")
+            dest = self.inside_workspace(item["dest"])
+            if item.get("error"):
+                raise FileNotFoundError(item["error"])
+            dest.mkdir(parents=True, exist_ok=True)
+            for entry in item["files"]:
+                self.storage().fetch(entry["url"], self.inside_workspace(f"{dest}/{entry['path']}"))
+            share = (
+                f" (share {item['share'][0] + 1} of {item['share'][1]})"
+                if item.get("share")
+                else ""
+            )
+            self.log(f"staged in {len(item['files'])} file(s) from {item['source']}{share}")
 
     def stage_out(self) -> None:
         for item in self.config.get("stage_out") or []:
@@ -191,6 +194,8 @@ class Supervisor:
         (self.run_dir / "supervisor.pid").write_text(str(os.getpid()))
         for name in WORKSPACE_DIRS:
             (self.workspace / name).mkdir(parents=True, exist_ok=True)
+        if self.config.get("grant"):
+            write_json_atomically(self.workspace / GRANT_FILE, self.config["grant"])
         result = {"started_at": now(), "exit_code": None, "reason": ""}
         try:
             self.stage_in()

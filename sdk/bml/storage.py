@@ -1,7 +1,13 @@
-"""Object storage for user code: bos:// paths over S3, with the credentials a run is given."""
+"""Object storage for user code: bos:// paths over S3.
+
+Two ways in: store credentials (`configure(...)` or BML_S3_* variables: notebooks, users'
+own scripts), or a job run's grant (BML_STORAGE_GRANT: a file the appliance writes into the
+run's workspace) that lets the run write under its own output folder and nowhere else.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -26,12 +32,36 @@ def configure(endpoint: str, access_key: str, secret_key: str, secure: bool = Fa
     _config.update(endpoint=endpoint, access_key=access_key, secret_key=secret_key, secure=secure)
 
 
+def use_grant(grant: dict | None) -> None:
+    """Write through an upload grant ({prefix, url, fields}) instead of store credentials."""
+    _config["grant"] = grant
+
+
+def _grant() -> dict | None:
+    if "grant" in _config:
+        return _config["grant"]
+    path = os.environ.get("BML_STORAGE_GRANT")
+    if path and Path(path).is_file():
+        return json.loads(Path(path).read_text())
+    return None
+
+
+def _has_credentials() -> bool:
+    return bool(_config.get("endpoint") or os.environ.get("BML_S3_ENDPOINT"))
+
+
 def _client() -> Minio:
     endpoint = _config.get("endpoint") or os.environ.get("BML_S3_ENDPOINT")
     if not endpoint:
+        grant = _grant()
+        if grant:
+            raise PermissionError(
+                "A job run reads its data from train_data/ and test_data/ and may write only "
+                f"under {grant['prefix']} (bml.storage.upload)."
+            )
         raise RuntimeError(
             "No object store configured: set BML_S3_ENDPOINT, BML_S3_ACCESS_KEY and "
-            "BML_S3_SECRET_KEY (runs get them from the appliance) or call bml.storage.configure()."
+            "BML_S3_SECRET_KEY or call bml.storage.configure()."
         )
     return Minio(
         endpoint,
@@ -114,17 +144,57 @@ def upload(local: str | os.PathLike, uri: str) -> list[str]:
     """Upload a file or a folder (recursively). A uri ending in '/' is a folder to put it in."""
     bucket, key = split(uri)
     local = Path(local)
-    client = _client()
     if local.is_file():
         target = key + local.name if (not key or key.endswith("/")) else key
-        client.fput_object(bucket, target, str(local))
-        return [f"bos://{bucket}/{target}"]
-    if not local.is_dir():
+        pairs = [(local, target)]
+    elif local.is_dir():
+        base = key if (not key or key.endswith("/")) else key + "/"
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        pairs = [(p, base + p.relative_to(local).as_posix()) for p in files]
+    else:
         raise FileNotFoundError(local)
-    base = key if (not key or key.endswith("/")) else key + "/"
-    uploaded = []
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        target = base + path.relative_to(local).as_posix()
-        client.fput_object(bucket, target, str(path))
-        uploaded.append(f"bos://{bucket}/{target}")
-    return uploaded
+    put = _put_with_credentials if _has_credentials() or not _grant() else _put_with_grant
+    for path, target in pairs:
+        put(path, bucket, target)
+    return [f"bos://{bucket}/{target}" for _, target in pairs]
+
+
+def _put_with_credentials(path: Path, bucket: str, key: str) -> None:
+    _client().fput_object(bucket, key, str(path))
+
+
+def _put_with_grant(path: Path, bucket: str, key: str) -> None:
+    """An S3 POST under the grant's policy: the store itself refuses keys outside it."""
+    import httpx
+
+    grant = _grant()
+    if not f"bos://{bucket}/{key}".startswith(grant["prefix"]):
+        raise PermissionError(
+            f"This run may write only under {grant['prefix']}, not {bucket}/{key}."
+        )
+    with path.open("rb") as fh:
+        response = httpx.post(
+            grant["url"],
+            data={**grant["fields"], "key": key},
+            files={"file": (path.name, fh, "application/octet-stream")},
+            timeout=httpx.Timeout(30.0, read=None, write=None),
+        )
+    if response.status_code not in (200, 201, 204):
+        raise RuntimeError(
+            f"upload of {key} refused ({response.status_code}): {response.text[:300]}"
+        )
+
+
+def fetch(url: str, target: str | os.PathLike) -> Path:
+    """Stream a presigned URL's object to `target` (how a run stages in its data)."""
+    import httpx
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, read=300.0)) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"download of {target.name} failed ({response.status_code})")
+        with target.open("wb") as fh:
+            for chunk in response.iter_bytes(1024 * 1024):
+                fh.write(chunk)
+    return target

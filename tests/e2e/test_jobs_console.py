@@ -16,18 +16,22 @@ def test_create_a_job_from_the_template_watch_log_and_curve_then_open_its_output
     page.click("text=Create job")
     page.fill("input[name=name]", "template-job")
     page.fill("input[name=output_path]", "bos://e2e-jobs/out/")
-    assert "bml.report" in page.input_value("textarea[name=code]")  # the template is filled in
+    page.fill("textarea[name=code]", "print('replaced by the template')")
+    page.select_option("#code-template", "pytorch_digits")
+    assert "DistributedDataParallel" in page.input_value("textarea[name=code]")
+    assert page.input_value("#framework") == "pytorch"
     page.click("button:text('Submit job')")
     page.wait_for_selector("text=Job template-job submitted")
     job_id = page.locator("h1 code").inner_text()
 
     page.wait_for_function(
         "document.getElementById('log-0') && "
-        "document.getElementById('log-0').textContent.includes('saved output/model.json')",
+        "document.getElementById('log-0').textContent.includes('saved output/model.pt')",
         timeout=60_000,
     )
     page.wait_for_selector("figure.chart[data-metric=loss] polyline", timeout=30_000)
+    page.wait_for_selector("figure.chart[data-metric=acc] polyline", timeout=30_000)
     page.wait_for_selector("#job-status:text('Succeeded')", timeout=30_000)
 
     page.goto(f"/storage/e2e-jobs/?prefix=out/{job_id}/output/")
-    page.wait_for_selector("#entries tr[data-key$='model.json']")
+    page.wait_for_selector("#entries tr[data-key$='model.pt']")

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import timedelta
 
 import psutil
 import pytest
 from django.conf import settings
 
+from apps.storage import grants
 from apps.storage.client import get_client
 from tests.conftest import ROOT, wait_until
 
@@ -32,19 +34,18 @@ def make_run(tmp_path, bucket):
         run_dir.mkdir()
         workspace.mkdir()
         (workspace / "main.py").write_text(textwrap.dedent(code))
-        s3 = settings.S3
+        stage_in = [
+            {"dest": item["dest"], **grants.input_files(item["uri"], item.get("shard"))}
+            for item in overrides.pop("stage_in", [])
+        ]
         config = {
             "run_id": "job-1-worker-0",
             "workspace": str(workspace),
             "command": [sys.executable, "main.py"],
             "env": {"CUDA_VISIBLE_DEVICES": "1"},
             "time_limit_s": 60,
-            "storage": {
-                "endpoint": s3["endpoint"],
-                "access_key": s3["access_key"],
-                "secret_key": s3["secret_key"],
-            },
-            "stage_in": [],
+            "grant": grants.upload_grant("bos://runs/out/job-1/", timedelta(minutes=10)),
+            "stage_in": stage_in,
             "stage_out": [{"src": "output", "uri": "bos://runs/out/job-1/output/"}],
             "log_uri": "bos://runs/out/job-1/log/",
             **overrides,
@@ -171,6 +172,47 @@ def test_user_code_sees_none_of_the_appliances_secrets(make_run):
     assert not [k for k in env if k.startswith(("BML_VAR", "BML_DATABASE", "BML_DEVICES"))]
     assert env["HOME"].endswith("workspace") and env["CUDA_VISIBLE_DEVICES"] == "1"
     assert "appliance-secret-that-must-not-leak" not in json.dumps(env)
+    # no store keys anywhere the user code can read: not in its environment, not in run.json
+    store_secret = settings.S3["secret_key"]
+    assert not [k for k in env if k.startswith("BML_S3")]
+    assert store_secret not in json.dumps(env)
+    assert store_secret not in (run_dir / "run.json").read_text()
+
+
+def test_user_code_may_write_under_its_own_output_folder_only(make_run):
+    get_client().put_object("runs", "other/keep.txt", io.BytesIO(b"keep"), 4)
+    run_dir = make_run(
+        """
+        import json, os
+        import httpx
+        from bml import storage
+
+        open("ckpt.txt", "w").write("epoch 1")
+        print(storage.upload("ckpt.txt", "bos://runs/out/job-1/checkpoints/"))
+        try:
+            storage.upload("ckpt.txt", "bos://runs/other/keep.txt")
+        except PermissionError as exc:
+            print("refused by the sdk:", exc)
+        try:
+            storage.list("bos://runs/other/")
+        except PermissionError as exc:
+            print("no reading:", exc)
+        # going around the SDK with the grant itself: the store refuses the key
+        grant = json.load(open(os.environ["BML_STORAGE_GRANT"]))
+        answer = httpx.post(grant["url"], data={**grant["fields"], "key": "other/keep.txt"},
+                            files={"file": ("x", b"overwritten")})
+        print("store answered", answer.status_code)
+        """
+    )
+    supervise(run_dir)
+    assert result_of(run_dir)["status"] == "succeeded"
+    log = stored("out/job-1/log/job-1-worker-0.log").decode()
+    assert "['bos://runs/out/job-1/checkpoints/ckpt.txt']" in log
+    assert "refused by the sdk: This run may write only under bos://runs/out/job-1/" in log
+    assert "no reading: A job run reads its data from train_data/" in log
+    assert "store answered 403" in log
+    assert stored("out/job-1/checkpoints/ckpt.txt") == b"epoch 1"
+    assert stored("other/keep.txt") == b"keep"
 
 
 def test_missing_training_data_fails_with_a_staging_reason(make_run):
