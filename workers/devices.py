@@ -5,8 +5,10 @@ GPU cannot both win; every exit path of a run calls `release`.
 """
 
 import json
+import os
 import subprocess
 import sys
+from collections import Counter
 
 from django.conf import settings
 from django.db import transaction
@@ -145,6 +147,7 @@ def acquire(package, holder_type: str, holder_id, label: str = "", share: int = 
             raise NoCapacity(f"{cores} CPU cores needed, {free['cpu_cores']} free.")
         lease = Lease.objects.create(
             host=host,
+            cpu_set=",".join(map(str, pick_cpus(host, cores))),
             holder_type=holder_type,
             holder_id=str(holder_id),
             holder_label=label,
@@ -154,6 +157,16 @@ def acquire(package, holder_type: str, holder_id, label: str = "", share: int = 
         )
         lease.devices.set(devices)
     return lease
+
+
+def pick_cpus(host: Host, count: int) -> list[int]:
+    """The `count` cores of this machine least used by active leases, so runs sharing the
+    host are pinned apart (CPU affinity) as long as there are cores enough."""
+    usable = sorted(os.sched_getaffinity(0))
+    usage = Counter()
+    for lease in active_leases(host):
+        usage.update(lease.cpus)
+    return sorted(sorted(usable, key=lambda cpu: (usage[cpu], cpu))[:count])
 
 
 def release(lease: Lease) -> None:

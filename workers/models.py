@@ -49,6 +49,9 @@ class Lease(models.Model):
     )
     cpu_cores = models.PositiveIntegerField()
     memory_mb = models.PositiveBigIntegerField()
+    cpu_set = models.CharField(
+        max_length=1024, blank=True, help_text="Cores the holder is pinned to, e.g. '0,1'."
+    )
     devices = models.ManyToManyField(Device, blank=True, related_name="leases")
     created_at = models.DateTimeField(auto_now_add=True)
     released_at = models.DateTimeField(null=True, blank=True)
@@ -63,3 +66,7 @@ class Lease(models.Model):
     @property
     def active(self) -> bool:
         return self.released_at is None
+
+    @property
+    def cpus(self) -> list[int]:
+        return [int(c) for c in self.cpu_set.split(",") if c]

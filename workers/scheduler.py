@@ -171,6 +171,7 @@ def start_run(job: Job, run: JobInstance) -> None:
         "command": command,
         "env": {**devices.visible_devices_env(run.lease), **distributed_env(job, run, port)},
         "time_limit_s": job.time_limit_s,
+        "cpu_affinity": run.lease.cpus,
         # No store keys: presigned reads of its inputs, and writes under its own folder.
         "grant": grants.upload_grant(
             output + "/", timedelta(seconds=job.time_limit_s) + GRANT_MARGIN

@@ -13,6 +13,7 @@ run.json:
     env             extra environment (devices, RANK/WORLD_SIZE, ...): all the user gets
                     beyond a minimal base, so no appliance secret can leak in
     time_limit_s    maximum running time; then the run ends "timed_out"
+    cpu_affinity    cores the user code is pinned to (its lease's), or [] for no pinning
     grant           {prefix, url, fields}: an S3 POST policy to write under the job's own
                     output folder, and nowhere else (apps.storage.grants); the run holds
                     no store keys, and its user code gets the grant as BML_STORAGE_GRANT
@@ -161,6 +162,7 @@ class Supervisor:
 
     def run_user_code(self) -> tuple[str, int | None, str]:
         limit = float(self.config.get("time_limit_s") or 0)
+        cpus = set(self.config.get("cpu_affinity") or []) & os.sched_getaffinity(0)
         with self.log_path.open("ab") as log:
             self.child = subprocess.Popen(
                 self.config["command"],
@@ -170,6 +172,8 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: terminate takes the whole tree
+                # pinned before the user code starts, so every thread it makes inherits it
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             )
         (self.run_dir / "child.pid").write_text(str(self.child.pid))
         started = time.monotonic()

@@ -6,12 +6,16 @@ import os
 import signal
 from pathlib import Path
 
+import psutil
 import pytest
 
 from apps.billing.models import ResourcePackage
 from apps.jobs import services
 from apps.jobs.models import Job, JobStatus
+from apps.projects import services as projects
+from apps.storage import services as storage
 from apps.storage.client import get_client
+from tests.conftest import wait_until
 from tests.jobs.helpers import package, run_until, status_of, stored, submit, wait_running
 from workers import scheduler
 from workers.models import Lease
@@ -285,3 +289,55 @@ def test_a_deleted_jobs_workspace_goes_with_it(owner, project):
     assert services.delete_job(owner, job) is True
     assert not run_dir.parent.exists()
     assert stored(f"results/{job.job_id}/output/x") == b"1"  # outputs stay in storage
+
+
+def dead(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_deleting_a_project_kills_its_running_jobs_and_frees_their_leases(owner, project):
+
+    doomed = projects.create_project(owner, "doomed-with-jobs")
+    storage.create_bucket(owner, doomed, "doomed-out")
+    job = services.create_job(
+        owner,
+        doomed,
+        name="long",
+        kind="deep_learning",
+        algorithm="custom_code",
+        params={"framework": "python", "code": "import time\ntime.sleep(300)"},
+        package_id=package().pk,
+        output_path="bos://doomed-out/results/",
+    )
+    wait_running(job)
+    run = job.runs.get()
+    child = psutil.Process(int((Path(run.run_dir) / "child.pid").read_text()))
+    projects.purge_project(doomed.pk)  # what the Q task does once the name was confirmed
+    wait_until(lambda: dead(child), timeout=10, what="the user code to die")
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not Lease.objects.filter(released_at__isnull=True).exists()
+    assert not Path(run.run_dir).exists()
+
+
+def test_instances_sharing_the_host_are_pinned_to_their_own_cores(owner, project):
+    job = submit(
+        owner,
+        project,
+        """
+        import os
+        print("cpus", sorted(os.sched_getaffinity(0)), "threads", os.environ["OMP_NUM_THREADS"])
+        """,
+        instances=2,
+    )
+    run_until(lambda: status_of(job) == JobStatus.SUCCEEDED, "job end")
+    seen = []
+    for run in job.runs.order_by("index"):
+        log = stored(f"results/{job.job_id}/log/{job.job_id}-{run.index}.log").decode()
+        expected = f"cpus {run.lease.cpus} threads {run.lease.cpu_cores}"
+        assert expected in log and len(run.lease.cpus) == run.lease.cpu_cores
+        seen.append(set(run.lease.cpus))
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert not seen[0] & seen[1]  # cores enough: each instance has its own

@@ -8,7 +8,6 @@ MASTER_ADDR and MASTER_PORT as torchrun does. Curves go to the job page with bml
 the model is saved to output/, which the platform uploads when the job succeeds.
 """
 
-import contextlib
 import glob
 import json
 import os
@@ -60,27 +59,31 @@ model = nn.Sequential(
 ).to(device)
 if world > 1:
     model = nn.parallel.DistributedDataParallel(model)
+# Every instance takes the same number of steps per epoch (DDP needs it), even when their
+# shares of the training files differ in size.
+steps = torch.tensor([(len(x_train) + BATCH - 1) // BATCH], device=device)
+if world > 1:
+    dist.all_reduce(steps, op=dist.ReduceOp.MIN)
+steps = int(steps.item())
 optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
 loss_fn = nn.CrossEntropyLoss()
 
 for epoch in range(1, EPOCHS + 1):
     model.train()
     perm = torch.randperm(len(x_train), device=device)
-    total = 0.0
-    # join() lets instances whose shares differ in size finish an epoch together.
-    with model.join() if world > 1 else contextlib.nullcontext():
-        for start in range(0, len(perm), BATCH):
-            batch = perm[start : start + BATCH]
-            optimizer.zero_grad()
-            loss = loss_fn(model(x_train[batch]), y_train[batch])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
+    total = seen = 0
+    for step in range(steps):
+        batch = perm[step * BATCH : (step + 1) * BATCH]
+        optimizer.zero_grad()
+        loss = loss_fn(model(x_train[batch]), y_train[batch])
+        loss.backward()
+        optimizer.step()
+        total, seen = total + loss.item() * len(batch), seen + len(batch)
     model.eval()
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
-    bml.report(step=epoch, loss=total / len(x_train), acc=accuracy)
-    print(f"epoch {epoch} loss {total / len(x_train):.4f} acc {accuracy:.3f}", flush=True)
+    bml.report(step=epoch, loss=total / seen, acc=accuracy)
+    print(f"epoch {epoch} loss {total / seen:.4f} acc {accuracy:.3f}", flush=True)
 
 if rank == 0:  # one copy of the model, from the first instance
     os.makedirs("output", exist_ok=True)
@@ -90,4 +93,5 @@ if rank == 0:  # one copy of the model, from the first instance
         json.dump({"accuracy": accuracy, "epochs": EPOCHS, "instances": world}, fh)
     print("saved output/model.pt", flush=True)
 if world > 1:
+    dist.barrier()  # leave together: a peer that quits early breaks the others' connections
     dist.destroy_process_group()
