@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.system",
     "apps.jobs",
+    "apps.datasets",
     "workers",
 ]
 

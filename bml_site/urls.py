@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from apps.datasets.api.views import DatasetViewSet
 from apps.jobs.api.views import JobViewSet
 from apps.projects.api.views import MembershipViewSet, ProjectViewSet
 from apps.storage.api.views import BucketViewSet
@@ -17,6 +18,7 @@ router.register("buckets", BucketViewSet, basename="bucket")
 router.register("resource-packages", ResourcePackageViewSet, basename="resource-package")
 router.register("devices", DeviceViewSet, basename="device")
 router.register("jobs", JobViewSet, basename="job")
+router.register("datasets", DatasetViewSet, basename="dataset")
 
 members = MembershipViewSet.as_view({"get": "list", "post": "create"})
 member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
@@ -37,6 +39,7 @@ urlpatterns = [
     path("projects/", include("apps.projects.urls")),
     path("storage/", include("apps.storage.urls")),
     path("jobs/", include("apps.jobs.urls")),
+    path("datasets/", include("apps.datasets.urls")),
     path("resources/", system_views.resources, name="resources"),
     path("healthz", system_views.healthz, name="healthz"),
     path("metrics", system_views.prometheus_metrics, name="metrics"),

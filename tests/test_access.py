@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from apps.billing.models import ResourcePackage
+from apps.datasets import services as datasets
 from apps.jobs import services as jobs
 from apps.projects import services as projects
 from apps.projects.models import Membership, Project, Role
@@ -52,6 +53,7 @@ def world(make_user):
         output_path="bos://secret-bucket/out/",
         package_id=ResourcePackage.objects.filter(module="train", device_kind="cpu").first().pk,
     )
+    dataset = datasets.create_dataset(owner, project, "secret_dataset")
     return {
         "owner": owner,
         "stranger": stranger,
@@ -65,7 +67,9 @@ def world(make_user):
             "name": bucket.name,
             "key": "file.txt",
             "job_id": job.job_id,
+            "dataset_id": dataset.pk,
         },
+        "dataset": dataset,
         "membership": membership,
     }
 
@@ -97,6 +101,8 @@ def url_for(world, name, kwargs):
     values = dict(world["OBJECT_KWARGS"])
     if name == "project-member":
         values["pk"] = world["membership"].pk
+    if name.startswith("dataset-"):
+        values["pk"] = world["dataset"].pk
     unknown = [k for k in kwargs if k not in values]
     assert not unknown, f"route {name} has URL parameters {unknown}: teach OBJECT_KWARGS"
     return reverse(name, kwargs={k: values[k] for k in kwargs})
@@ -127,6 +133,9 @@ def test_the_walk_covers_the_routes_that_exist(world):
         "storage:browse",
         "projects:settings",
         "project-member",
+        "dataset-detail",
+        "dataset-rows",
+        "datasets:upload",
     } <= names
 
 
@@ -174,3 +183,5 @@ def test_lists_never_show_another_users_objects(world):
     assert b"secret-project" not in web.get("/projects/").content
     assert b"secret-bucket" not in web.get("/storage/").content
     assert api.get("/api/v1/jobs/").json()["results"] == []
+    assert api.get("/api/v1/datasets/").json()["results"] == []
+    assert b"secret_dataset" not in web.get("/datasets/").content

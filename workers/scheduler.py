@@ -8,6 +8,7 @@ without a result is closed as "worker lost", its lease freed.
 """
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ START_GRACE = timedelta(seconds=30)
 HARD_LIMIT_GRACE = timedelta(seconds=60)
 # A run's upload grant outlives its time limit by this: staging and the final log upload.
 GRANT_MARGIN = timedelta(hours=1)
+logger = logging.getLogger(__name__)
 OUTCOME_RANK = {JobStatus.TERMINATED: 3, JobStatus.TIMED_OUT: 2, JobStatus.FAILED: 1}
 
 
@@ -286,6 +288,14 @@ def finish_job(job: Job, status, reason: str) -> None:
     ended = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
         status=status, reason=reason, ended_at=timezone.now()
     )
+    if ended:
+        from apps.jobs.signals import job_finished
+
+        job.refresh_from_db()
+        # A receiver's failure must not stop reconcile: log it, the job's end stands.
+        for receiver, error in job_finished.send_robust(sender=Job, job=job):
+            if isinstance(error, Exception):
+                logger.error("job_finished receiver %s failed: %r", receiver, error)
     if ended and (job.notify_email or job.notify_webhook):
         from django_q.tasks import async_task
 

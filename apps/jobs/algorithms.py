@@ -21,6 +21,9 @@ class Algorithm:
     title: str
     validate: Callable[[dict], dict]
     prepare: Callable[[dict, Path], tuple[list[str], list[dict]]]  # -> (argv, extra stage_in)
+    # Internal algorithms are steps of another module (a data set's conversion): they run
+    # on the engine like any job, but are not listed or counted among the user's jobs.
+    internal: bool = False
 
 
 _registry: dict[tuple[str, str], Algorithm] = {}
@@ -43,6 +46,10 @@ def get(kind: str, name: str) -> Algorithm:
 
 def all_algorithms() -> list[Algorithm]:
     return list(_registry.values())
+
+
+def internal_kinds() -> set[str]:
+    return {algorithm.kind for algorithm in _registry.values() if algorithm.internal}
 
 
 # -- Deep learning: the user's own code ----------------------------------------------------

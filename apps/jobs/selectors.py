@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.http import Http404
 
+from apps.jobs import algorithms
 from apps.jobs.models import Job
 from apps.projects.models import Membership
 
@@ -9,7 +10,12 @@ LOG_TAIL_BYTES = 256 * 1024
 
 
 def jobs_for(user, project=None, status=None):
-    jobs = Job.objects.filter(project__memberships__user=user).select_related("package")
+    """The user's jobs (steps of other modules, such as data set conversions, left out)."""
+    jobs = (
+        Job.objects.filter(project__memberships__user=user)
+        .exclude(kind__in=algorithms.internal_kinds())
+        .select_related("package")
+    )
     if project is not None:
         jobs = jobs.filter(project=project)
     if status:

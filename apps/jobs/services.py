@@ -1,10 +1,10 @@
 """Writes and rules of jobs: creation with validation, termination."""
 
+import functools
 import re
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404
 
 from apps.billing.models import Module, ResourcePackage
 from apps.jobs import algorithms
@@ -17,21 +17,6 @@ from apps.storage import selectors as storage_selectors
 JOB_NAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,38}$")
 MAX_INSTANCES = 4
 MAX_TIME_LIMIT_S = 30 * 24 * 3600
-
-
-def _own_path(user, project, uri: str, field: str, required: bool) -> str:
-    """A bos:// path in a bucket of this project (404s become a field error: no leak)."""
-    if not uri:
-        if required:
-            raise ValidationError({field: "This path is required."})
-        return ""
-    try:
-        bucket, path = storage_selectors.resolve_path(user, uri, field)
-    except Http404:
-        raise ValidationError({field: f"No bucket of yours is named in '{uri}'."}) from None
-    if bucket.project_id != project.pk:
-        raise ValidationError({field: f"'{uri}' belongs to another project."})
-    return str(path)
 
 
 def create_job(
@@ -70,9 +55,10 @@ def create_job(
         raise ValidationError({"instances": f"Instances must be 1 to {MAX_INSTANCES}."})
     if not (1 <= int(time_limit_s) <= MAX_TIME_LIMIT_S):
         raise ValidationError({"time_limit_s": "Maximum running time must be 1 s to 30 days."})
-    output = _own_path(user, project, output_path, "output_path", required=True)
-    train = _own_path(user, project, train_data_path, "train_data_path", required=False)
-    test = _own_path(user, project, test_data_path, "test_data_path", required=False)
+    own_path = functools.partial(storage_selectors.project_path, user, project)
+    output = own_path(output_path, "output_path", required=True)
+    train = own_path(train_data_path, "train_data_path", required=False)
+    test = own_path(test_data_path, "test_data_path", required=False)
     job = Job.objects.create(
         project=project,
         name=name,

@@ -1,10 +1,15 @@
 import shutil
 
 from django.db.models.signals import post_delete
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from apps.jobs.models import ACTIVE, Job
 from apps.projects.services import project_purging
+
+# Sent once when a job ends (sender=Job, job=<the Job, status and reason set>), from
+# whichever process noticed the end (the scheduler loop, or a request terminating a queued
+# job). Modules whose work runs as jobs (data set conversions) finish their records here.
+job_finished = Signal()
 
 
 @receiver(post_delete, sender=Job)

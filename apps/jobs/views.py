@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.billing.models import Module, ResourcePackage
-from apps.jobs import frameworks, selectors, services
+from apps.jobs import algorithms, frameworks, selectors, services
 from apps.jobs.models import JobStatus
 from apps.jobs.templates_code import available_templates, default_template
 from apps.projects.selectors import current_project
@@ -117,7 +117,11 @@ def job_create(request):
 @require_safe
 def job_detail(request, job_id):
     job = selectors.get_job(request.user, job_id)
-    return render(request, "jobs/detail.html", {"job": job, "runs": job.runs.all()})
+    # A step of another module (a data set conversion): no code to show or clone.
+    internal = job.kind in algorithms.internal_kinds()
+    return render(
+        request, "jobs/detail.html", {"job": job, "runs": job.runs.all(), "internal": internal}
+    )
 
 
 @login_required

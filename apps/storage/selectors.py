@@ -1,5 +1,6 @@
 """Reads scoped to the requesting user's projects."""
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from apps.projects.models import Membership
@@ -25,3 +26,19 @@ def get_bucket(user, name: str) -> Bucket:
 def resolve_path(user, uri: str, field: str = "path") -> tuple[Bucket, BosPath]:
     path = parse_bos_uri(uri, field)
     return get_bucket(user, path.bucket), path
+
+
+def project_path(user, project, uri: str, field: str, required: bool) -> str:
+    """A bos:// path in a bucket of this project, normalised; a field error otherwise (a
+    bucket the user cannot see reads as unknown, so nothing leaks)."""
+    if not uri:
+        if required:
+            raise ValidationError({field: "This path is required."})
+        return ""
+    try:
+        bucket, path = resolve_path(user, uri, field)
+    except Http404:
+        raise ValidationError({field: f"No bucket of yours is named in '{uri}'."}) from None
+    if bucket.project_id != project.pk:
+        raise ValidationError({field: f"'{uri}' belongs to another project."})
+    return str(path)

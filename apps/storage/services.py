@@ -162,7 +162,7 @@ def delete_path(user, bucket: Bucket, key: str) -> int:
     require_role(user, bucket.project, Role.DEVELOPER)
     key = validate_key(key, allow_folder=True)
     if key.endswith("/"):
-        return _delete_prefix(bucket.name, key)
+        return delete_prefix(bucket.name, key)
     with translate_errors():
         client = get_client()
         client.stat_object(bucket.name, key)  # 404 for a key that is not there
@@ -170,7 +170,7 @@ def delete_path(user, bucket: Bucket, key: str) -> int:
     return 1
 
 
-def _delete_prefix(bucket_name: str, prefix: str | None) -> int:
+def delete_prefix(bucket_name: str, prefix: str | None) -> int:
     client = get_client()
     with translate_errors():
         names = [
@@ -188,7 +188,7 @@ def _delete_prefix(bucket_name: str, prefix: str | None) -> int:
 def purge_project_storage(project) -> None:
     """Remove every object and bucket of a project being deleted."""
     for bucket in Bucket.objects.filter(project=project):
-        _delete_prefix(bucket.name, None)
+        delete_prefix(bucket.name, None)
         _remove_bucket(bucket)
 
 

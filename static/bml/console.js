@@ -80,6 +80,12 @@
         return uploadFile(box.dataset.objectsUrl, box.dataset.prefix, f, list);
       }));
       input.value = "";
+      if (box.dataset.fill && results.every(Boolean) && files.length) {
+        // An upload form's "from your computer": the stored file becomes its source path.
+        document.getElementById(box.dataset.fill).value =
+          "bos://" + box.dataset.bucket + "/" + box.dataset.prefix + files[0].name;
+        return;
+      }
       if (results.every(Boolean)) {
         const note = document.createElement("li");
         note.className = "all-done"; note.textContent = "All uploads finished.";

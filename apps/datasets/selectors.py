@@ -1,0 +1,119 @@
+"""Reads of data sets, scoped to the requesting user; public data sets are readable by all."""
+
+import math
+from datetime import date, datetime
+
+from django.db.models import Q
+from django.http import Http404
+
+from apps.datasets.models import Dataset, DatasetStatus, DatasetVersion
+from apps.datasets.storage_io import ObjectFile
+from apps.projects.models import Membership
+from apps.storage.paths import parse_bos_uri
+
+MAX_PAGE_ROWS = 200
+
+
+def datasets_for(user, project=None):
+    datasets = Dataset.objects.filter(project__memberships__user=user, is_public=False)
+    if project is not None:
+        datasets = datasets.filter(project=project)
+    return datasets.select_related("current_version").distinct()
+
+
+def public_datasets():
+    return Dataset.objects.filter(is_public=True).select_related("current_version")
+
+
+def get_dataset(user, pk) -> Dataset:
+    """A data set of one of the user's projects, or a public one; 404 otherwise."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        raise Http404("No such data set.") from None
+    dataset = (
+        Dataset.objects.select_related("project", "current_version")
+        .filter(Q(is_public=True) | Q(project__memberships__user=user), pk=pk)
+        .first()
+    )
+    if dataset is None:
+        raise Http404("No such data set.")
+    return dataset
+
+
+def user_may_write(user, dataset: Dataset) -> bool:
+    if dataset.is_public:
+        return False
+    membership = Membership.objects.filter(project=dataset.project, user=user).first()
+    return bool(membership and membership.allows("developer"))
+
+
+def get_version(dataset: Dataset, number=None) -> DatasetVersion | None:
+    """A version by number (any status; 404 if there is none), or the current one (the
+    last upload that succeeded; None while the data set has no data)."""
+    if number in (None, ""):
+        return dataset.current_version
+    try:
+        return dataset.versions.get(number=int(number))
+    except (DatasetVersion.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such version.") from None
+
+
+def _json_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def read_rows(version: DatasetVersion | None, offset: int = 0, limit: int = 50) -> dict:
+    """A page of a version's rows, read from its parquet parts: only the footers and the
+    row groups the page touches are fetched. No version (no data yet): no rows."""
+    import pyarrow.parquet as pq
+
+    offset, limit = max(0, int(offset)), max(1, min(int(limit), MAX_PAGE_ROWS))
+    page = {"version": None, "columns": [], "offset": offset, "limit": limit, "total": 0}
+    if version is None or version.status != DatasetStatus.SUCCEEDED:
+        return {**page, "rows": []}
+    rows: list[list] = []
+    skip = offset
+    for uri in version.parts:
+        if len(rows) >= limit:
+            break
+        path = parse_bos_uri(uri)
+        parquet = pq.ParquetFile(ObjectFile(path.bucket, path.key))
+        if skip >= parquet.metadata.num_rows:
+            skip -= parquet.metadata.num_rows
+            continue
+        for group in range(parquet.num_row_groups):
+            group_rows = parquet.metadata.row_group(group).num_rows
+            if skip >= group_rows:
+                skip -= group_rows
+                continue
+            table = parquet.read_row_group(group).slice(skip, limit - len(rows))
+            skip = 0
+            columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+            rows.extend([_json_value(v) for v in row] for row in zip(*columns, strict=True))
+            if len(rows) >= limit:
+                break
+    return {
+        **page,
+        "version": version.number,
+        "columns": version.columns,
+        "total": version.rows,
+        "rows": rows,
+    }
+
+
+def parquet_part_response(version: DatasetVersion, part):
+    """One parquet file of a version, streamed from the store (public ones included)."""
+    from apps.storage.models import Bucket
+    from apps.storage.streaming import object_response
+
+    try:
+        uri = (version.parts if version else [])[int(part)]
+    except (IndexError, TypeError, ValueError):
+        raise Http404("No such part of this version.") from None
+    path = parse_bos_uri(uri)
+    return object_response(Bucket(name=path.bucket), path.key)
