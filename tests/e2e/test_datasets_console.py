@@ -1,0 +1,57 @@
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import sign_in
+
+pytestmark = pytest.mark.e2e
+IRIS = ROOT / "fixtures" / "datasets" / "iris.csv"
+
+
+def test_the_iris_walkthrough_in_a_browser(page, tmp_path):
+    """The spec's walk-through: create a data set, upload headerless iris.csv (comma
+    separator) from bos://, preprocess (rename columns), then see the statistics."""
+    sign_in(page)
+    page.click("text=Object storage (BOS)")
+    page.fill("input[name=name]", "e2e-data")
+    page.click("text=Create bucket")
+    page.wait_for_selector("text=Bucket bos://e2e-data/ created.")
+
+    page.click("text=Data sets")
+    page.click("text=Create data set")
+    page.fill("input[name=name]", "iris_e2e")
+    page.click("button:text('Confirm')")
+    page.wait_for_selector("text=Data set iris_e2e created")
+
+    # Step 1: the file goes to storage from this computer, and becomes the bos:// source.
+    page.set_input_files("#upload-input", str(IRIS))
+    page.wait_for_function(
+        "document.getElementById('source').value.startsWith('bos://e2e-data/datasets/')"
+    )
+    assert page.input_value("#source").endswith("/uploads/iris.csv")
+    page.check("input[name=mode][value=replace]")
+    page.select_option("select[name=separator]", ",")
+    page.select_option("select[name=header]", "0")
+    page.click("button:text('Next')")
+
+    # Step 2: guessed types with the first rows; name the columns and confirm.
+    page.wait_for_selector("#columns")
+    assert "Iris-setosa" in page.inner_text("#columns")
+    assert page.input_value("select[name=col_type_0]") == "float"
+    assert page.input_value("select[name=col_type_4]") == "string"
+    for index, name in enumerate(["sepal_len", "sepal_wid", "petal_len", "petal_wid", "kind"]):
+        page.fill(f"input[name=col_name_{index}]", name)
+    page.click("button:text('Confirm and convert')")
+    page.wait_for_selector("text=is converting")
+    page.wait_for_selector("#dataset-status:text('succeeded')", timeout=90_000)
+    assert "150 rows" in page.inner_text("dl.facts")
+
+    page.click("text=Statistics")
+    page.wait_for_selector("#statistics tr[data-column=sepal_len] svg.histogram rect")
+    row = page.inner_text("#statistics tr[data-column=sepal_len]")
+    assert "5.84333" in row and "4.3" in row and "7.9" in row
+    assert "Iris-virginica" in page.inner_text("#statistics tr[data-column=kind]")
+
+    page.click("text=Raw data")
+    assert page.locator("#raw-data tbody tr").count() == 50
+    page.click("text=Next ›")
+    page.wait_for_selector("text=Rows 51–100 of 150")
