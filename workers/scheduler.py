@@ -161,8 +161,11 @@ def start_run(job: Job, run: JobInstance) -> None:
     output = job.output_path.rstrip("/") + f"/{job.job_id}"
     # With several instances each gets its share of the files, as the spec says.
     shard = (run.index, job.instances) if job.instances > 1 else None
-    wanted = [(item["uri"], item["dest"], None) for item in code_stage]
-    for path, dest in ((job.train_data_path, "train_data"), (job.test_data_path, "test_data")):
+    wanted = [
+        (item["uri"], item["dest"], shard if item.get("shard") else None) for item in code_stage
+    ]
+    data_paths = ((job.train_data_path, "train_data"), (job.test_data_path, "test_data"))
+    for path, dest in data_paths if algo.stages_data_paths else ():
         if path:
             wanted.append((path, dest, shard))
     stage_in = [{"dest": dest, **grants.input_files(uri, shard)} for uri, dest, shard in wanted]
@@ -179,7 +182,9 @@ def start_run(job: Job, run: JobInstance) -> None:
             output + "/", timedelta(seconds=job.time_limit_s) + GRANT_MARGIN
         ),
         "stage_in": stage_in,
-        "stage_out": [{"src": "output", "uri": f"{output}/output/"}] if run.index == 0 else [],
+        "stage_out": [{"src": name, "uri": f"{output}/{name}/"} for name in algo.outputs]
+        if run.index == 0 or algo.outputs_from_every_instance
+        else [],
         "log_uri": f"{output}/log/",
     }
     config_path = run_dir / "run.json"

@@ -185,9 +185,11 @@ def _check_columns(columns) -> list[dict]:
 
 
 def _conversion_package() -> ResourcePackage:
+    # The largest CPU package: pyarrow's reader uses every core it is given, and a lease
+    # never takes more than the host has (a 2-core host lends its 2 cores).
     package = (
         ResourcePackage.objects.filter(module=Module.TRAIN, device_kind="cpu", enabled=True)
-        .order_by("cpu_cores")
+        .order_by("-cpu_cores")
         .first()
     )
     if package is None:

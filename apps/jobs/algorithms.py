@@ -20,7 +20,17 @@ class Algorithm:
     name: str
     title: str
     validate: Callable[[dict], dict]
-    prepare: Callable[[dict, Path], tuple[list[str], list[dict]]]  # -> (argv, extra stage_in)
+    # prepare(params, workspace) -> (argv, extra stage_in items {uri, dest, shard?}); an item
+    # with shard true gives each instance its share of the files (data-parallel inputs).
+    prepare: Callable[[dict, Path], tuple[list[str], list[dict]]]
+    # Workspace folders uploaded to <output path>/<job_id>/<folder>/ when the job succeeds
+    # (the spec's layout per algorithm: output, or data, model, evaluate, predict, cluster).
+    outputs: tuple[str, ...] = ("output",)
+    # Data-parallel algorithms write part-<rank> files: every instance uploads its folders.
+    outputs_from_every_instance: bool = False
+    # The job's training/test data paths are staged as train_data/ and test_data/ (each
+    # instance its share); an algorithm that stages its inputs itself says False.
+    stages_data_paths: bool = True
     # Internal algorithms are steps of another module (a data set's conversion): they run
     # on the engine like any job, but are not listed or counted among the user's jobs.
     internal: bool = False

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from workers.runners import table_import
+from workers.runners import table_import, table_reading
 from workers.runners.table_import import column_name_problem, preview, validate_columns
 
 REPO = Path(__file__).resolve().parents[2]
@@ -389,7 +389,7 @@ def test_fill_defaults_for_bool_and_datetime(workspace):
 def test_abnormal_rows_deep_in_a_file_neither_lose_nor_repeat_rows(workspace, monkeypatch):
     """Small read blocks make many batches: the fast path delivers some before it meets a bad
     row, and the robust re-read must carry on exactly after them."""
-    monkeypatch.setattr(table_import, "BLOCK_SIZE", 1 << 16)
+    monkeypatch.setattr(table_reading, "BLOCK_SIZE", 1 << 16)
     lines, expected, bad = ["id,score,name"], [], []
     for i in range(40_000):
         if i in (25_000, 33_000):
@@ -467,7 +467,7 @@ def test_a_line_over_16_mb_fails_fast(workspace):
 
 def test_a_long_row_within_the_limit_is_read(workspace, monkeypatch):
     # Rows longer than a read block get a second try with blocks as big as the line limit.
-    monkeypatch.setattr(table_import, "BLOCK_SIZE", 1 << 16)
+    monkeypatch.setattr(table_reading, "BLOCK_SIZE", 1 << 16)
     long_name = "y" * 300_000
     content = "id,score,name\n1,1.5,a\n" + f"2,2.5,{long_name}\n" + "3,3.5,c\n" * 20_000
     code, summary = run_import(workspace, {"a.csv": content})

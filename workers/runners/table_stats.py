@@ -321,17 +321,33 @@ class ColumnStats:
         }
 
 
-class NumericStats(ColumnStats):
+class OrderedStats(ColumnStats):
+    """Common part of int, float and datetime columns: distinct values (hashed as numbers) and
+    extremes."""
+
+    def __init__(self, name: str, type_name: str):
+        super().__init__(name, type_name)
+        self.distinct = DistinctCounter(hash_numbers)
+        self.low = self.high = None
+
+    def _widen(self, low, high) -> None:
+        """Take a batch's extremes into the column's."""
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def wants_dictionary(self) -> bool:
+        return self.distinct.exact
+
+
+class NumericStats(OrderedStats):
     """int and float columns: moments, extremes, distinct values, quartiles, histogram."""
 
     def __init__(self, name: str, type_name: str, index: int):
         super().__init__(name, type_name)
         self.index = index
-        self.distinct = DistinctCounter(hash_numbers)
         self.finite = 0  # values that enter the moments (inf/-inf cannot)
         self.mean = 0.0
         self.m2 = 0.0  # sum of squared deviations from the mean
-        self.low = self.high = None
 
     def _add(self, values: pa.Array) -> None:
         self.distinct.update(values)
@@ -354,12 +370,7 @@ class NumericStats(ColumnStats):
         self.mean += delta * n / combined
         self.m2 += batch_m2 + delta * delta * self.finite * n / combined
         self.finite = combined
-        low, high = array.min().item(), array.max().item()
-        self.low = low if self.low is None else min(self.low, low)
-        self.high = high if self.high is None else max(self.high, high)
-
-    def wants_dictionary(self) -> bool:
-        return self.distinct.exact
+        self._widen(array.min().item(), array.max().item())
 
     def result(self, sample: RowSample | None) -> dict:
         out = super().result(sample)
@@ -458,22 +469,15 @@ class BoolStats(ColumnStats):
         return out
 
 
-class DatetimeStats(ColumnStats):
+class DatetimeStats(OrderedStats):
     def __init__(self, name: str):
         super().__init__(name, "datetime")
-        self.distinct = DistinctCounter(hash_numbers)
-        self.low = self.high = None
 
     def _add(self, values: pa.Array) -> None:
         as_int = values.view(pa.int64())
         self.distinct.update(as_int)
         extremes = pc.min_max(as_int)
-        low, high = extremes["min"].as_py(), extremes["max"].as_py()
-        self.low = low if self.low is None else min(self.low, low)
-        self.high = high if self.high is None else max(self.high, high)
-
-    def wants_dictionary(self) -> bool:
-        return self.distinct.exact
+        self._widen(extremes["min"].as_py(), extremes["max"].as_py())
 
     def result(self, sample: RowSample | None) -> dict:
         out = super().result(sample)
