@@ -157,7 +157,8 @@ def start_run(job: Job, run: JobInstance) -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)
     algo = algorithms.get(job.kind, job.algorithm)
-    command, code_stage = algo.prepare(job.params, workspace)
+    inputs = {"train_data_path": job.train_data_path, "test_data_path": job.test_data_path}
+    command, code_stage = algo.prepare({**job.params, **inputs}, workspace)
     output = job.output_path.rstrip("/") + f"/{job.job_id}"
     # With several instances each gets its share of the files, as the spec says.
     shard = (run.index, job.instances) if job.instances > 1 else None

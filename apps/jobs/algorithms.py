@@ -31,6 +31,10 @@ class Algorithm:
     # The job's training/test data paths are staged as train_data/ and test_data/ (each
     # instance its share); an algorithm that stages its inputs itself says False.
     stages_data_paths: bool = True
+    needs_train_data: bool = False
+    # check_inputs(params + train_data_path/test_data_path) may look at the inputs in the
+    # store (e.g. "is this standardized data?") once they are known to be the user's.
+    check_inputs: Callable[[dict], None] | None = None
     # Internal algorithms are steps of another module (a data set's conversion): they run
     # on the engine like any job, but are not listed or counted among the user's jobs.
     internal: bool = False

@@ -7,4 +7,5 @@ class JobsConfig(AppConfig):
     verbose_name = "Job modeling"
 
     def ready(self):
-        from apps.jobs import counting, signals  # noqa: F401  (job counts; clean-up receivers)
+        # job counts, clean-up receivers, the machine learning algorithms
+        from apps.jobs import counting, machine_learning, signals  # noqa: F401

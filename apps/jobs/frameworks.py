@@ -12,6 +12,9 @@ FRAMEWORKS = {
     "sklearn": ("scikit-learn", "sklearn", "pip install scikit-learn"),
     "tensorflow": ("TensorFlow", "tensorflow", "pip install tensorflow"),
     "python": ("Python", "json", ""),
+    # The spec's RAPIDS-cuML jobs: cuML/cuDF on a GPU host that has them, otherwise the
+    # same code on scikit-learn and XGBoost (what the template does).
+    "rapids": ("RAPIDS-cuML (Python 3)", "xgboost", "pip install xgboost-cpu"),
 }
 
 

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from django.http import Http404
@@ -70,3 +71,31 @@ def instance_metrics(job: Job) -> list[dict]:
                     points.append(record)
         series.append({"instance": run.index, "points": points})
     return series
+
+
+def ml_results(job: Job) -> dict:
+    """A machine learning job's result folders (links into the storage browser) and, once
+    it succeeded, its evaluation metrics."""
+    from apps.jobs.algorithms import get
+    from apps.storage.client import (
+        ObjectNotFound,
+        StorageUnavailable,
+        get_client,
+        translate_errors,
+    )
+    from apps.storage.paths import parse_bos_uri
+
+    base = parse_bos_uri(job.output_path.rstrip("/") + f"/{job.job_id}/")
+    folders = [(name, f"{base.key}{name}/") for name in get(job.kind, job.algorithm).outputs]
+    metrics = None
+    if job.status == "succeeded" and "evaluate" in dict(folders):
+        try:
+            with translate_errors():
+                raw = get_client().get_object(base.bucket, f"{base.key}evaluate/metrics.json")
+                metrics = json.loads(raw.read())
+                raw.close()
+                raw.release_conn()
+        except (ObjectNotFound, StorageUnavailable, ValueError):
+            metrics = None  # no evaluation data was given, or the store is away
+    shown = {k: v for k, v in (metrics or {}).items() if not isinstance(v, dict)}
+    return {"result_bucket": base.bucket, "result_folders": folders, "metrics": shown}

@@ -57,8 +57,13 @@ def create_job(
         raise ValidationError({"time_limit_s": "Maximum running time must be 1 s to 30 days."})
     own_path = functools.partial(storage_selectors.project_path, user, project)
     output = own_path(output_path, "output_path", required=True)
-    train = own_path(train_data_path, "train_data_path", required=False)
+    train = own_path(train_data_path, "train_data_path", required=algo.needs_train_data)
     test = own_path(test_data_path, "test_data_path", required=False)
+    # Further inputs an algorithm takes (e.g. prediction data) follow the same rule.
+    for key in [k for k, v in params.items() if k.endswith("_data_path") and v]:
+        params[key] = own_path(params[key], key, required=False)
+    if algo.check_inputs:
+        algo.check_inputs({**params, "train_data_path": train, "test_data_path": test})
     job = Job.objects.create(
         project=project,
         name=name,

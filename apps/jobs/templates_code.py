@@ -30,6 +30,7 @@ ALL_TEMPLATES = (
     CodeTemplate("paddle_digits", "PaddlePaddle: digits classifier", "paddlepaddle"),
     CodeTemplate("sklearn_digits", "scikit-learn: random forest on digits", "sklearn"),
     CodeTemplate("plain_python", "Plain Python: linear model", "python"),
+    CodeTemplate("rapids_xgboost", "RAPIDS-cuML: XGBoost and KMeans (CPU fallback)", "rapids"),
 )
 
 

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from apps.jobs import views
+from apps.jobs import ml_views, views
 
 app_name = "jobs"
 
 urlpatterns = [
     path("", views.job_list, name="list"),
     path("new/", views.job_create, name="create"),
+    path("new-ml/", ml_views.ml_job_create, name="create-ml"),
     path("<str:job_id>/", views.job_detail, name="detail"),
     path("<str:job_id>/terminate/", views.job_terminate, name="terminate"),
     path("<str:job_id>/delete/", views.job_delete, name="delete"),

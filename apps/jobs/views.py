@@ -45,7 +45,13 @@ def code_params(form: dict) -> dict:
 def job_list(request):
     project = current_project(request)
     status = request.GET.get("status", "")
+    kind = request.GET.get("kind", "")
     jobs = selectors.jobs_for(request.user, project, status or None).prefetch_related("runs")
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    titles = {(a.kind, a.name): a.title for a in algorithms.all_algorithms()}
+    for job in jobs:
+        job.algorithm_title = titles.get((job.kind, job.algorithm), job.algorithm)
     return render(
         request,
         "jobs/list.html",
@@ -53,9 +59,35 @@ def job_list(request):
             "project": project,
             "jobs": jobs,
             "status": status,
+            "kind": kind,
             "statuses": JobStatus.choices,
         },
     )
+
+
+def submit_from_form(request, project, kind: str, algorithm: str, form: dict, params=None):
+    """Create a job from a console form's fields (the code's, unless `params` are given)."""
+    try:
+        job = services.create_job(
+            request.user,
+            project,
+            name=form.get("name", ""),
+            kind=kind,
+            algorithm=algorithm,
+            params=code_params(form) if params is None else params,
+            package_id=form.get("package") or 0,
+            instances=int(form.get("instances") or 0),
+            time_limit_s=int(form.get("time_limit_s") or 0),
+            output_path=form.get("output_path", ""),
+            train_data_path=form.get("train_data_path", ""),
+            test_data_path=form.get("test_data_path", ""),
+            notify_email=form.get("notify_email", ""),
+            notify_webhook=form.get("notify_webhook", ""),
+        )
+    except ValueError:
+        raise ValidationError("Instances and maximum running time are numbers.") from None
+    messages.success(request, f"Job {job.name} submitted ({job.job_id}).")
+    return job
 
 
 @login_required
@@ -79,26 +111,7 @@ def job_create(request):
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in FORM_FIELDS}
         with report_errors(request):
-            try:
-                job = services.create_job(
-                    request.user,
-                    project,
-                    name=form["name"],
-                    kind="deep_learning",
-                    algorithm="custom_code",
-                    params=code_params(form),
-                    package_id=form["package"] or 0,
-                    instances=int(form["instances"] or 0),
-                    time_limit_s=int(form["time_limit_s"] or 0),
-                    output_path=form["output_path"],
-                    train_data_path=form["train_data_path"],
-                    test_data_path=form["test_data_path"],
-                    notify_email=form["notify_email"],
-                    notify_webhook=form["notify_webhook"],
-                )
-            except ValueError:
-                raise ValidationError("Instances and maximum running time are numbers.") from None
-            messages.success(request, f"Job {job.name} submitted ({job.job_id}).")
+            job = submit_from_form(request, project, "deep_learning", "custom_code", form)
             return redirect("jobs:detail", job_id=job.job_id)
     return render(
         request,
@@ -119,9 +132,10 @@ def job_detail(request, job_id):
     job = selectors.get_job(request.user, job_id)
     # A step of another module (a data set conversion): no code to show or clone.
     internal = job.kind in algorithms.internal_kinds()
-    return render(
-        request, "jobs/detail.html", {"job": job, "runs": job.runs.all(), "internal": internal}
-    )
+    context = {"job": job, "runs": job.runs.all(), "internal": internal}
+    if job.kind == "machine_learning":
+        context.update(selectors.ml_results(job))
+    return render(request, "jobs/detail.html", context)
 
 
 @login_required
