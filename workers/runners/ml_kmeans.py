@@ -70,7 +70,6 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -633,4 +632,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ml_dist.exit(main())

@@ -1293,4 +1293,4 @@ def _fail(message: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ml_dist.exit(main())
