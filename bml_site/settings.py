@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "apps.system",
     "apps.jobs",
     "apps.datasets",
+    "apps.warehouse",
     "workers",
 ]
 

@@ -11,6 +11,7 @@ from apps.projects.api.views import MembershipViewSet, ProjectViewSet
 from apps.storage.api.views import BucketViewSet
 from apps.system import views as system_views
 from apps.system.api.views import DeviceViewSet, ResourcePackageViewSet
+from apps.warehouse.api.views import ModelVersionView, ModelViewSet
 
 router = DefaultRouter()
 router.register("projects", ProjectViewSet, basename="project")
@@ -19,6 +20,7 @@ router.register("resource-packages", ResourcePackageViewSet, basename="resource-
 router.register("devices", DeviceViewSet, basename="device")
 router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("models", ModelViewSet, basename="model")
 
 members = MembershipViewSet.as_view({"get": "list", "post": "create"})
 member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
@@ -27,6 +29,11 @@ api_urls = [
     path("projects/<int:project_pk>/members/", members, name="project-members"),
     path("projects/<int:project_pk>/members/<int:pk>/", member, name="project-member"),
     path("", include("apps.storage.api.urls")),
+    path(
+        "models/<int:pk>/versions/<int:version>/",
+        ModelVersionView.as_view(),
+        name="model-version",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include(router.urls)),
@@ -40,6 +47,7 @@ urlpatterns = [
     path("storage/", include("apps.storage.urls")),
     path("jobs/", include("apps.jobs.urls")),
     path("datasets/", include("apps.datasets.urls")),
+    path("models/", include("apps.warehouse.urls")),
     path("resources/", system_views.resources, name="resources"),
     path("healthz", system_views.healthz, name="healthz"),
     path("metrics", system_views.prometheus_metrics, name="metrics"),

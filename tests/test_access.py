@@ -20,8 +20,11 @@ from apps.jobs import services as jobs
 from apps.projects import services as projects
 from apps.projects.models import Membership, Project, Role
 from apps.storage import services as storage
+from apps.warehouse import services as warehouse
+from tests.warehouse.conftest import iris_joblib
 
 WRITE_METHODS = ["post", "put", "patch", "delete"]
+IRIS_MODEL = iris_joblib()
 
 # Routes that name no project-owned object, and why they are left out.
 EXEMPT_NAMESPACES = {"admin", "rest_framework"}  # staff-only admin; DRF's login pages
@@ -54,6 +57,14 @@ def world(make_user):
         package_id=ResourcePackage.objects.filter(module="train", device_kind="cpu").first().pk,
     )
     dataset = datasets.create_dataset(owner, project, "secret_dataset")
+    storage.upload_object(owner, bucket, "iris.joblib", io.BytesIO(IRIS_MODEL), len(IRIS_MODEL))
+    model_version = warehouse.import_model(
+        owner,
+        project,
+        name="secret-model",
+        model_type="sklearn",
+        path="bos://secret-bucket/iris.joblib",
+    )
     return {
         "owner": owner,
         "stranger": stranger,
@@ -68,10 +79,18 @@ def world(make_user):
             "key": "file.txt",
             "job_id": job.job_id,
             "dataset_id": dataset.pk,
+            "model_id": model_version.model_id,
+            "version": model_version.version,
         },
+        "model": model_version.model,
         "dataset": dataset,
         "membership": membership,
     }
+
+
+def secret_files(world) -> list[str]:
+    bucket = world["project"].buckets.get(name="secret-bucket")
+    return [entry.key for entry in storage.list_folder(bucket, "")]
 
 
 def routes(patterns=None, namespace=""):
@@ -103,6 +122,8 @@ def url_for(world, name, kwargs):
         values["pk"] = world["membership"].pk
     if name.startswith("dataset-"):
         values["pk"] = world["dataset"].pk
+    if name.startswith("model-"):
+        values["pk"] = world["model"].pk
     unknown = [k for k in kwargs if k not in values]
     assert not unknown, f"route {name} has URL parameters {unknown}: teach OBJECT_KWARGS"
     return reverse(name, kwargs={k: values[k] for k in kwargs})
@@ -136,6 +157,9 @@ def test_the_walk_covers_the_routes_that_exist(world):
         "dataset-detail",
         "dataset-rows",
         "datasets:upload",
+        "model-detail",
+        "model-version",
+        "warehouse:version",
     } <= names
 
 
@@ -152,7 +176,10 @@ def test_strangers_get_404_for_every_method_on_every_object_route(world):
     assert not failures, "\n".join(failures)
     # ...and nothing was changed by those requests.
     assert Project.objects.get(pk=world["project"].pk).name == "secret-project"
-    assert storage.list_folder(world["project"].buckets.get(), "")[0].key == "file.txt"
+    assert (
+        storage.list_folder(world["project"].buckets.get(name="secret-bucket"), "")[0].key
+        == "file.txt"
+    )
 
 
 def test_viewers_are_refused_every_write_on_every_object_route(world):
@@ -172,7 +199,10 @@ def test_viewers_are_refused_every_write_on_every_object_route(world):
             if read in (403, 404):
                 failures.append(f"GET {url} ({name}) -> {read} for a viewer")
     assert not failures, "\n".join(failures)
-    assert storage.list_folder(world["project"].buckets.get(), "")[0].key == "file.txt"
+    assert (
+        storage.list_folder(world["project"].buckets.get(name="secret-bucket"), "")[0].key
+        == "file.txt"
+    )
     assert Membership.objects.get(pk=world["membership"].pk).role == Role.VIEWER
 
 
@@ -185,3 +215,5 @@ def test_lists_never_show_another_users_objects(world):
     assert api.get("/api/v1/jobs/").json()["results"] == []
     assert api.get("/api/v1/datasets/").json()["results"] == []
     assert b"secret_dataset" not in web.get("/datasets/").content
+    assert api.get("/api/v1/models/").json()["results"] == []
+    assert b"secret-model" not in web.get("/models/").content
