@@ -133,6 +133,7 @@ def main() -> int:
         manage("sync_devices", env=env)
         manage("ensure_admin", env=env)
         manage("seed_public_datasets", env=env)
+        manage("seed_common_models", env=env)
         children = [
             Child("qcluster", [PY, "manage.py", "qcluster"], logs / "qcluster.log", env),
             Child("scheduler", [PY, "manage.py", "run_scheduler"], logs / "scheduler.log", env),

@@ -129,7 +129,11 @@ def seed_common_models() -> list[str]:
             model, _ = Model.objects.update_or_create(
                 is_common=True,
                 name=name,
-                defaults={"project": None, "description": spec.description, "tags": list(spec.tags)},
+                defaults={
+                    "project": None,
+                    "description": spec.description,
+                    "tags": list(spec.tags),
+                },
             )
             ModelVersion.objects.update_or_create(
                 model=model,
