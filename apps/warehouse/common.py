@@ -6,6 +6,7 @@ cached under var/common-models/, stored in a bucket of the appliance's own, and 
 loading them like any import."""
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def _build_digits(folder: Path) -> None:
             nn.functional.cross_entropy(model(images[batch]), labels[batch]).backward()
             optimizer.step()
     model.eval()
-    torch.jit.save(torch.jit.trace(model, images[:1]), folder / "model.pt")
+    with warnings.catch_warnings():  # torch 2.14 marks torch.jit deprecated; it still works
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(model, images[:1]), folder / "model.pt")
     (folder / "labels.txt").write_text("\n".join(str(d) for d in range(10)) + "\n")
 
 
