@@ -245,27 +245,24 @@ def import_model(
     """The spec's "Import New Model": a new model with its version 1."""
     require_role(user, project, Role.DEVELOPER)
     name, tags = validate_name(name), clean_tags(tags)
-    copy_from = None if upload is not None else _source_path(user, project, path)
+    taken = ValidationError({"name": f"This project already has a model named '{name}'."})
     if Model.objects.filter(project=project, name=name).exists():
-        raise ValidationError({"name": f"This project already has a model named '{name}'."})
+        raise taken
     try:
         model = Model.objects.create(
             project=project, name=name, tags=tags, description=description, created_by=user
         )
     except IntegrityError:
-        raise ValidationError(
-            {"name": f"This project already has a model named '{name}'."}
-        ) from None
+        raise taken from None
     try:
-        return _new_version(
+        return add_version(
             user,
             model,
             model_type=model_type,
+            path=path,
+            upload=upload,
             fields=fields,
             description=description,
-            copy_from=copy_from,
-            upload=upload,
-            source_detail=str(copy_from or ""),
         )
     except BaseException:
         model.delete()  # no model without a version
