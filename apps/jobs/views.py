@@ -133,6 +133,10 @@ def job_detail(request, job_id):
     # A step of another module (a data set conversion): no code to show or clone.
     internal = job.kind in algorithms.internal_kinds()
     context = {"job": job, "runs": job.runs.all(), "internal": internal}
+    if job.status == "succeeded" and not internal:
+        from apps.warehouse.models import ModelType
+
+        context["model_types"] = ModelType.choices
     if job.kind == "machine_learning":
         context.update(selectors.ml_results(job))
     return render(request, "jobs/detail.html", context)

@@ -7,6 +7,7 @@ app_name = "warehouse"
 urlpatterns = [
     path("", views.model_list, name="list"),
     path("import/", views.model_import, name="import"),
+    path("release/<str:job_id>/", views.release_job, name="release"),
     path("<int:model_id>/", views.model_detail, name="detail"),
     path("<int:model_id>/edit/", views.model_edit, name="edit"),
     path("<int:model_id>/delete/", views.model_delete, name="delete"),

@@ -152,3 +152,24 @@ def version_delete(request, model_id, version):
         services.delete_version(request.user, found)
         messages.success(request, f"Version {found.version} of {model.name} deleted.")
     return redirect("warehouse:detail", model_id=model.pk)
+
+
+@login_required
+@require_POST
+def release_job(request, job_id):
+    """Release a succeeded job's output from its details page."""
+    from apps.jobs.selectors import get_job
+
+    job = get_job(request.user, job_id)
+    with report_errors(request):
+        version = services.release_from_job(
+            request.user,
+            job,
+            model_type=request.POST.get("model_type", ""),
+            name=request.POST.get("name", ""),
+            subpath=request.POST.get("subpath") or "output/",
+            fields=request.POST.get("fields") or "{}",
+        )
+        messages.success(request, f"Released as {version.model.name} version {version.version}.")
+        return redirect("warehouse:version", model_id=version.model_id, version=version.version)
+    return redirect("jobs:detail", job_id=job.job_id)

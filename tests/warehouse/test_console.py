@@ -48,3 +48,32 @@ def test_a_refused_import_keeps_the_form_and_says_why(web, project):
     ).content.decode()
     assert "does not load as sklearn" in page and 'value="junk"' in page
     assert not Model.objects.exists()
+
+
+def test_release_from_the_job_page(web, owner, project, bucket):
+    from apps.jobs import services as jobs
+    from apps.jobs.templates_code import available_templates
+    from tests.jobs.helpers import package, run_until, status_of
+    from workers import devices
+
+    devices.sync_inventory()
+    job = jobs.create_job(
+        owner,
+        project,
+        name="forest",
+        kind="deep_learning",
+        algorithm="custom_code",
+        params={"framework": "sklearn", "code": available_templates()["sklearn_digits"].code},
+        package_id=package().pk,
+        output_path="bos://wh-src/jobs/",
+    )
+    run_until(lambda: status_of(job) not in ("queued", "running"), "the job", timeout=180)
+    assert "Release to the model warehouse" in web.get(f"/jobs/{job.job_id}/").content.decode()
+    response = web.post(
+        f"/models/release/{job.job_id}/",
+        {"name": "forest", "model_type": "sklearn", "subpath": "output/model.joblib"},
+    )
+    model = Model.objects.get(name="forest")
+    assert response.url == f"/models/{model.pk}/versions/1/"
+    page = web.get(response.url).content.decode()
+    assert "Released from a job" in page and job.job_id in page
