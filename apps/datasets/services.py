@@ -29,7 +29,6 @@ from apps.storage import services as storage
 from apps.storage.client import ObjectNotFound
 from apps.storage.paths import parse_bos_uri
 from apps.storage.selectors import buckets_for
-from workers.runners import table_import
 
 # Letters of any script, digits, '_' and '-', starting with a letter, at most 50 characters.
 DATASET_NAME_RULE = re.compile(r"^[^\W\d_][\w-]{0,49}$")
@@ -42,6 +41,14 @@ ENCODINGS = {"utf-8": "UTF-8", "gbk": "GBK", "gb18030": "GB18030", "latin-1": "L
 SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "vertical bar", " ": "space"}
 PREVIEW_BYTES = 64 * 1024
 DATASETS_FOLDER = "datasets"
+
+
+def _table_import():
+    """The conversion runner's preview and column rules (imported when first needed: it
+    brings pyarrow and numpy, which the web process otherwise does without)."""
+    from workers.runners import table_import
+
+    return table_import
 
 
 # -- data sets ---------------------------------------------------------------------------
@@ -154,7 +161,7 @@ def preview_source(
     first = next(key for key, size in files if size > 0)
     sample = read_object_bytes(bucket, first, PREVIEW_BYTES)
     try:
-        result = table_import.preview(
+        result = _table_import().preview(
             sample, separator=separator, header=bool(header), encoding=encoding
         )
     except ValueError as exc:
@@ -178,7 +185,7 @@ def _check_columns(columns) -> list[dict]:
             raise ValidationError({"columns": f"Column {index} must be {{name, type}}."})
         cleaned.append({"name": str(column.get("name", "")).strip(), "type": column.get("type")})
     try:
-        table_import.validate_columns(cleaned)
+        _table_import().validate_columns(cleaned)
     except ValueError as exc:
         raise ValidationError({"columns": str(exc)}) from None
     return cleaned
