@@ -3,7 +3,7 @@
 import math
 from datetime import date, datetime
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.http import Http404
 
 from apps.datasets.models import Dataset, DatasetStatus, DatasetVersion
@@ -14,15 +14,22 @@ from apps.storage.paths import parse_bos_uri
 MAX_PAGE_ROWS = 200
 
 
+def _with_status(datasets):
+    latest = DatasetVersion.objects.filter(dataset=OuterRef("pk")).order_by("-number")
+    return datasets.select_related("current_version").annotate(
+        latest_status=Subquery(latest.values("status")[:1])
+    )
+
+
 def datasets_for(user, project=None):
     datasets = Dataset.objects.filter(project__memberships__user=user, is_public=False)
     if project is not None:
         datasets = datasets.filter(project=project)
-    return datasets.select_related("current_version").distinct()
+    return _with_status(datasets.distinct())
 
 
 def public_datasets():
-    return Dataset.objects.filter(is_public=True).select_related("current_version")
+    return _with_status(Dataset.objects.filter(is_public=True))
 
 
 def get_dataset(user, pk) -> Dataset:
