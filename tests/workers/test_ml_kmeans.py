@@ -14,6 +14,7 @@ import pytest
 from scipy import sparse
 from scipy.spatial.distance import cdist
 
+from tests.workers.storeless import empty_store_after_each_test, object_store  # noqa: F401
 from tests.workers.test_ml_lr import (
     run_distributed,
     run_in_process,
@@ -22,17 +23,6 @@ from tests.workers.test_ml_lr import (
 )
 from workers.runners import ml_kmeans
 from workers.runners.ml_kmeans import Centers, Rows, lloyd
-
-
-# The suite's autouse fixtures start the object store (and need Django); not needed here.
-@pytest.fixture(scope="session")
-def object_store():
-    yield None
-
-
-@pytest.fixture
-def empty_store_after_each_test():
-    yield
 
 
 def km_params(**overrides) -> dict:

@@ -16,20 +16,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from tests.workers.storeless import empty_store_after_each_test, object_store  # noqa: F401
 from workers.runners import ml_data, ml_lr
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-# The suite's autouse fixtures start the object store (and need Django); not needed here.
-@pytest.fixture(scope="session")
-def object_store():
-    yield None
-
-
-@pytest.fixture
-def empty_store_after_each_test():
-    yield
 
 
 # ---------------------------------------------------------------------------------------------

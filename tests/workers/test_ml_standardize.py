@@ -18,22 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.workers.storeless import empty_store_after_each_test, object_store  # noqa: F401
 from workers.runners import ml_data, ml_standardize
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = "workers.runners.ml_standardize"
-
-
-# The suite's autouse fixtures start the object store (and need Django); this module needs
-# neither, so it replaces them with no-ops.
-@pytest.fixture(scope="session")
-def object_store():
-    yield None
-
-
-@pytest.fixture
-def empty_store_after_each_test():
-    yield
 
 
 def _env(**extra) -> dict:

@@ -32,18 +32,6 @@ pytestmark = [
 ]
 
 
-# The suite's autouse fixtures start the object store (and need Django); this module needs
-# neither, so it replaces them with no-ops.
-@pytest.fixture(scope="session")
-def object_store():
-    yield None
-
-
-@pytest.fixture
-def empty_store_after_each_test():
-    yield
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     return tmp_path_factory.mktemp("models")
@@ -693,6 +681,7 @@ CUSTOM_PREDICTOR = """
 from pathlib import Path
 
 from helper import scale  # a module of its own, next to predictor.py
+from tests.workers.storeless import empty_store_after_each_test, object_store  # noqa: F401
 
 
 class Predictor:

@@ -12,19 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.workers.storeless import empty_store_after_each_test, object_store  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-# The suite's autouse fixtures start the object store (and need Django); this module needs
-# neither, so it replaces them with no-ops.
-@pytest.fixture(scope="session")
-def object_store():
-    yield None
-
-
-@pytest.fixture
-def empty_store_after_each_test():
-    yield
 
 
 class Replica:

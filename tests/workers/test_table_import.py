@@ -19,22 +19,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from tests.workers.storeless import empty_store_after_each_test, object_store  # noqa: F401
 from workers.runners import table_import, table_reading
 from workers.runners.table_import import column_name_problem, preview, validate_columns
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-# The suite's autouse fixtures start the object store (and need Django); this module needs
-# neither, so it replaces them with no-ops.
-@pytest.fixture(scope="session")
-def object_store():
-    yield None
-
-
-@pytest.fixture
-def empty_store_after_each_test():
-    yield
 
 
 COLUMNS_ABC = [
