@@ -230,6 +230,17 @@ def _source_path(user, project, path: str) -> BosPath:
 # -- imports -----------------------------------------------------------------------------
 
 
+def _create_model(user, project, name: str, **fields) -> Model:
+    """A new model of the project (its first version comes next); names are unique."""
+    taken = ValidationError({"name": f"This project already has a model named '{name}'."})
+    if Model.objects.filter(project=project, name=name).exists():
+        raise taken
+    try:
+        return Model.objects.create(project=project, name=name, created_by=user, **fields)
+    except IntegrityError:
+        raise taken from None
+
+
 def import_model(
     user,
     project,
@@ -245,15 +256,7 @@ def import_model(
     """The spec's "Import New Model": a new model with its version 1."""
     require_role(user, project, Role.DEVELOPER)
     name, tags = validate_name(name), clean_tags(tags)
-    taken = ValidationError({"name": f"This project already has a model named '{name}'."})
-    if Model.objects.filter(project=project, name=name).exists():
-        raise taken
-    try:
-        model = Model.objects.create(
-            project=project, name=name, tags=tags, description=description, created_by=user
-        )
-    except IntegrityError:
-        raise taken from None
+    model = _create_model(user, project, name, tags=tags, description=description)
     try:
         return add_version(
             user,
@@ -301,10 +304,7 @@ def release_from_job(
         raise ValidationError({"subpath": "The path inside the job's output cannot use '..'."})
     copy_from = parse_bos_uri(job.output_path.rstrip("/") + f"/{job.job_id}/{subpath}")
     if model is None:
-        name = validate_name(name)
-        if Model.objects.filter(project=job.project, name=name).exists():
-            raise ValidationError({"name": f"This project already has a model named '{name}'."})
-        model = Model.objects.create(project=job.project, name=name, created_by=user)
+        model = _create_model(user, job.project, validate_name(name))
         created = True
     else:
         _require_own(user, model)
