@@ -1,9 +1,9 @@
 """The one public entry: Django for console, API and admin.
 
-Object bytes (uploads, downloads) take the lean path in `apps.storage.transfer`; later
-issues route `/v1/endpoints/...` and `/notebooks/<id>/...` to the gateway here, likewise
-without Django's middleware. Bodies over the upload limit are refused before anything reads
-them.
+Object bytes (uploads, downloads) take the lean path in `apps.storage.transfer`, and
+prediction requests (`/v1/endpoints/...`, `/v2/models/...`) the gateway of
+`apps.serving.gateway`, both without Django's middleware. Bodies over the upload limit
+are refused before anything reads them.
 """
 
 import os
@@ -15,10 +15,14 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_app = get_asgi_application()
 
-from apps.storage import transfer  # noqa: E402  (needs the app registry ready)
+from apps.serving.gateway import gateway  # noqa: E402  (needs the app registry ready)
+from apps.storage import transfer  # noqa: E402
 
 
 async def application(scope, receive, send):
+    if scope["type"] == "http" and gateway.matches(scope["path"]):
+        await gateway(scope, receive, send)  # its own body limit, its own figures
+        return
     if scope["type"] == "http":
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length and length.isdigit() and int(length) > settings.MAX_UPLOAD_BYTES:

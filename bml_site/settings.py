@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.datasets",
     "apps.warehouse",
+    "apps.serving",
     "workers",
 ]
 
@@ -117,6 +118,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Uploads: raw PUT bodies larger than this are refused with 413 before they are read.
 MAX_UPLOAD_BYTES = int(os.environ.get("BML_MAX_UPLOAD_MB", "5120")) * 1024 * 1024
+# Prediction requests: the largest body a service accepts, and how long the gateway waits
+# for a replica's answer before it answers 504.
+SERVING_MAX_BODY_BYTES = int(os.environ.get("BML_SERVING_MAX_BODY_MB", "32")) * 1024 * 1024
+SERVING_TIMEOUT_S = float(os.environ.get("BML_SERVING_TIMEOUT_S", "60"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

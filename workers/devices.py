@@ -76,7 +76,8 @@ def active_leases(host: Host):
 
 
 def free_capacity(host: Host) -> dict:
-    held = active_leases(host).aggregate(cores=Sum("cpu_cores"), mem=Sum("memory_mb"))
+    reserved = active_leases(host).filter(shared_cpu=False)
+    held = reserved.aggregate(cores=Sum("cpu_cores"), mem=Sum("memory_mb"))
     busy = Device.objects.filter(leases__in=active_leases(host)).values_list("pk", flat=True)
     free_devices = host.devices.filter(present=True).exclude(pk__in=list(busy))
     return {
@@ -118,11 +119,18 @@ def lease_size(package, host: Host, share: int = 1) -> tuple[int, int]:
     return max(1, min(cores, cap_cores)), max(1, min(memory_mb, cap_memory))
 
 
-def acquire(package, holder_type: str, holder_id, label: str = "", share: int = 1) -> Lease:
+def acquire(
+    package, holder_type: str, holder_id, label: str = "", share: int = 1, shared_cpu=False
+) -> Lease:
     """Lease what `package` asks for on this host, or raise NoCapacity. `share`: how many
-    leases of this package one job takes together (its instances)."""
+    leases of this package one job takes together (its instances).
+
+    `shared_cpu`: devices are taken exclusively but cores and memory are not reserved. A
+    prediction replica idles between requests; reserving cores per replica would cap a
+    small appliance at a few replicas and starve training of the cores they never use.
+    """
     host = this_host()
-    reason = fits_host(package, host, share)
+    reason = fits_host(package, host, 1 if shared_cpu else share)
     if reason:
         raise NoCapacity(reason)
     cores, memory_mb = lease_size(package, host, share)
@@ -143,7 +151,7 @@ def acquire(package, holder_type: str, holder_id, label: str = "", share: int = 
                     f"{len(devices)} free."
                 )
         free = free_capacity(host)
-        if free["cpu_cores"] < cores:
+        if not shared_cpu and free["cpu_cores"] < cores:
             raise NoCapacity(f"{cores} CPU cores needed, {free['cpu_cores']} free.")
         lease = Lease.objects.create(
             host=host,
@@ -154,6 +162,7 @@ def acquire(package, holder_type: str, holder_id, label: str = "", share: int = 
             package=package,
             cpu_cores=cores,
             memory_mb=memory_mb,
+            shared_cpu=shared_cpu,
         )
         lease.devices.set(devices)
     return lease

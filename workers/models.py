@@ -53,6 +53,10 @@ class Lease(models.Model):
         max_length=1024, blank=True, help_text="Cores the holder is pinned to, e.g. '0,1'."
     )
     devices = models.ManyToManyField(Device, blank=True, related_name="leases")
+    shared_cpu = models.BooleanField(
+        default=False,
+        help_text="Cores shared with other holders (a prediction replica): not reserved.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     released_at = models.DateTimeField(null=True, blank=True)
 

@@ -44,6 +44,9 @@ def runs_root() -> Path:
 def tick() -> None:
     reconcile()
     admit()
+    from apps.serving import replicas  # prediction replicas share the clock
+
+    replicas.reconcile()
 
 
 # -- admission ---------------------------------------------------------------------------

@@ -115,9 +115,9 @@ def _copy_into(source: BosPath, bucket: str, prefix: str) -> int:
     return total
 
 
-def _download(bucket: str, prefix: str, into: Path) -> Path:
-    """The version's files on local disk (for the load check); a single file is returned
-    as that file, several as their folder."""
+def download_files(bucket: str, prefix: str, into: Path) -> Path:
+    """A version's files on local disk (for the load check, and for the replicas of a
+    prediction service); a single file is returned as that file, several as their folder."""
     client = get_client()
     with translate_errors():
         keys = [
@@ -199,7 +199,7 @@ def _new_version(
         with tempfile.TemporaryDirectory(prefix="bml-model-check-") as tmp:
             files = Path(tmp) / "model"
             files.mkdir()
-            info = check_loads(_download(bucket, prefix, files), model_type, fields, Path(tmp))
+            info = check_loads(download_files(bucket, prefix, files), model_type, fields, Path(tmp))
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 model=model,
@@ -358,8 +358,17 @@ def update_version(user, version: ModelVersion, *, description) -> ModelVersion:
 
 
 def delete_version(user, version: ModelVersion) -> None:
-    """Delete a version and its stored files (no orphans)."""
+    """Delete a version and its stored files (no orphans); refused while a prediction
+    service uses it."""
     _require_own(user, version.model)
+    in_use = sorted({sv.service.name for sv in version.service_versions.select_related("service")})
+    if in_use:
+        raise ValidationError(
+            {
+                "version": f"Version {version.version} is used by the prediction service(s) "
+                f"{', '.join(in_use)}; change or delete them first."
+            }
+        )
     path = parse_bos_uri(version.path)
     storage.delete_prefix(path.bucket, path.key)
     version.delete()
@@ -368,6 +377,10 @@ def delete_version(user, version: ModelVersion) -> None:
 def delete_model(user, model: Model) -> None:
     """Delete all versions of a model (their files too), then the model."""
     _require_own(user, model)
-    for version in model.versions.all():
+    versions = list(model.versions.all())
+    for version in versions:  # refuse before deleting anything
+        if version.service_versions.exists():
+            delete_version(user, version)
+    for version in versions:
         delete_version(user, version)
     model.delete()

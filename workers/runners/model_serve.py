@@ -402,6 +402,7 @@ def serve(engine: Engine, host: str, port: int, max_body: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.runners.model_serve")
+    parser.add_argument("--name", default="", help="who this is (for the supervisor)")
     parser.add_argument("--type", required=True)
     parser.add_argument("--path", required=True)
     parser.add_argument("--fields", default="{}")

@@ -1,0 +1,420 @@
+"""Supervision of prediction replicas, run by the scheduler loop 4 times a second.
+
+Each replica is a `workers.runners.model_serve` process in its own session, started with
+a lease (devices exclusive, cores shared: see `devices.acquire`), no appliance secrets, its
+own directory under var/serving/replicas/ holding stdout.log and stderr.log. A replica
+whose process is gone is started again at once (the model files are cached locally, so a
+restart is the process start and the model load, about a second for a small model); one
+that never comes up is retried with a growing pause and marked failed after a few tries.
+The gateway reads which replicas are ready (status running, a port) from the database.
+"""
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.serving.models import (
+    Desired,
+    Replica,
+    ReplicaStatus,
+    Service,
+    ServiceStatus,
+    ServiceVersion,
+)
+from apps.storage.paths import parse_bos_uri
+from apps.warehouse.models import ModelVersion
+from apps.warehouse.services import download_files
+from workers import devices
+
+logger = logging.getLogger(__name__)
+
+# A replica that has not said "ready" this long after its start is killed and retried.
+START_TIMEOUT = timedelta(seconds=300)
+# Starts that end before "ready" in a row before the replica is marked failed.
+MAX_FAILED_STARTS = 4
+# A replica killed after serving comes back at once; a failing start waits 2, 4, 8 s.
+BACKOFF_BASE_S = 2
+STDERR_TAIL_BYTES = 2000
+
+
+def serving_root() -> Path:
+    return Path(settings.VAR_DIR) / "serving"
+
+
+# -- model files -------------------------------------------------------------------------
+
+
+def model_files(version: ModelVersion) -> Path:
+    """The version's files on local disk, downloaded once and shared by its replicas."""
+    cache = serving_root() / "models" / str(version.pk)
+    done = cache / ".complete"
+    if not done.exists():
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{version.pk}-"))
+        path = parse_bos_uri(version.path)
+        prefix = path.key if path.key.endswith("/") or not path.key else path.key + "/"
+        (staging / "files").mkdir()
+        download_files(path.bucket, prefix, staging / "files")
+        (staging / ".complete").write_text("")
+        os.replace(staging, cache)
+    files = [p for p in (cache / "files").rglob("*") if p.is_file()]
+    if len(files) == 1 and files[0].parent == cache / "files":
+        return files[0]
+    return cache / "files"
+
+
+def forget_model_files(model_version_id: int) -> None:
+    shutil.rmtree(serving_root() / "models" / str(model_version_id), ignore_errors=True)
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def replica_dir(replica: Replica) -> Path:
+    return serving_root() / "replicas" / str(replica.pk)
+
+
+def process_of(replica: Replica) -> psutil.Process | None:
+    """The replica's live process, checked by command line (pids are reused)."""
+    if not replica.pid:
+        return None
+    try:
+        process = psutil.Process(replica.pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            process.wait(0)  # reap it: we may be its parent
+            return None
+        if f"--name={replica_marker(replica)}" in process.cmdline():
+            return process
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.TimeoutExpired):
+        pass
+    return None
+
+
+def replica_marker(replica: Replica) -> str:
+    return f"replica-{replica.pk}"
+
+
+def start_process(replica: Replica, version: ServiceVersion) -> None:
+    path = model_files(version.model_version)
+    run_dir = replica_dir(replica)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    lease = replica.lease
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(run_dir),
+        "TMPDIR": str(run_dir),
+        "LANG": "C.UTF-8",
+        "KERAS_BACKEND": "torch",
+        "PYTHONUNBUFFERED": "1",
+        **devices.visible_devices_env(lease),
+    }
+    model = version.model_version
+    command = [
+        sys.executable,
+        "-m",
+        "workers.runners.model_serve",
+        f"--name={replica_marker(replica)}",
+        "--type",
+        model.model_type,
+        "--path",
+        str(path),
+        "--fields",
+        json.dumps(model.fields),
+        "--port",
+        "0",
+        "--max-batch-size",
+        str(version.max_batch_size),
+        "--max-wait-ms",
+        str(version.max_wait_ms),
+        "--max-body-mb",
+        str(settings.SERVING_MAX_BODY_BYTES / (1024 * 1024)),
+    ]
+    cpus = set(lease.cpus) & os.sched_getaffinity(0)
+    with open(run_dir / "stderr.log", "ab") as stderr, open(run_dir / "stdout.log", "wb") as out:
+        stderr.write(
+            f"[{timezone.now().isoformat()}] [bml] starting replica {replica.name} "
+            f"(start {replica.restarts + 1}) with {model} on {lease.package.name}\n".encode()
+        )
+        stderr.flush()
+        process = subprocess.Popen(
+            command,
+            cwd=settings.BASE_DIR,  # for `-m workers...`; the model and logs are elsewhere
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+    _LAUNCHED[process.pid] = process  # kept so that its exit is reaped (no zombies)
+    replica.pid = process.pid
+    replica.port = None
+    replica.run_dir = str(run_dir)
+    replica.started_at = timezone.now()
+    replica.ready_at = None
+    replica.retry_at = None
+
+
+_LAUNCHED: dict[int, subprocess.Popen] = {}
+
+
+def ready_port(replica: Replica) -> int | None:
+    """The port from the replica's "ready <port>" line, once it has printed it."""
+    try:
+        with open(Path(replica.run_dir) / "stdout.log", "rb") as fh:
+            first = fh.readline(100).decode(errors="replace")
+    except OSError:
+        return None
+    if first.startswith("ready ") and first.endswith("\n"):
+        return int(first.split()[1])
+    return None
+
+
+def stderr_tail(replica: Replica) -> str:
+    try:
+        with open(Path(replica.run_dir) / "stderr.log", "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - STDERR_TAIL_BYTES))
+            lines = fh.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    errors = [line for line in lines if line.startswith("error: ")]
+    return (errors[-1] if errors else (lines[-1] if lines else ""))[:500]
+
+
+def signal_process(replica: Replica, signum=signal.SIGTERM) -> None:
+    """TERM lets the replica finish the requests it holds (model_serve drains, then exits)."""
+    process = process_of(replica)
+    if process is not None:
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def stop_replica(replica: Replica) -> None:
+    """Stop the process (gracefully) and free the lease; the row is the caller's."""
+    signal_process(replica)
+    if replica.lease_id:
+        devices.release(replica.lease)
+
+
+def kill_replica(replica: Replica) -> None:
+    signal_process(replica, signal.SIGKILL)
+    if replica.lease_id:
+        devices.release(replica.lease)
+
+
+# -- the loop ----------------------------------------------------------------------------
+
+
+def reconcile() -> None:
+    now = timezone.now()
+    wanted = ServiceVersion.objects.filter(service__desired=Desired.RUNNING)
+    for version in wanted.select_related("service", "model_version", "package"):
+        try:
+            _reconcile_version(version, now)
+        except Exception as exc:  # one broken version must not stop the others
+            logger.exception("serving reconcile of %s failed", version)
+            _set(version, ServiceStatus.FAILED, f"{type(exc).__name__}: {exc}")
+    for replica in Replica.objects.filter(version__service__desired=Desired.STOPPED):
+        stop_replica(replica)
+        replica.delete()
+    for service in Service.objects.all():
+        _settle_service(service)
+    for pid, process in list(_LAUNCHED.items()):
+        if process.poll() is not None:
+            del _LAUNCHED[pid]
+
+
+def _reconcile_version(version: ServiceVersion, now) -> None:
+    spec = version.launch_spec()
+    existing = {r.index: r for r in version.runs.select_related("lease__package")}
+    for index in range(version.replicas):
+        replica = existing.pop(index, None) or Replica.objects.create(
+            version=version, index=index, launch_spec=spec, host=settings.HOST_NAME
+        )
+        before = _snapshot(replica)
+        _keep_alive(replica, version, spec, now)
+        if _snapshot(replica) != before:
+            replica.save()
+    for surplus in existing.values():  # scaled down
+        stop_replica(surplus)
+        surplus.delete()
+    _settle_version(version)
+
+
+def _snapshot(replica: Replica) -> tuple:
+    return tuple(
+        getattr(replica, f)
+        for f in (
+            "status",
+            "reason",
+            "launch_spec",
+            "lease_id",
+            "pid",
+            "port",
+            "started_at",
+            "ready_at",
+            "restarts",
+            "failures_in_a_row",
+            "retry_at",
+            "run_dir",
+        )
+    )
+
+
+def _keep_alive(replica: Replica, version: ServiceVersion, spec: dict, now) -> None:
+    if replica.launch_spec != spec:  # edited: model, package or batching changed
+        stop_replica(replica)
+        replica.lease, replica.pid, replica.port = None, None, None
+        replica.launch_spec, replica.status, replica.failures_in_a_row = spec, "starting", 0
+        replica.retry_at = None
+    if replica.status == ReplicaStatus.FAILED:
+        return  # until the service is restarted
+    if replica.pid:
+        if process_of(replica) is not None:
+            _check_ready(replica, now)
+            return
+        _record_exit(replica, now)
+        if replica.status == ReplicaStatus.FAILED:
+            return
+    if replica.retry_at and now < replica.retry_at:
+        return
+    if replica.lease_id is None or not replica.lease.active:
+        try:
+            replica.lease = devices.acquire(
+                version.package,
+                "replica",
+                replica.pk,
+                label=f"service {version.service.name} v{version.number}",
+                shared_cpu=True,
+            )
+        except devices.NoCapacity as exc:
+            replica.status, replica.reason = ReplicaStatus.PENDING, str(exc)
+            return
+    replica.status = ReplicaStatus.STARTING if not replica.restarts else ReplicaStatus.RESTARTING
+    start_process(replica, version)
+
+
+def _check_ready(replica: Replica, now) -> None:
+    if replica.status == ReplicaStatus.RUNNING:
+        return
+    port = ready_port(replica)
+    if port:
+        replica.status, replica.port, replica.ready_at = ReplicaStatus.RUNNING, port, now
+        replica.reason, replica.failures_in_a_row = "", 0
+    elif replica.started_at and now - replica.started_at > START_TIMEOUT:
+        signal_process(replica, signal.SIGKILL)
+        replica.reason = f"not ready within {START_TIMEOUT.seconds} s"
+
+
+def _record_exit(replica: Replica, now) -> None:
+    """The process is gone: say why, and decide when (or whether) to start it again."""
+    was_ready = replica.ready_at is not None
+    tail = stderr_tail(replica)
+    replica.pid, replica.port, replica.ready_at = None, None, None
+    replica.restarts += 1
+    if was_ready:
+        replica.failures_in_a_row = 0
+        replica.reason = "the process exited; restarted" + (f" ({tail})" if tail else "")
+        replica.status = ReplicaStatus.RESTARTING
+        return
+    replica.failures_in_a_row += 1
+    replica.reason = tail or "the process exited before it was ready"
+    if replica.failures_in_a_row >= MAX_FAILED_STARTS:
+        replica.status = ReplicaStatus.FAILED
+        if replica.lease_id:
+            devices.release(replica.lease)
+        return
+    replica.status = ReplicaStatus.RESTARTING
+    replica.retry_at = now + timedelta(seconds=BACKOFF_BASE_S**replica.failures_in_a_row)
+
+
+# -- statuses ----------------------------------------------------------------------------
+
+
+def _set(obj, status: str, reason: str) -> None:
+    if obj.status != status or obj.reason != reason:
+        type(obj).objects.filter(pk=obj.pk).update(status=status, reason=reason)
+        obj.status, obj.reason = status, reason
+
+
+def _settle_version(version: ServiceVersion) -> None:
+    runs = list(version.runs.all())
+    running = sum(r.status == ReplicaStatus.RUNNING for r in runs)
+    failed = [r for r in runs if r.status == ReplicaStatus.FAILED]
+    if running >= version.replicas:
+        _set(version, ServiceStatus.RUNNING, "")
+    elif failed and not running:
+        _set(version, ServiceStatus.FAILED, failed[0].reason)
+    elif (
+        running == 0
+        and not any(r.restarts for r in runs)
+        and version.status
+        in (
+            ServiceStatus.DEPLOYING,
+            ServiceStatus.STOPPED,
+        )
+    ):
+        pending = [r.reason for r in runs if r.status == ReplicaStatus.PENDING]
+        _set(version, ServiceStatus.DEPLOYING, pending[0] if pending else "")
+    else:
+        reasons = [r.reason for r in runs if r.status != ReplicaStatus.RUNNING and r.reason]
+        _set(
+            version,
+            ServiceStatus.ABNORMAL,
+            f"{running} of {version.replicas} replicas running"
+            + (f": {reasons[0]}" if reasons else ""),
+        )
+
+
+def _settle_service(service: Service) -> None:
+    if service.desired == Desired.STOPPED:
+        ServiceVersion.objects.filter(service=service).exclude(status=ServiceStatus.STOPPED).update(
+            status=ServiceStatus.STOPPED, reason=""
+        )
+        _set(service, ServiceStatus.STOPPED, "")
+        return
+    statuses = list(service.versions.values_list("status", "number", "reason"))
+    if not statuses:
+        _set(service, ServiceStatus.FAILED, "the service has no version")
+    elif all(s == ServiceStatus.FAILED for s, _, _ in statuses):
+        _set(service, ServiceStatus.FAILED, f"v{statuses[0][1]}: {statuses[0][2]}")
+    elif any(s in (ServiceStatus.FAILED, ServiceStatus.ABNORMAL) for s, _, _ in statuses):
+        bad = next(x for x in statuses if x[0] in (ServiceStatus.FAILED, ServiceStatus.ABNORMAL))
+        _set(service, ServiceStatus.ABNORMAL, f"v{bad[1]}: {bad[2]}")
+    elif any(s == ServiceStatus.DEPLOYING for s, _, _ in statuses):
+        _set(service, ServiceStatus.DEPLOYING, "")
+    else:
+        _set(service, ServiceStatus.RUNNING, "")
+
+
+def stop_all(services) -> None:
+    """Stop every replica of these services now (stop, delete, project purge)."""
+    with transaction.atomic():
+        for replica in Replica.objects.filter(version__service__in=services).select_related(
+            "lease"
+        ):
+            stop_replica(replica)
+            replica.delete()
+
+
+def stop_all_of_version(version: ServiceVersion) -> None:
+    for replica in version.runs.select_related("lease"):
+        stop_replica(replica)
+        replica.delete()

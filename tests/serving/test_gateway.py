@@ -1,0 +1,143 @@
+"""The issue's "Done when" for serving, end to end: two versions at 3:7 with two replicas
+each, the split of 1,000 requests, a replica killed under load, bad requests as 4xx that
+are counted in the quality figures."""
+
+import base64
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+from apps.serving import services
+from apps.serving.models import QualityBucket, Replica
+from tests.conftest import wait_until
+from tests.serving.conftest import wait_running
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def invoke(stack, service, body, **headers):
+    path = f"/v1/endpoints/{service.endpoint}/invocations?interface=predict&action=predict"
+    return stack.post(path, body, {"X-BML-Access-Key": service.access_key, **headers})
+
+
+def two_version_service(owner, project, iris_version):
+    service = services.create_service(
+        owner,
+        project,
+        name="iris-ab",
+        version=services.VersionConfig(1, iris_version, proportion=3, replicas=2),
+    )
+    services.add_version(
+        owner, service, services.VersionConfig(2, iris_version, proportion=7, replicas=2)
+    )
+    return service
+
+
+def test_traffic_split_and_a_killed_replica(owner, project, iris_version, stack):
+    service = two_version_service(owner, project, iris_version)
+    wait_running(service)
+    assert Replica.objects.filter(version__service=service, status="running").count() == 4
+
+    answered = Counter()
+    for _ in range(1000):
+        status, body, headers = invoke(stack, service, {"instances": [ROW]})
+        assert status == 200, body
+        assert body["result"][0]["label"] == 0
+        answered[headers["x-bml-version"]] += 1
+    # 3:7 of 1,000 (smooth weighted round robin is exact; the binomial tolerance is ±45)
+    assert abs(answered["1"] - 300) <= 45 and abs(answered["2"] - 700) <= 45, answered
+
+    # Kill one replica of version 2 while four clients keep sending requests.
+    victim = Replica.objects.get(version__service=service, version__number=2, index=0)
+    statuses, stop = Counter(), threading.Event()
+
+    def load():
+        while not stop.is_set():
+            status, _, _ = invoke(stack, service, {"instances": [ROW]})
+            statuses[status] += 1
+
+    clients = [threading.Thread(target=load) for _ in range(4)]
+    for client in clients:
+        client.start()
+    time.sleep(0.5)
+    killed_at = time.monotonic()
+    os.killpg(victim.pid, signal.SIGKILL)
+
+    def back():
+        victim.refresh_from_db()
+        return victim.status == "running" and victim.restarts == 1
+
+    wait_until(back, 15, interval=0.05, what="the killed replica to come back")
+    back_after = time.monotonic() - killed_at
+    time.sleep(1.5)  # the gateway routes to it again
+    stop.set()
+    for client in clients:
+        client.join()
+    assert back_after < 5, f"the replica came back after {back_after:.1f} s"
+    assert set(statuses) == {200}, statuses  # no request was lost
+    assert sum(statuses.values()) > 50
+    service.refresh_from_db()
+    assert service.status == "running"
+
+
+def test_bad_requests_are_4xx_and_counted(owner, project, iris_version, stack):
+    service = services.create_service(
+        owner, project, name="iris", version=services.VersionConfig(1, iris_version)
+    )
+    wait_running(service)
+    base = f"/v1/endpoints/{service.endpoint}/invocations?interface=predict&action=predict"
+    key = {"X-BML-Access-Key": service.access_key}
+
+    cases = {
+        "malformed JSON": stack.post(base, None, key, raw=b'{"instances": [1, 2'),
+        "wrong feature count": invoke(stack, service, {"instances": [[1.0, 2.0]]}),
+        "not numbers": invoke(stack, service, {"instances": [["a", "b", "c", "d"]]}),
+        "bad base64": invoke(stack, service, {"instances": [{"data": "%%%not base64"}]}),
+        "no instances": invoke(stack, service, {"rows": []}),
+        "oversize": stack.post(base, None, key, raw=b"[" + b"1," * (17 * 1024 * 1024) + b"1]"),
+        "no key": stack.post(base, {"instances": [ROW]}),
+        "wrong key": stack.post(base, {"instances": [ROW]}, {"X-BML-Access-Key": "nope"}),
+    }
+    for what, (status, body, _) in cases.items():
+        assert 400 <= status < 500, (what, status, body)
+        assert body["error"], what
+    assert cases["oversize"][0] == 413
+    assert cases["no key"][0] == 401 and cases["wrong key"][0] == 401
+
+    # The key as a query parameter (the spec's client changes only its URL) and as a bearer.
+    status, body, _ = stack.post(f"{base}&access_key={service.access_key}", {"instances": [ROW]})
+    assert status == 200 and body["result"][0]["label"] == 0
+    auth = {"Authorization": f"Bearer {service.access_key}"}
+    assert len(stack.post(base, {"instances": [ROW, ROW]}, auth)[1]["result"]) == 2
+
+    def counted():
+        rows = QualityBucket.objects.filter(service=service)
+        return (
+            sum(r.status_4xx for r in rows) == len(cases)
+            and sum(r.status_2xx for r in rows) == 2
+            and sum(r.status_5xx for r in rows) == 0
+        )
+
+    wait_until(counted, 10, what="the quality figures")
+    total = sum(r.requests for r in QualityBucket.objects.filter(service=service))
+    assert total == len(cases) + 2
+
+
+def test_open_inference_protocol_v2(owner, project, iris_version, stack):
+    service = services.create_service(
+        owner, project, name="iris-v2", version=services.VersionConfig(7, iris_version)
+    )
+    wait_running(service)
+    body = {"id": "r1", "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64",
+                                    "data": ROW + [6.7, 3.0, 5.2, 2.3]}]}  # fmt: skip
+    key = {"X-BML-Access-Key": service.access_key}
+    status, answer, _ = stack.post(f"/v2/models/{service.endpoint}/infer", body, key)
+    assert status == 200, answer
+    assert answer["id"] == "r1" and answer["outputs"][0]["data"] == [0, 2]
+    pinned = f"/v2/models/{service.endpoint}/versions/7/infer"
+    assert stack.post(pinned, body, key)[0] == 200
+    missing = f"/v2/models/{service.endpoint}/versions/8/infer"
+    assert stack.post(missing, body, key)[0] == 404
+    assert base64  # image bodies are covered by the console test
