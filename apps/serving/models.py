@@ -59,8 +59,10 @@ class Service(models.Model):
 class ServiceVersion(models.Model):
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField(help_text="the version number, 1-9999")
+    # RESTRICT, not PROTECT: a version in use cannot be deleted on its own, but deleting the
+    # project deletes both the service and the model.
     model_version = models.ForeignKey(
-        "warehouse.ModelVersion", on_delete=models.PROTECT, related_name="service_versions"
+        "warehouse.ModelVersion", on_delete=models.RESTRICT, related_name="service_versions"
     )
     proportion = models.PositiveIntegerField(default=1)
     replicas = models.PositiveIntegerField(default=1)

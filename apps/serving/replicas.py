@@ -360,7 +360,7 @@ def _settle_version(version: ServiceVersion) -> None:
     failed = [r for r in runs if r.status == ReplicaStatus.FAILED]
     if running >= version.replicas:
         _set(version, ServiceStatus.RUNNING, "")
-    elif failed and not running:
+    elif runs and len(failed) == len(runs):
         _set(version, ServiceStatus.FAILED, failed[0].reason)
     elif (
         running == 0
@@ -418,3 +418,12 @@ def stop_all_of_version(version: ServiceVersion) -> None:
     for replica in version.runs.select_related("lease"):
         stop_replica(replica)
         replica.delete()
+
+
+def shutdown() -> None:
+    """The appliance stops: stop this host's replica processes (gracefully) and free their
+    leases; the rows stay, so the next start brings the same replicas back."""
+    for replica in Replica.objects.filter(host=settings.HOST_NAME).exclude(pid=None):
+        stop_replica(replica)
+        replica.lease = None
+        replica.save(update_fields=["lease"])

@@ -249,6 +249,9 @@ def test_image_classification_top5(image_classifier):
         np.testing.assert_allclose([r["score"] for r in row], np.sort(p)[::-1][:5], atol=1e-5)
     with pytest.raises(BadInput, match="expected"):
         predictor.predict([[1.0, 2.0, 3.0]])
+    # The spec's client script sends str(base64.b64encode(data)), i.e. "b'...'" in Python 3.
+    spec_client = predictor.predict([{"data": str(images[0].encode())}])
+    assert spec_client == out[:1]
 
 
 def test_image_classification_through_model_check(image_classifier, tmp_path):

@@ -318,6 +318,9 @@ def decode_image(instance: Any, i: int):
     text = instance["data"].strip()
     if text.startswith("data:") and "," in text:  # data URL
         text = text.split(",", 1)[1]
+    if text[:2] in ("b'", 'b"') and text[-1:] == text[1]:
+        # The spec's own client sends str(base64.b64encode(...)): "b'iVBOR...'" in Python 3.
+        text = text[2:-1]
     try:
         raw = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:

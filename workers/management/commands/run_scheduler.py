@@ -1,8 +1,10 @@
+import signal
 import time
 
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from apps.serving import replicas
 from workers import scheduler
 
 
@@ -16,7 +18,10 @@ class Command(BaseCommand):
     def handle(self, *args, interval, once, **options):
         # A loop rather than a Django-Q schedule: Q schedules tick per minute, and a job's
         # end should show within a second. Each tick is short and holds no transaction open.
-        while True:
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+        while not stopping:
             close_old_connections()
             try:
                 scheduler.tick()
@@ -25,3 +30,6 @@ class Command(BaseCommand):
             if once:
                 return
             time.sleep(interval)
+        # Job runs go on and are adopted at the next start; prediction replicas are useless
+        # without the gateway, so they stop with the appliance and start again with it.
+        replicas.shutdown()
