@@ -67,6 +67,13 @@ class Stack:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
 
+    def get_text(self, path: str) -> str:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        connection.request("GET", path)
+        text = connection.getresponse().read().decode()
+        connection.close()
+        return text
+
     def post(self, path: str, body, headers=None, raw: bytes | None = None):
         """-> (status, parsed JSON body, response headers)."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
