@@ -234,7 +234,7 @@ def reconcile() -> None:
     for replica in Replica.objects.filter(version__service__desired=Desired.STOPPED):
         stop_replica(replica)
         replica.delete()
-    for service in Service.objects.all():
+    for service in Service.objects.prefetch_related("versions"):
         _settle_service(service)
     for pid, process in list(_LAUNCHED.items()):
         if process.poll() is not None:
@@ -390,7 +390,7 @@ def _settle_service(service: Service) -> None:
         )
         _set(service, ServiceStatus.STOPPED, "")
         return
-    statuses = list(service.versions.values_list("status", "number", "reason"))
+    statuses = [(v.status, v.number, v.reason) for v in service.versions.all()]
     if not statuses:
         _set(service, ServiceStatus.FAILED, "the service has no version")
     elif all(s == ServiceStatus.FAILED for s, _, _ in statuses):
