@@ -152,6 +152,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Jobs and services both have a "status"; name their enums instead of hashing them.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "apps.jobs.models.JobStatus",
+        "ServiceStatusEnum": "apps.serving.models.ServiceStatus",
+    },
 }
 
 # Django-Q2: the ORM broker on the same database by default, Redis when BML_REDIS_URL is set.
