@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from apps.datasets.api.views import DatasetViewSet
 from apps.jobs.api.views import JobViewSet
 from apps.projects.api.views import MembershipViewSet, ProjectViewSet
+from apps.serving.api.views import ServiceViewSet
 from apps.storage.api.views import BucketViewSet
 from apps.system import views as system_views
 from apps.system.api.views import DeviceViewSet, ResourcePackageViewSet
@@ -21,6 +22,7 @@ router.register("devices", DeviceViewSet, basename="device")
 router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("models", ModelViewSet, basename="model")
+router.register("services", ServiceViewSet, basename="service")
 
 members = MembershipViewSet.as_view({"get": "list", "post": "create"})
 member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
@@ -48,6 +50,7 @@ urlpatterns = [
     path("jobs/", include("apps.jobs.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("models/", include("apps.warehouse.urls")),
+    path("services/", include("apps.serving.urls")),
     path("resources/", system_views.resources, name="resources"),
     path("healthz", system_views.healthz, name="healthz"),
     path("metrics", system_views.prometheus_metrics, name="metrics"),

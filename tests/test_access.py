@@ -19,6 +19,8 @@ from apps.datasets import services as datasets
 from apps.jobs import services as jobs
 from apps.projects import services as projects
 from apps.projects.models import Membership, Project, Role
+from apps.serving import services as serving
+from apps.serving.models import Replica, Service
 from apps.storage import services as storage
 from apps.warehouse import services as warehouse
 from tests.warehouse.conftest import iris_joblib
@@ -65,6 +67,10 @@ def world(make_user):
         model_type="sklearn",
         path="bos://secret-bucket/iris.joblib",
     )
+    service = serving.create_service(  # records only: no replica process runs here
+        owner, project, name="secret-service", version=serving.VersionConfig(1, model_version)
+    )
+    Replica.objects.create(version=service.versions.get(), index=0)
     return {
         "owner": owner,
         "stranger": stranger,
@@ -81,11 +87,25 @@ def world(make_user):
             "dataset_id": dataset.pk,
             "model_id": model_version.model_id,
             "version": model_version.version,
+            "number": 1,  # a service's version
+            "index": 0,  # its replica
+            "revision": 1,
         },
         "model": model_version.model,
         "dataset": dataset,
+        "service": service,
         "membership": membership,
     }
+
+
+def service_untouched(world) -> bool:
+    service = Service.objects.get(pk=world["service"].pk)
+    before = world["service"]
+    return (service.desired, service.access_key, service.revisions.count()) == (
+        "running",
+        before.access_key,
+        1,
+    )
 
 
 def secret_files(world) -> list[str]:
@@ -124,6 +144,8 @@ def url_for(world, name, kwargs):
         values["pk"] = world["dataset"].pk
     if name.startswith("model-"):
         values["pk"] = world["model"].pk
+    if name.startswith(("service-", "serving:")):
+        values["pk"] = world["service"].pk
     unknown = [k for k in kwargs if k not in values]
     assert not unknown, f"route {name} has URL parameters {unknown}: teach OBJECT_KWARGS"
     return reverse(name, kwargs={k: values[k] for k in kwargs})
@@ -160,6 +182,9 @@ def test_the_walk_covers_the_routes_that_exist(world):
         "model-detail",
         "model-version",
         "warehouse:version",
+        "service-detail",
+        "service-revision-recover",
+        "service-version-replica-logs",
     } <= names
 
 
@@ -180,6 +205,7 @@ def test_strangers_get_404_for_every_method_on_every_object_route(world):
         storage.list_folder(world["project"].buckets.get(name="secret-bucket"), "")[0].key
         == "file.txt"
     )
+    assert service_untouched(world)
 
 
 def test_viewers_are_refused_every_write_on_every_object_route(world):
@@ -204,6 +230,7 @@ def test_viewers_are_refused_every_write_on_every_object_route(world):
         == "file.txt"
     )
     assert Membership.objects.get(pk=world["membership"].pk).role == Role.VIEWER
+    assert service_untouched(world)
 
 
 def test_lists_never_show_another_users_objects(world):
@@ -217,3 +244,4 @@ def test_lists_never_show_another_users_objects(world):
     assert b"secret_dataset" not in web.get("/datasets/").content
     assert api.get("/api/v1/models/").json()["results"] == []
     assert b"secret-model" not in web.get("/models/").content
+    assert api.get("/api/v1/services/").json()["results"] == []

@@ -53,6 +53,9 @@ def user_may_write(user, service: Service) -> bool:
     return bool(membership and membership.allows("developer"))
 
 
-def services_using(model_version):
-    """The services a warehouse version is deployed in (its details page lists them)."""
-    return Service.objects.filter(versions__model_version=model_version).distinct()
+def services_using(user, model_version):
+    """The user's services a warehouse version is deployed in (its details page lists them;
+    a common model's version is used by other projects' services too)."""
+    return (
+        services_for(user).filter(versions__model_version=model_version).distinct().order_by("name")
+    )

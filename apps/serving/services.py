@@ -293,6 +293,13 @@ def delete_service(user, service: Service) -> None:
         service.delete()
 
 
+def update_description(user, service: Service, description: str) -> Service:
+    require_role(user, service.project, Role.DEVELOPER)
+    service.description = str(description or "")[:2000]
+    service.save(update_fields=["description", "updated_at"])
+    return service
+
+
 def new_key(user, service: Service) -> Service:
     """A new access key; the old one stops working within a second (the gateway's refresh)."""
     require_role(user, service.project, Role.DEVELOPER)

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from apps.projects.selectors import current_project
 from apps.projects.web import report_errors
+from apps.serving import selectors as serving_selectors
 from apps.warehouse import selectors, services
 from apps.warehouse.models import ModelType
 
@@ -139,6 +140,7 @@ def version_detail(request, model_id, version):
             "bucket": bucket,
             "key": key,
             "may_write": selectors.user_may_write(request.user, model),
+            "services": serving_selectors.services_using(request.user, found),
         },
     )
 
