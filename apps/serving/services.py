@@ -71,20 +71,21 @@ def default_package() -> ResourcePackage | None:
     )
 
 
-def _int_in(value, field: str, low: int, high: int) -> int:
+def _int_in(value, field: str, low: int, high: int, label: str = "") -> int:
+    label = label or field
     try:
         number = int(value)
         if isinstance(value, bool) or number != float(value):
             raise ValueError
     except (TypeError, ValueError):
-        raise ValidationError({field: f"{field} must be a whole number."}) from None
+        raise ValidationError({field: f"{label} must be a whole number."}) from None
     if not low <= number <= high:
-        raise ValidationError({field: f"{field} must be between {low} and {high}."})
+        raise ValidationError({field: f"{label} must be between {low} and {high}."})
     return number
 
 
 def _validate_version(config: VersionConfig, project) -> VersionConfig:
-    config.number = _int_in(config.number, "version", 1, MAX_VERSION_NUMBER)
+    config.number = _int_in(config.number, "number", 1, MAX_VERSION_NUMBER, "The version number")
     config.proportion = _int_in(config.proportion, "proportion", 0, MAX_PROPORTION)
     config.replicas = _int_in(config.replicas, "replicas", 1, MAX_REPLICAS)
     config.max_batch_size = _int_in(config.max_batch_size, "max_batch_size", 1, MAX_BATCH_SIZE)
@@ -112,7 +113,7 @@ def _check_versions(configs: list[VersionConfig]) -> None:
         raise ValidationError({"versions": "A service needs at least one version."})
     numbers = [c.number for c in configs]
     if len(set(numbers)) != len(numbers):
-        raise ValidationError({"version": "Version numbers must differ."})
+        raise ValidationError({"number": "Version numbers must differ."})
     if not any(c.proportion for c in configs):
         raise ValidationError({"proportion": "At least one version needs a proportion above 0."})
 
@@ -205,7 +206,7 @@ def add_version(user, service: Service, version: VersionConfig) -> ServiceVersio
     require_role(user, service.project, Role.DEVELOPER)
     config = _validate_version(version, service.project)
     if service.versions.filter(number=config.number).exists():
-        raise ValidationError({"version": f"Version {config.number} exists in this service."})
+        raise ValidationError({"number": f"Version {config.number} exists in this service."})
     with transaction.atomic():
         _apply(service, [*current_configs(service), config])
         _record(user, service, f"added version {config.number}")

@@ -123,7 +123,7 @@ def test_add_a_version_and_split_the_traffic(api, service, iris_version):
     assert shares == {1: 0.25, 2: 0.75}
 
     again = api.post(url(service, "versions/"), version_body(iris_version, number=2), format="json")
-    assert again.status_code == 400 and "version" in again.json()
+    assert again.status_code == 400 and "number" in again.json()
     assert service.versions.count() == 2
 
 

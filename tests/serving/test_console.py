@@ -94,7 +94,7 @@ def test_the_create_form_says_what_is_wrong_next_to_the_field(web, owner, projec
     page = errors_of(name="9 bad name")
     assert '<span class="field-error">Service names are letters' in page
     assert 'value="9 bad name"' in page  # the form is kept
-    assert '<span class="field-error">version must be between 1 and 9999.' in errors_of(
+    assert '<span class="field-error">The version number must be between 1 and 9999.' in errors_of(
         number="10000"
     )
     assert '<span class="field-error">replicas must be between 1 and 8.' in errors_of(replicas="0")
