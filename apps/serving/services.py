@@ -129,21 +129,23 @@ def _endpoint_for(name: str, project) -> str:
 # -- writes ------------------------------------------------------------------------------
 
 
+def current_configs(service: Service) -> list[VersionConfig]:
+    return [
+        VersionConfig(
+            number=v.number,
+            model_version=v.model_version,
+            proportion=v.proportion,
+            replicas=v.replicas,
+            package=v.package,
+            max_batch_size=v.max_batch_size,
+            max_wait_ms=v.max_wait_ms,
+        )
+        for v in service.versions.select_related("model_version__model", "package")
+    ]
+
+
 def _record(user, service: Service, note: str) -> Revision:
-    config = {
-        "versions": [
-            VersionConfig(
-                number=v.number,
-                model_version=v.model_version,
-                proportion=v.proportion,
-                replicas=v.replicas,
-                package=v.package,
-                max_batch_size=v.max_batch_size,
-                max_wait_ms=v.max_wait_ms,
-            ).as_record()
-            for v in service.versions.select_related("model_version", "package")
-        ]
-    }
+    config = {"versions": [c.as_record() for c in current_configs(service)]}
     number = (service.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
     return Revision.objects.create(
         service=service, number=number, note=note[:255], config=config, created_by=user
@@ -211,21 +213,6 @@ def add_version(user, service: Service, version: VersionConfig) -> ServiceVersio
         _apply(service, [*current_configs(service), config])
         _record(user, service, f"added version {config.number}")
     return service.versions.get(number=config.number)
-
-
-def current_configs(service: Service) -> list[VersionConfig]:
-    return [
-        VersionConfig(
-            number=v.number,
-            model_version=v.model_version,
-            proportion=v.proportion,
-            replicas=v.replicas,
-            package=v.package,
-            max_batch_size=v.max_batch_size,
-            max_wait_ms=v.max_wait_ms,
-        )
-        for v in service.versions.select_related("model_version__model", "package")
-    ]
 
 
 def edit_service(user, service: Service, configs: list[VersionConfig], note="edited") -> Service:

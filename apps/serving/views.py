@@ -390,24 +390,24 @@ def service_recover(request, pk, revision):
     return redirect(reverse("serving:detail", kwargs={"pk": service.pk}) + "#history")
 
 
+def _lifecycle(request, pk, action, done: str):
+    service = writable_service(request, pk)
+    with report_errors(request):
+        action(request.user, service)
+        messages.success(request, f"Service {service.name} {done}.")
+    return redirect(back_to(request, reverse("serving:detail", kwargs={"pk": service.pk})))
+
+
 @login_required
 @require_POST
 def service_stop(request, pk):
-    service = writable_service(request, pk)
-    with report_errors(request):
-        services.stop_service(request.user, service)
-        messages.success(request, f"Service {service.name} stopped.")
-    return redirect(back_to(request, reverse("serving:detail", kwargs={"pk": service.pk})))
+    return _lifecycle(request, pk, services.stop_service, "stopped")
 
 
 @login_required
 @require_POST
 def service_restart(request, pk):
-    service = writable_service(request, pk)
-    with report_errors(request):
-        services.restart_service(request.user, service)
-        messages.success(request, f"Service {service.name} restarting.")
-    return redirect(back_to(request, reverse("serving:detail", kwargs={"pk": service.pk})))
+    return _lifecycle(request, pk, services.restart_service, "restarting")
 
 
 @login_required

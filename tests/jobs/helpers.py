@@ -36,6 +36,22 @@ def submit(owner, project, code, name="job1", pkg=None, **kw):
     )
 
 
+def submit_template(owner, project, template, name, output_path, framework="sklearn"):
+    """A job running one of the console's code templates (e.g. "sklearn_digits")."""
+    from apps.jobs.templates_code import available_templates
+
+    return services.create_job(
+        owner,
+        project,
+        name=name,
+        kind="deep_learning",
+        algorithm="custom_code",
+        params={"framework": framework, "code": available_templates()[template].code},
+        package_id=package().pk,
+        output_path=output_path,
+    )
+
+
 def run_until(predicate, what, timeout=60):
     def step():
         scheduler.tick()

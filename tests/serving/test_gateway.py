@@ -25,23 +25,12 @@ def invoke(stack, service, body, **headers):
 def released_from_a_job(owner, project):
     """The sklearn digits template run as a job (by the stack's scheduler), its output
     released to the warehouse."""
-    from apps.jobs import services as jobs
-    from apps.jobs.templates_code import available_templates
     from apps.storage import services as storage
     from apps.warehouse import services as warehouse
-    from tests.jobs.helpers import package
+    from tests.jobs.helpers import submit_template
 
     storage.create_bucket(owner, project, "serving-jobs")
-    job = jobs.create_job(
-        owner,
-        project,
-        name="digits",
-        kind="deep_learning",
-        algorithm="custom_code",
-        params={"framework": "sklearn", "code": available_templates()["sklearn_digits"].code},
-        package_id=package().pk,
-        output_path="bos://serving-jobs/jobs/",
-    )
+    job = submit_template(owner, project, "sklearn_digits", "digits", "bos://serving-jobs/jobs/")
 
     def ended():
         job.refresh_from_db()

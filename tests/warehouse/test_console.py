@@ -51,22 +51,11 @@ def test_a_refused_import_keeps_the_form_and_says_why(web, project):
 
 
 def test_release_from_the_job_page(web, owner, project, bucket):
-    from apps.jobs import services as jobs
-    from apps.jobs.templates_code import available_templates
-    from tests.jobs.helpers import package, run_until, status_of
+    from tests.jobs.helpers import run_until, status_of, submit_template
     from workers import devices
 
     devices.sync_inventory()
-    job = jobs.create_job(
-        owner,
-        project,
-        name="forest",
-        kind="deep_learning",
-        algorithm="custom_code",
-        params={"framework": "sklearn", "code": available_templates()["sklearn_digits"].code},
-        package_id=package().pk,
-        output_path="bos://wh-src/jobs/",
-    )
+    job = submit_template(owner, project, "sklearn_digits", "forest", "bos://wh-src/jobs/")
     run_until(lambda: status_of(job) not in ("queued", "running"), "the job", timeout=180)
     assert "Release to the model warehouse" in web.get(f"/jobs/{job.job_id}/").content.decode()
     response = web.post(

@@ -114,22 +114,11 @@ def test_bad_imports_are_a_400_naming_the_field(api, project, put, body, field):
 
 
 def test_release_a_succeeded_jobs_output_as_a_model(api, owner, project, bucket):
-    from apps.jobs import services as jobs
-    from apps.jobs.templates_code import available_templates
-    from tests.jobs.helpers import package, run_until, status_of
+    from tests.jobs.helpers import run_until, status_of, submit_template
     from workers import devices
 
     devices.sync_inventory()
-    job = jobs.create_job(
-        owner,
-        project,
-        name="digits",
-        kind="deep_learning",
-        algorithm="custom_code",
-        params={"framework": "sklearn", "code": available_templates()["sklearn_digits"].code},
-        package_id=package().pk,
-        output_path="bos://wh-src/jobs/",
-    )
+    job = submit_template(owner, project, "sklearn_digits", "digits", "bos://wh-src/jobs/")
     run_until(lambda: status_of(job) not in ("queued", "running"), "the job", timeout=180)
     assert job.status == "succeeded", job.reason
     released = api.post(
