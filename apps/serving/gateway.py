@@ -212,7 +212,10 @@ class Gateway:
             loop = asyncio.get_running_loop()
             self.refreshing = loop.run_in_executor(self.db, load_table)
             self.refreshing.add_done_callback(self._install)
-        await asyncio.shield(self.refreshing)
+        try:
+            await asyncio.shield(self.refreshing)
+        except Exception:  # logged by _install; the previous table stays in use
+            pass
 
     def _install(self, future) -> None:
         self.refreshing = None
@@ -318,6 +321,9 @@ class Gateway:
         except TimeoutError:
             status = 504
             answer = dumps({"error": f"no answer within {settings.SERVING_TIMEOUT_S:g} s"})
+        except Exception as exc:  # a replica answered something that is not HTTP, or a bug
+            logger.exception("gateway: %s failed", scope["path"])
+            status, answer = 502, dumps({"error": f"bad answer from the replica: {exc}"})
         extra = [(b"x-bml-version", str(version_number).encode())] if version_number else []
         await respond_raw(send, status, answer, extra)
         elapsed_ms = (time.perf_counter() - started) * 1000
