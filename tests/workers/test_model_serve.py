@@ -92,6 +92,18 @@ def test_predict_matches_the_model(server, iris):
     check_results(response.json()["result"], model, rows)
 
 
+def test_a_fast_model_moves_into_the_event_loop_and_still_answers_and_refuses(server, iris):
+    _, model, x = iris
+    rows = x[:2].tolist()
+    for _ in range(40):  # past the probe of the first calls' speed
+        assert server.client.post("/predict", json={"instances": rows}).status_code == 200
+    assert server.client.get("/healthz").json()["predict_in_event_loop"] is True
+    check_results(server.client.post("/predict", json={"instances": rows}).json()["result"],
+                  model, rows)  # fmt: skip
+    bad = server.client.post("/predict", json={"instances": [[1, 2, 3]]})
+    assert bad.status_code == 400 and "4 features" in bad.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

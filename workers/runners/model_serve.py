@@ -22,7 +22,9 @@ HTTP (JSON bodies, every error body is {"error": "<message>"}, never a traceback
   "output-0", "shape", "datatype", "data"}]}. The first input's data (flat or nested) is
   reshaped to its shape; its rows are the instances. Classifiers give their labels.
 
-predict() runs in ONE worker thread (some predictors are not thread-safe). With
+predict() runs in ONE worker thread (some predictors are not thread-safe); a model whose
+first calls take well under a millisecond is then called in the event loop instead (the
+hand-off to the thread would cost more than the prediction). With
 --max-batch-size > 1 concurrent requests are batched: their instances are queued and
 predicted together in one predict() call (up to max-batch-size instances, waiting at most
 --max-wait-ms for more after the first), each request getting its own slice. If a batch
@@ -37,8 +39,10 @@ import json
 import os
 import signal
 import socket
+import statistics
 import sys
 import threading
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -51,6 +55,9 @@ from workers.runners.model_loaders import (
     load,
     validate_instances,
 )
+
+INLINE_PROBE_CALLS = 32
+INLINE_BELOW_S = 0.0005
 
 
 class HTTPError(Exception):
@@ -72,6 +79,8 @@ class Engine:
         self.queue: asyncio.Queue | None = None
         self.carry: tuple | None = None
         self.task: asyncio.Task | None = None
+        self.timings: list[float] = []
+        self.inline = False
 
     def start(self) -> None:
         if self.max_batch_size > 1:
@@ -132,6 +141,16 @@ class Engine:
 
     # ---- in the event loop ----------------------------------------------------------------
 
+    def learn_speed(self, seconds: float) -> None:
+        """After the first calls, a model whose predict takes well under a millisecond (a
+        linear model, a small tree ensemble) is called in the event loop itself: handing it
+        to the worker thread and back would cost more than the prediction (one wake-up of
+        the loop per request). Still one predict at a time, so thread safety holds."""
+        if len(self.timings) < INLINE_PROBE_CALLS:
+            self.timings.append(seconds)
+            if len(self.timings) == INLINE_PROBE_CALLS:
+                self.inline = statistics.median(self.timings) < INLINE_BELOW_S
+
     async def predict(self, instances: Any) -> list:
         if not isinstance(instances, list) or not instances:
             raise HTTPError(400, '"instances" must be a non-empty list')
@@ -140,7 +159,12 @@ class Engine:
             self.counts["instances"] += len(instances)
         loop = asyncio.get_running_loop()
         if self.queue is None:
-            return await loop.run_in_executor(self.executor, self.call_predict, instances)
+            if self.inline:
+                return self.call_predict(instances)
+            started = time.perf_counter()
+            result = await loop.run_in_executor(self.executor, self.call_predict, instances)
+            self.learn_speed(time.perf_counter() - started)
+            return result
         future = loop.create_future()
         self.queue.put_nowait((instances, future))
         return await future
@@ -192,6 +216,7 @@ class Engine:
             **self.counts,
             "max_batch_size": self.max_batch_size,
             "max_wait_ms": self.max_wait * 1000,
+            "predict_in_event_loop": self.inline,
         }
 
 
@@ -396,7 +421,9 @@ def serve(engine: Engine, host: str, port: int, max_body: int) -> int:
         await serving
         engine.close()
 
-    asyncio.run(main())
+    import uvloop  # uvicorn applies its loop="uvloop" only in Server.run(), not here
+
+    uvloop.run(main())
     return 0 if server.started else 1
 
 
