@@ -13,11 +13,18 @@ def models_for(user, project=None):
     models = Model.objects.filter(project__memberships__user=user, is_common=False)
     if project is not None:
         models = models.filter(project=project)
-    return models.annotate(version_count=Count("versions", distinct=True))
+    # Meta.ordering is dropped from GROUP BY queries: the pages need it said again.
+    return models.annotate(version_count=Count("versions", distinct=True)).order_by(
+        "-updated_at", "-pk"
+    )
 
 
 def common_models():
-    return Model.objects.filter(is_common=True).annotate(version_count=Count("versions"))
+    return (
+        Model.objects.filter(is_common=True)
+        .annotate(version_count=Count("versions"))
+        .order_by("-updated_at", "-pk")
+    )
 
 
 def get_model(user, pk) -> Model:
