@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.warehouse",
     "apps.serving",
+    "apps.annotation",
     "workers",
 ]
 
