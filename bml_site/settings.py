@@ -157,6 +157,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "apps.jobs.models.JobStatus",
         "ServiceStatusEnum": "apps.serving.models.ServiceStatus",
+        "DocumentStatusEnum": "apps.annotation.models.DocumentStatus",
+        "UploadStatusEnum": "apps.annotation.models.UploadStatus",
+        "TagKindEnum": "apps.annotation.models.TagKind",
     },
 }
 

