@@ -398,3 +398,26 @@ def _doc_special_characters(raw: str) -> str:
             kept.append(part)
     text = "".join(kept).replace("\x07\x07", "\r")
     return text.translate(_DOC_CHARACTERS)
+
+
+def main() -> int:
+    """`python -m apps.annotation.documents`: {"files": [[name, base64], ...]} on stdin ->
+    {"texts": [...]} or {"error": message} on stdout. The appliance runs this in a child
+    process with a time and memory limit (apps.annotation.sandbox): a hostile PDF or zip
+    can at worst exhaust the child."""
+    import base64
+    import json
+    import sys
+
+    request = json.load(sys.stdin)
+    try:
+        texts = [extract_text(name, base64.b64decode(data)) for name, data in request["files"]]
+    except DocumentError as exc:
+        json.dump({"error": str(exc)}, sys.stdout)
+    else:
+        json.dump({"texts": texts}, sys.stdout, ensure_ascii=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.annotation import documents, packages, sentences
+from apps.annotation import documents, packages, sandbox, sentences
 from apps.annotation.models import (
     Document,
     DocumentStatus,
@@ -227,7 +227,8 @@ def upload(user, task: Task, files=None, bos_uri: str = "") -> Upload:
     try:
         received = _read_bos(user, bos_uri) if bos_uri else list(files or [])
         found = _unique_names(packages.unpack(received))
-        texts = [(name, data, documents.extract_text(name, data)) for name, data in found]
+        extracted = sandbox.extract_texts(found)
+        texts = [(name, data, text) for (name, data), text in zip(found, extracted, strict=True)]
     except (packages.UploadError, documents.DocumentError, ValidationError) as exc:
         message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
         Upload.objects.create(
