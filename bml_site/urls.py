@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from apps.annotation.api.views import AnnotationTaskViewSet
 from apps.datasets.api.views import DatasetViewSet
 from apps.jobs.api.views import JobViewSet
 from apps.projects.api.views import MembershipViewSet, ProjectViewSet
@@ -23,6 +24,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("models", ModelViewSet, basename="model")
 router.register("services", ServiceViewSet, basename="service")
+router.register("annotation-tasks", AnnotationTaskViewSet, basename="annotation-task")
 
 members = MembershipViewSet.as_view({"get": "list", "post": "create"})
 member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
@@ -51,6 +53,7 @@ urlpatterns = [
     path("datasets/", include("apps.datasets.urls")),
     path("models/", include("apps.warehouse.urls")),
     path("services/", include("apps.serving.urls")),
+    path("annotation/", include("apps.annotation.urls")),
     path("resources/", system_views.resources, name="resources"),
     path("healthz", system_views.healthz, name="healthz"),
     path("metrics", system_views.prometheus_metrics, name="metrics"),

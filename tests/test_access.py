@@ -14,6 +14,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from apps.annotation import export as annotation_export
+from apps.annotation import services as annotation
+from apps.annotation.models import Span, Task, Triple
 from apps.billing.models import ResourcePackage
 from apps.datasets import services as datasets
 from apps.jobs import services as jobs
@@ -71,6 +74,7 @@ def world(make_user):
         owner, project, name="secret-service", version=serving.VersionConfig(1, model_version)
     )
     Replica.objects.create(version=service.versions.get(), index=0)
+    annotation_task, span, triple = annotate(owner, project)
     return {
         "owner": owner,
         "stranger": stranger,
@@ -90,12 +94,57 @@ def world(make_user):
             "number": 1,  # a service's version
             "index": 0,  # its replica
             "revision": 1,
+            "document": span.document_id,  # an annotation task's document ("pk": the task)
+            "span": span.pk,
+            "triple": triple.pk,
+            "tag": span.tag_id,
         },
         "model": model_version.model,
         "dataset": dataset,
         "service": service,
         "membership": membership,
+        "annotation_task": annotation_task,
     }
+
+
+def annotate(owner, project):
+    """An annotation task with one txt document, a tag, two spans, a triple and an export
+    (the document's sentence 0 is the URL's `index` 0, as a replica's is)."""
+    storage.create_bucket(owner, project, "secret-notes")
+    task = annotation.create_task(
+        owner,
+        project,
+        name="secret_task",
+        scenario="relation",
+        storage_path="bos://secret-notes/task/",
+        review_required=True,
+        predicate_types=["spouse"],
+    )
+    person = annotation.add_tag(owner, task, "entity", "person")
+    record = annotation.upload(owner, task, files=[("secret.txt", b"Alice married Bob.")])
+    document = task.documents.get(upload=record)
+    alice = annotation.add_span(owner, document, start=0, end=5, tag=person)
+    bob = annotation.add_span(owner, document, start=14, end=17, tag=person)
+    spouse = task.tags.get(name="spouse")
+    triple = annotation.add_triple(
+        owner, document, subject=alice.pk, predicate=spouse.pk, object=bob.pk
+    )
+    annotation_export.export_task(owner, task)
+    return task, alice, triple
+
+
+def annotation_untouched(world) -> bool:
+    task = Task.objects.filter(pk=world["annotation_task"].pk).first()
+    return (
+        task is not None
+        and task.name == "secret_task"
+        and task.tags.count() == 2
+        and task.documents.filter(status="annotating").count() == 1
+        and Span.objects.filter(document__task=task).count() == 2
+        and Triple.objects.filter(document__task=task).count() == 1
+        and task.uploads.count() == 1
+        and task.exports.count() == 1
+    )
 
 
 def service_untouched(world) -> bool:
@@ -146,6 +195,8 @@ def url_for(world, name, kwargs):
         values["pk"] = world["model"].pk
     if name.startswith(("service-", "serving:")):
         values["pk"] = world["service"].pk
+    if name.startswith(("annotation-", "annotation:")):
+        values["pk"] = world["annotation_task"].pk
     unknown = [k for k in kwargs if k not in values]
     assert not unknown, f"route {name} has URL parameters {unknown}: teach OBJECT_KWARGS"
     return reverse(name, kwargs={k: values[k] for k in kwargs})
@@ -185,6 +236,14 @@ def test_the_walk_covers_the_routes_that_exist(world):
         "service-detail",
         "service-revision-recover",
         "service-version-replica-logs",
+        "annotation-task-detail",
+        "annotation-task-tag",
+        "annotation-task-document",
+        "annotation-task-sentence",
+        "annotation-task-span",
+        "annotation-task-triple",
+        "annotation-task-review",
+        "annotation-task-exports",
     } <= names
 
 
@@ -206,6 +265,7 @@ def test_strangers_get_404_for_every_method_on_every_object_route(world):
         == "file.txt"
     )
     assert service_untouched(world)
+    assert annotation_untouched(world)
 
 
 def test_viewers_are_refused_every_write_on_every_object_route(world):
@@ -231,6 +291,7 @@ def test_viewers_are_refused_every_write_on_every_object_route(world):
     )
     assert Membership.objects.get(pk=world["membership"].pk).role == Role.VIEWER
     assert service_untouched(world)
+    assert annotation_untouched(world)
 
 
 def test_lists_never_show_another_users_objects(world):
@@ -245,3 +306,4 @@ def test_lists_never_show_another_users_objects(world):
     assert api.get("/api/v1/models/").json()["results"] == []
     assert b"secret-model" not in web.get("/models/").content
     assert api.get("/api/v1/services/").json()["results"] == []
+    assert api.get("/api/v1/annotation-tasks/").json()["results"] == []

@@ -133,5 +133,7 @@ def _put(user, task: Task, relative: str, local: Path) -> str:
 
 def download_url(uri: str) -> str:
     """The console's streamed download link of a stored export file."""
+    from django.urls import reverse
+
     path = parse_bos_uri(uri)
-    return f"/storage/{path.bucket}/download/{path.key}"
+    return reverse("storage:download", kwargs={"name": path.bucket, "key": path.key})

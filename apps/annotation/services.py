@@ -108,7 +108,8 @@ def create_task(
 def _clean_names(names) -> list[str]:
     if isinstance(names, str):
         names = re.split(r"[,\n，]", names)
-    return [n.strip() for n in names or () if n and n.strip()]
+    cleaned = [n.strip() for n in names or () if n and n.strip()]
+    return list(dict.fromkeys(cleaned))  # "person, person" is one tag
 
 
 def _check_guide(name: str, data: bytes) -> None:

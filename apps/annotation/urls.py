@@ -1,0 +1,31 @@
+from django.urls import path
+
+from apps.annotation import views
+
+app_name = "annotation"
+
+DOCUMENT = "<int:pk>/documents/<int:document>/"
+
+urlpatterns = [
+    path("", views.task_list, name="list"),
+    path("new/", views.task_create, name="create"),
+    path("<int:pk>/", views.task_detail, name="detail"),
+    path("<int:pk>/annotate/", views.task_annotate, name="annotate"),
+    path("<int:pk>/upload/", views.task_upload, name="upload"),
+    path("<int:pk>/export/", views.task_export, name="export"),
+    path("<int:pk>/guide/", views.task_guide, name="guide"),
+    path("<int:pk>/delete/", views.task_delete, name="delete"),
+    path("<int:pk>/tags/", views.tag_add, name="tag-add"),
+    path("<int:pk>/tags/<int:tag>/", views.tag_update, name="tag-update"),
+    path("<int:pk>/tags/<int:tag>/remove/", views.tag_remove, name="tag-remove"),
+    path(DOCUMENT, views.document_page, name="document"),
+    path(DOCUMENT + "finish/", views.document_finish, name="finish"),
+    path(DOCUMENT + "review/", views.document_review, name="review"),
+    path(DOCUMENT + "delete/", views.document_delete, name="document-delete"),
+    path(DOCUMENT + "sentences/<int:index>/", views.sentence_data, name="sentence"),
+    path(DOCUMENT + "sentences/<int:index>/done/", views.sentence_done, name="sentence-done"),
+    path(DOCUMENT + "spans/", views.span_add, name="spans"),
+    path(DOCUMENT + "spans/<int:span>/remove/", views.span_remove, name="span-remove"),
+    path(DOCUMENT + "triples/", views.triple_add, name="triples"),
+    path(DOCUMENT + "triples/<int:triple>/remove/", views.triple_remove, name="triple-remove"),
+]
