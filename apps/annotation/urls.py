@@ -1,5 +1,6 @@
 from django.urls import path
 
+from apps.annotation import document_views as doc
 from apps.annotation import views
 
 app_name = "annotation"
@@ -18,14 +19,18 @@ urlpatterns = [
     path("<int:pk>/tags/", views.tag_add, name="tag-add"),
     path("<int:pk>/tags/<int:tag>/", views.tag_update, name="tag-update"),
     path("<int:pk>/tags/<int:tag>/remove/", views.tag_remove, name="tag-remove"),
-    path(DOCUMENT, views.document_page, name="document"),
-    path(DOCUMENT + "finish/", views.document_finish, name="finish"),
-    path(DOCUMENT + "review/", views.document_review, name="review"),
-    path(DOCUMENT + "delete/", views.document_delete, name="document-delete"),
-    path(DOCUMENT + "sentences/<int:index>/", views.sentence_data, name="sentence"),
-    path(DOCUMENT + "sentences/<int:index>/done/", views.sentence_done, name="sentence-done"),
-    path(DOCUMENT + "spans/", views.span_add, name="spans"),
-    path(DOCUMENT + "spans/<int:span>/remove/", views.span_remove, name="span-remove"),
-    path(DOCUMENT + "triples/", views.triple_add, name="triples"),
-    path(DOCUMENT + "triples/<int:triple>/remove/", views.triple_remove, name="triple-remove"),
+    path(DOCUMENT, doc.document_page, name="document"),
+    path(DOCUMENT + "finish/", doc.document_finish, name="finish"),
+    path(DOCUMENT + "review/", doc.document_review, name="review"),
+    path(DOCUMENT + "delete/", doc.document_delete, name="document-delete"),
+    path(DOCUMENT + "sentences/<int:index>/", doc.sentence_data, name="sentence"),
+    path(DOCUMENT + "sentences/<int:index>/done/", doc.sentence_done, name="sentence-done"),
+    path(DOCUMENT + "spans/", doc.span_add, name="spans"),
+    path(DOCUMENT + "spans/<int:span>/remove/", doc.span_remove, name="span-remove"),
+    path(DOCUMENT + "triples/", doc.triple_add, name="triples"),
+    path(
+        DOCUMENT + "triples/<int:triple>/remove/",
+        doc.triple_remove,
+        name="triple-remove",
+    ),
 ]
