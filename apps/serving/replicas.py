@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,9 +57,15 @@ def serving_root() -> Path:
 # -- model files -------------------------------------------------------------------------
 
 
+def model_cache(version: ModelVersion) -> Path:
+    # The creation time too: a database restored from a backup (or a test database) may give
+    # a new version the id of a deleted one, and it must not get the old one's files.
+    return serving_root() / "models" / f"{version.pk}-{int(version.created_at.timestamp() * 1e6)}"
+
+
 def model_files(version: ModelVersion) -> Path:
     """The version's files on local disk, downloaded once and shared by its replicas."""
-    cache = serving_root() / "models" / str(version.pk)
+    cache = model_cache(version)
     done = cache / ".complete"
     if not done.exists():
         shutil.rmtree(cache, ignore_errors=True)
@@ -76,8 +83,29 @@ def model_files(version: ModelVersion) -> Path:
     return cache / "files"
 
 
-def forget_model_files(model_version_id: int) -> None:
-    shutil.rmtree(serving_root() / "models" / str(model_version_id), ignore_errors=True)
+_DOWNLOADS: dict[int, Future] = {}
+_DOWNLOADER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-download")
+
+
+def local_model(version: ModelVersion) -> Path | None:
+    """The version's files if they are on disk; otherwise their download is started in the
+    background and None returned: a large model must not hold up the loop that restarts
+    every other replica (and admits jobs). A failed download raises its error once; the
+    next call tries again."""
+    if (model_cache(version) / ".complete").exists():
+        return model_files(version)
+    future = _DOWNLOADS.get(version.pk)
+    if future is None:
+        _DOWNLOADS[version.pk] = _DOWNLOADER.submit(model_files, version)
+        return None
+    if not future.done():
+        return None
+    del _DOWNLOADS[version.pk]
+    return future.result()
+
+
+def forget_model_files(version: ModelVersion) -> None:
+    shutil.rmtree(model_cache(version), ignore_errors=True)
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -107,8 +135,7 @@ def replica_marker(replica: Replica) -> str:
     return f"replica-{replica.pk}"
 
 
-def start_process(replica: Replica, version: ServiceVersion) -> None:
-    path = model_files(version.model_version)
+def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None:
     run_dir = replica_dir(replica)
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)
@@ -295,6 +322,15 @@ def _keep_alive(replica: Replica, version: ServiceVersion, spec: dict, now) -> N
             return
     if replica.retry_at and now < replica.retry_at:
         return
+    try:
+        path = local_model(version.model_version)
+    except Exception as exc:  # the store is down, or the files are gone
+        replica.reason = f"could not fetch the model files: {exc}"
+        _failed_start(replica, now)
+        return
+    if path is None:
+        replica.status, replica.reason = ReplicaStatus.STARTING, "fetching the model files"
+        return
     if replica.lease_id is None or not replica.lease.active:
         try:
             replica.lease = devices.acquire(
@@ -308,7 +344,7 @@ def _keep_alive(replica: Replica, version: ServiceVersion, spec: dict, now) -> N
             replica.status, replica.reason = ReplicaStatus.PENDING, str(exc)
             return
     replica.status = ReplicaStatus.STARTING if not replica.restarts else ReplicaStatus.RESTARTING
-    start_process(replica, version)
+    start_process(replica, version, path)
 
 
 def _check_ready(replica: Replica, now) -> None:
@@ -334,8 +370,13 @@ def _record_exit(replica: Replica, now) -> None:
         replica.reason = "the process exited; restarted" + (f" ({tail})" if tail else "")
         replica.status = ReplicaStatus.RESTARTING
         return
-    replica.failures_in_a_row += 1
     replica.reason = tail or "the process exited before it was ready"
+    _failed_start(replica, now)
+
+
+def _failed_start(replica: Replica, now) -> None:
+    """A start that did not come up: retry after a growing pause, or give up."""
+    replica.failures_in_a_row += 1
     if replica.failures_in_a_row >= MAX_FAILED_STARTS:
         replica.status = ReplicaStatus.FAILED
         if replica.lease_id:

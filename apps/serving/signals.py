@@ -18,7 +18,7 @@ def stop_the_projects_services(sender, project, **kwargs):
 
 @receiver(post_delete, sender=ModelVersion)
 def forget_cached_model_files(sender, instance, **kwargs):
-    replicas.forget_model_files(instance.pk)
+    replicas.forget_model_files(instance)
 
 
 def service_counts(project_ids):

@@ -1,6 +1,7 @@
 """Replica supervision (apps.serving.replicas.reconcile, the scheduler loop's serving part),
 driven in-process: real model_serve processes, real leases."""
 
+import threading
 import time
 
 import psutil
@@ -86,6 +87,25 @@ def test_replicas_start_are_replaced_on_edit_scale_down_stop_and_restart(owner, 
     assert not Lease.objects.filter(holder_type="replica", released_at=None).exists()
     services.restart_service(owner, service)
     drive(lambda: status_of(service) == "running", "the restart")
+
+
+def test_a_slow_model_download_does_not_hold_up_the_loop(service, monkeypatch):
+    gate, real = threading.Event(), replicas.model_files
+
+    def slow(version):
+        gate.wait(60)
+        return real(version)
+
+    monkeypatch.setattr(replicas, "model_files", slow)
+    started = time.monotonic()
+    replicas.reconcile()
+    replicas.reconcile()
+    assert time.monotonic() - started < 5
+    runs = Replica.objects.filter(version__service=service)
+    assert [(r.reason, r.pid) for r in runs] == [("fetching the model files", None)] * 2
+    assert status_of(service) == "deploying"
+    gate.set()
+    drive(lambda: status_of(service) == "running", "the service once the files are in")
 
 
 def test_a_model_that_stops_loading_fails_the_version_with_the_loaders_error(
