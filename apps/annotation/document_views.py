@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from apps.annotation import selectors, services
+from apps.annotation import export, selectors, services
 from apps.annotation.models import (
     Sentence,
 )
@@ -22,7 +22,6 @@ from apps.annotation.views import (
     NEARBY,
     errors_by_field,
     role_of,
-    storage_link,
     task_url,
     writable_task,
 )
@@ -120,7 +119,7 @@ def document_page(request, pk, document):
             "may_write": role in (Role.OWNER, Role.DEVELOPER),
             "payload": payload,
             "current": payload["current"],
-            "guide_url": storage_link(task.guide_uri),
+            "guide_url": export.download_url(task.guide_uri),
             "tags": payload["tags"],
         },
     )

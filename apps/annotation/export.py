@@ -132,8 +132,10 @@ def _put(user, task: Task, relative: str, local: Path) -> str:
 
 
 def download_url(uri: str) -> str:
-    """The console's streamed download link of a stored export file."""
+    """The console's streamed download link of a stored file ("" for no file)."""
     from django.urls import reverse
 
+    if not uri:
+        return ""
     path = parse_bos_uri(uri)
     return reverse("storage:download", kwargs={"name": path.bucket, "key": path.key})

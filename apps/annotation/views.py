@@ -27,7 +27,6 @@ from apps.projects.selectors import current_project
 from apps.projects.services import require_role
 from apps.projects.web import report_errors
 from apps.storage import selectors as storage_selectors
-from apps.storage.paths import parse_bos_uri
 
 PAGE_SIZE = 50
 NEARBY = 8  # sentences listed on each side of the current one
@@ -63,14 +62,6 @@ def writable_task(request, pk):
 
 def task_url(task, tab: str = "overview") -> str:
     return reverse("annotation:detail", kwargs={"pk": task.pk}) + f"?tab={tab}"
-
-
-def storage_link(uri: str) -> str:
-    """The console's download link of a stored file, its key quoted ('#', '?', spaces)."""
-    if not uri:
-        return ""
-    path = parse_bos_uri(uri)
-    return reverse("storage:download", kwargs={"name": path.bucket, "key": path.key})
 
 
 # -- the list ------------------------------------------------------------------------------
@@ -288,12 +279,12 @@ def _manage(request, task) -> dict:
     uploads = list(task.uploads.select_related("created_by")[:PAGE_SIZE])
     exports = list(task.exports.select_related("created_by")[:PAGE_SIZE])
     for record in exports:
-        record.jsonl_url = storage_link(record.jsonl_uri)
-        record.csv_url = storage_link(record.csv_uri)
+        record.jsonl_url = export.download_url(record.jsonl_uri)
+        record.csv_url = export.download_url(record.csv_uri)
     return {
         "uploads": uploads,
         "exports": exports,
-        "guide_url": storage_link(task.guide_uri),
+        "guide_url": export.download_url(task.guide_uri),
         "guide_types": GUIDE_TYPES,
     }
 

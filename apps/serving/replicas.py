@@ -258,9 +258,7 @@ def reconcile() -> None:
         except Exception as exc:  # one broken version must not stop the others
             logger.exception("serving reconcile of %s failed", version)
             _set(version, ServiceStatus.FAILED, f"{type(exc).__name__}: {exc}")
-    for replica in Replica.objects.filter(version__service__desired=Desired.STOPPED):
-        stop_replica(replica)
-        replica.delete()
+    remove(Replica.objects.filter(version__service__desired=Desired.STOPPED))
     for service in Service.objects.prefetch_related("versions"):
         _settle_service(service)
     for pid, process in list(_LAUNCHED.items()):
@@ -279,9 +277,7 @@ def _reconcile_version(version: ServiceVersion, now) -> None:
         _keep_alive(replica, version, spec, now)
         if _snapshot(replica) != before:
             replica.save()
-    for surplus in existing.values():  # scaled down
-        stop_replica(surplus)
-        surplus.delete()
+    remove(existing.values())  # scaled down
     _settle_version(version)
 
 
@@ -445,20 +441,21 @@ def _settle_service(service: Service) -> None:
         _set(service, ServiceStatus.RUNNING, "")
 
 
+def remove(replicas) -> None:
+    """Stop these replicas' processes (gracefully), free their leases and delete the rows."""
+    for replica in replicas:
+        stop_replica(replica)
+        replica.delete()
+
+
 def stop_all(services) -> None:
-    """Stop every replica of these services now (stop, delete, project purge)."""
+    """Every replica of these services (stop, restart, delete)."""
     with transaction.atomic():
-        for replica in Replica.objects.filter(version__service__in=services).select_related(
-            "lease"
-        ):
-            stop_replica(replica)
-            replica.delete()
+        remove(Replica.objects.filter(version__service__in=services).select_related("lease"))
 
 
 def stop_all_of_version(version: ServiceVersion) -> None:
-    for replica in version.runs.select_related("lease"):
-        stop_replica(replica)
-        replica.delete()
+    remove(version.runs.select_related("lease"))
 
 
 def shutdown() -> None:

@@ -4,12 +4,7 @@
 (function () {
   "use strict";
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (m) return decodeURIComponent(m[1]);
-    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
+  const csrfToken = window.bml.csrfToken; // console.js
 
   function el(tag, attrs, children) {
     const node = document.createElement(tag);

@@ -8,6 +8,8 @@
     const input = document.querySelector("input[name=csrfmiddlewaretoken]");
     return input ? input.value : "";
   }
+  // Shared with the pages' own scripts (deferred after this one, so it is there).
+  window.bml = Object.assign(window.bml || {}, { csrfToken: csrfToken });
 
   function setupSwitcher() {
     const form = document.getElementById("project-switcher");
