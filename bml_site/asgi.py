@@ -2,7 +2,8 @@
 
 Object bytes (uploads, downloads) take the lean path in `apps.storage.transfer`, and
 prediction requests (`/v1/endpoints/...`, `/v2/models/...`) the gateway of
-`apps.serving.gateway`, both without Django's middleware. Bodies over the upload limit
+`apps.serving.gateway`, and notebook instances (`/notebooks/<id>/...`, HTTP and websockets)
+the proxy of `apps.notebooks.proxy`, all without Django's middleware. Bodies over the upload limit
 are refused before anything reads them.
 """
 
@@ -15,11 +16,15 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_app = get_asgi_application()
 
+from apps.notebooks.proxy import notebook_proxy  # noqa: E402
 from apps.serving.gateway import gateway  # noqa: E402  (needs the app registry ready)
 from apps.storage import transfer  # noqa: E402
 
 
 async def application(scope, receive, send):
+    if scope["type"] in ("http", "websocket") and notebook_proxy.matches(scope["path"]):
+        await notebook_proxy(scope, receive, send)  # JupyterLab: HTTP and websockets
+        return
     if scope["type"] == "http" and gateway.matches(scope["path"]):
         await gateway(scope, receive, send)  # its own body limit, its own figures
         return

@@ -104,6 +104,9 @@ def main() -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bml_site.settings", "BML_VAR_DIR": str(var)}
     host = os.environ.get("BML_BIND", "127.0.0.1")
     port = int(os.environ.get("BML_PORT", "8000"))
+    # How notebooks' kernels reach the API (the SDK's default address).
+    internal = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    env.setdefault("BML_INTERNAL_URL", f"http://{internal}:{port}")
     if not port_is_free(host, port):
         print(f"Port {port} on {host} is in use: stop what holds it, or set BML_PORT.")
         return 1

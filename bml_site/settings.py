@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.warehouse",
     "apps.serving",
     "apps.annotation",
+    "apps.notebooks",
     "workers",
 ]
 
@@ -123,6 +124,13 @@ MAX_UPLOAD_BYTES = int(os.environ.get("BML_MAX_UPLOAD_MB", "5120")) * 1024 * 102
 # for a replica's answer before it answers 504.
 SERVING_MAX_BODY_BYTES = int(os.environ.get("BML_SERVING_MAX_BODY_MB", "32")) * 1024 * 1024
 SERVING_TIMEOUT_S = float(os.environ.get("BML_SERVING_TIMEOUT_S", "60"))
+# Notebooks: the address their kernels reach the appliance's API at (BML_API_URL in the
+# instance), how often their data/ is synchronized with the storage path, how often a
+# running instance's disk use and activity are checked, and the default auto-stop time.
+NOTEBOOK_API_URL = os.environ.get("BML_INTERNAL_URL", "http://127.0.0.1:8000")
+NOTEBOOK_SYNC_S = float(os.environ.get("BML_NOTEBOOK_SYNC_S", "60"))
+NOTEBOOK_CHECK_S = float(os.environ.get("BML_NOTEBOOK_CHECK_S", "30"))
+NOTEBOOK_AUTO_STOP_MINUTES = int(os.environ.get("BML_NOTEBOOK_AUTO_STOP_MINUTES", "120"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
@@ -199,4 +207,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("BML_LOG_LEVEL", "INFO")},
+    # One line per request to the notebook servers and the store is noise in the logs.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }

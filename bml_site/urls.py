@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from apps.annotation.api.views import AnnotationTaskViewSet
 from apps.datasets.api.views import DatasetViewSet
 from apps.jobs.api.views import JobViewSet
+from apps.notebooks.api.views import NotebookViewSet
 from apps.projects.api.views import MembershipViewSet, ProjectViewSet
 from apps.serving.api.views import ServiceViewSet
 from apps.storage.api.views import BucketViewSet
@@ -25,6 +26,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("models", ModelViewSet, basename="model")
 router.register("services", ServiceViewSet, basename="service")
 router.register("annotation-tasks", AnnotationTaskViewSet, basename="annotation-task")
+router.register("notebooks", NotebookViewSet, basename="notebook")
 
 members = MembershipViewSet.as_view({"get": "list", "post": "create"})
 member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
@@ -54,6 +56,7 @@ urlpatterns = [
     path("models/", include("apps.warehouse.urls")),
     path("services/", include("apps.serving.urls")),
     path("annotation/", include("apps.annotation.urls")),
+    path("workarea/", include("apps.notebooks.urls")),
     path("resources/", system_views.resources, name="resources"),
     path("healthz", system_views.healthz, name="healthz"),
     path("metrics", system_views.prometheus_metrics, name="metrics"),

@@ -20,6 +20,8 @@ from apps.annotation.models import Span, Task, Triple
 from apps.billing.models import ResourcePackage
 from apps.datasets import services as datasets
 from apps.jobs import services as jobs
+from apps.notebooks import services as notebooks
+from apps.notebooks.models import Notebook
 from apps.projects import services as projects
 from apps.projects.models import Membership, Project, Role
 from apps.serving import services as serving
@@ -75,6 +77,14 @@ def world(make_user):
     )
     Replica.objects.create(version=service.versions.get(), index=0)
     annotation_task, span, triple = annotate(owner, project)
+    notebook = notebooks.create_notebook(  # created stopped: no Jupyter process runs here
+        owner,
+        project,
+        name="secret-notebook",
+        package_id=ResourcePackage.objects.filter(module="workarea", device_kind="cpu")[0].pk,
+        storage_path="bos://secret-bucket/notebooks/secret/",
+        start=False,
+    )
     return {
         "owner": owner,
         "stranger": stranger,
@@ -104,6 +114,7 @@ def world(make_user):
         "service": service,
         "membership": membership,
         "annotation_task": annotation_task,
+        "notebook": notebook,
     }
 
 
@@ -157,6 +168,16 @@ def service_untouched(world) -> bool:
     )
 
 
+def notebook_untouched(world) -> bool:
+    notebook = Notebook.objects.filter(pk=world["notebook"].pk).first()
+    return notebook is not None and (
+        notebook.desired,
+        notebook.status,
+        notebook.auto_stop_minutes,
+        notebook.storage_path,
+    ) == ("stopped", "stopped", 120, "bos://secret-bucket/notebooks/secret/")
+
+
 def secret_files(world) -> list[str]:
     bucket = world["project"].buckets.get(name="secret-bucket")
     return [entry.key for entry in storage.list_folder(bucket, "")]
@@ -197,6 +218,8 @@ def url_for(world, name, kwargs):
         values["pk"] = world["service"].pk
     if name.startswith(("annotation-", "annotation:")):
         values["pk"] = world["annotation_task"].pk
+    if name.startswith(("notebook-", "notebooks:")):
+        values["pk"] = world["notebook"].pk
     unknown = [k for k in kwargs if k not in values]
     assert not unknown, f"route {name} has URL parameters {unknown}: teach OBJECT_KWARGS"
     return reverse(name, kwargs={k: values[k] for k in kwargs})
@@ -244,6 +267,12 @@ def test_the_walk_covers_the_routes_that_exist(world):
         "annotation-task-triple",
         "annotation-task-review",
         "annotation-task-exports",
+        "notebook-detail",
+        "notebook-start",
+        "notebook-convert",
+        "notebooks:detail",
+        "notebooks:submit-job",
+        "projects:notebook-terminal",
     } <= names
 
 
@@ -266,6 +295,7 @@ def test_strangers_get_404_for_every_method_on_every_object_route(world):
     )
     assert service_untouched(world)
     assert annotation_untouched(world)
+    assert notebook_untouched(world)
 
 
 def test_viewers_are_refused_every_write_on_every_object_route(world):
@@ -292,6 +322,7 @@ def test_viewers_are_refused_every_write_on_every_object_route(world):
     assert Membership.objects.get(pk=world["membership"].pk).role == Role.VIEWER
     assert service_untouched(world)
     assert annotation_untouched(world)
+    assert notebook_untouched(world)
 
 
 def test_lists_never_show_another_users_objects(world):
@@ -307,3 +338,5 @@ def test_lists_never_show_another_users_objects(world):
     assert b"secret-model" not in web.get("/models/").content
     assert api.get("/api/v1/services/").json()["results"] == []
     assert api.get("/api/v1/annotation-tasks/").json()["results"] == []
+    assert api.get("/api/v1/notebooks/").json()["results"] == []
+    assert b"secret-notebook" not in web.get("/workarea/").content

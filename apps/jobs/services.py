@@ -62,6 +62,11 @@ def create_job(
     # Further inputs an algorithm takes (e.g. prediction data) follow the same rule.
     for key in [k for k, v in params.items() if k.endswith("_data_path") and v]:
         params[key] = own_path(params[key], key, required=False)
+    # The spec: a notebook's storage path is synchronized into its bucket, so a job may not
+    # use it, a folder inside it, or a folder around it.
+    from apps.notebooks.services import check_job_paths
+
+    check_job_paths({"output_path": output, "train_data_path": train, "test_data_path": test})
     if algo.check_inputs:
         algo.check_inputs({**params, "train_data_path": train, "test_data_path": test})
     job = Job.objects.create(

@@ -108,6 +108,13 @@ def job_create(request):
         form.update({k: settings[k] for k in FORM_FIELDS if k in settings})
         form.update({k: source.params.get(k, "") for k in CODE_PARAMS})
         form["code_source"] = "file" if source.params.get("code_path") else "editor"
+    if request.method == "GET" and request.GET.get("draft") == "notebook":
+        # "Submit as job" of a notebook instance: its converted code (apps.notebooks.views).
+        draft = request.session.pop("job_code_draft", None)
+        if draft:
+            form.update(code_source="editor", code=draft["code"], name=draft["name"])
+            form["framework"] = "python"
+            messages.info(request, f"Code converted from the notebook {draft['source']}.")
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in FORM_FIELDS}
         with report_errors(request):

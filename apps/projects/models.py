@@ -10,6 +10,14 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_projects"
     )
     is_default = models.BooleanField(default=False)
+    # JupyterLab's terminal in this project's notebooks: off, or the least role that gets it
+    # (a terminal is a shell on the appliance's host, so it is not on by default).
+    notebook_terminal = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        choices=[("", "Off"), ("owner", "Owners"), ("developer", "Developers and owners")],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -69,6 +69,20 @@ def create_project(owner, name: str) -> Project:
     return project
 
 
+def set_notebook_terminal(user, project: Project, value: str) -> Project:
+    """Who gets JupyterLab's terminal in the project's notebooks ("" for nobody); an
+    instance running already takes it at its next start."""
+    require_role(user, project, Role.OWNER)
+    allowed = dict(Project._meta.get_field("notebook_terminal").choices)
+    if value not in allowed:
+        raise ValidationError(
+            {"notebook_terminal": f"Choose one of: {', '.join(map(repr, allowed))}."}
+        )
+    project.notebook_terminal = value
+    project.save(update_fields=["notebook_terminal", "updated_at"])
+    return project
+
+
 def rename_project(user, project: Project, name: str) -> Project:
     require_role(user, project, Role.OWNER)
     name = validate_project_name(name)

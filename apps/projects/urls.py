@@ -11,6 +11,11 @@ urlpatterns = [
     path("<int:project_id>/switch/", views.project_switch, name="switch"),
     path("<int:project_id>/settings/", views.project_settings, name="settings"),
     path("<int:project_id>/rename/", views.project_rename, name="rename"),
+    path(
+        "<int:project_id>/notebook-terminal/",
+        views.project_notebook_terminal,
+        name="notebook-terminal",
+    ),
     path("<int:project_id>/delete/", views.project_delete, name="delete"),
     path("<int:project_id>/members/add/", views.member_add, name="member-add"),
     path(

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.projects import counters, selectors, services
-from apps.projects.models import Membership, Role
+from apps.projects.models import Membership, Project, Role
 from apps.projects.web import report_errors
 
 
@@ -47,8 +47,26 @@ def project_settings(request, project_id):
     return render(
         request,
         "projects/settings.html",
-        {"project": project, "membership": membership, "members": members, "roles": Role.choices},
+        {
+            "project": project,
+            "membership": membership,
+            "members": members,
+            "roles": Role.choices,
+            "terminal_choices": Project._meta.get_field("notebook_terminal").choices,
+        },
     )
+
+
+@login_required
+@require_POST
+def project_notebook_terminal(request, project_id):
+    project = selectors.get_project(request.user, project_id)
+    with report_errors(request):
+        services.set_notebook_terminal(request.user, project, request.POST.get("value", ""))
+        messages.success(
+            request, "Notebook terminal setting saved (applies at an instance's start)."
+        )
+    return redirect("projects:settings", project_id=project.pk)
 
 
 @login_required

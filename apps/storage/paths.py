@@ -82,3 +82,13 @@ def validate_prefix(prefix: str, field: str = "prefix") -> str:
     if not prefix.endswith("/"):
         prefix += "/"
     return validate_key(prefix, field, allow_folder=True)
+
+
+def paths_overlap(a: str, b: str) -> bool:
+    """Whether two bos:// paths are the same folder or one lies inside the other (the spec's
+    rule between a notebook's storage path and the paths jobs use)."""
+    first, second = parse_bos_uri(a), parse_bos_uri(b)
+    if first.bucket != second.bucket:
+        return False
+    x, y = (k if not k or k.endswith("/") else k + "/" for k in (first.key, second.key))
+    return x.startswith(y) or y.startswith(x)

@@ -1,5 +1,8 @@
 """A small client of the appliance's REST API (token auth)."""
 
+# Annotations stay strings: the class's own `list` method would shadow the builtin in them.
+from __future__ import annotations
+
 import os
 from pathlib import Path
 
@@ -76,3 +79,41 @@ class Client:
                 for chunk in response.iter_bytes(1024 * 1024):
                     fh.write(chunk)
         return path
+
+    def download_folder(self, bucket: str, prefix: str, local_dir: str | os.PathLike) -> list[Path]:
+        """Every object under `prefix` (a folder, e.g. 'data/'), kept in its sub-folders."""
+        prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        local_dir = Path(local_dir)
+        written, folders = [], [prefix]
+        while folders:
+            for entry in self.list(bucket, folders.pop()):
+                if entry["is_folder"]:
+                    folders.append(entry["key"])
+                    continue
+                target = local_dir / entry["key"][len(prefix) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                written.append(self.download(bucket, entry["key"], target))
+        return written
+
+    def upload_folder(self, local_dir: str | os.PathLike, bucket: str, prefix: str) -> list[dict]:
+        """Every file under `local_dir`, to `prefix` + its path relative to `local_dir`."""
+        prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        root = Path(local_dir)
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        return [self.upload(p, bucket, prefix + p.relative_to(root).as_posix()) for p in files]
+
+    def datasets(self, public: bool = False, project: int | None = None) -> list[dict]:
+        """Table data sets of your projects (or one project), or the public ones."""
+        if public:
+            return self._all("/datasets/", public=1)
+        return self._all("/datasets/", **({"project": project} if project else {}))
+
+    def dataset_rows(
+        self, pk: int, offset: int = 0, limit: int = 100, version: int | None = None
+    ) -> dict:
+        """A page of a data set's rows: {columns: [{name, type}], rows, total, offset, ...}
+        (at most 200 rows a page)."""
+        params = {"offset": offset, "limit": limit}
+        if version is not None:
+            params["version"] = version
+        return self._json(self.http.get(f"/datasets/{pk}/rows/", params=params))

@@ -4,6 +4,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from apps.notebooks import servers as notebook_servers
 from apps.serving import replicas
 from workers import scheduler
 
@@ -27,9 +28,16 @@ class Command(BaseCommand):
                 scheduler.tick()
             except Exception as exc:  # one bad tick must not stop the clock
                 self.stderr.write(f"scheduler tick failed: {type(exc).__name__}: {exc}")
+            try:
+                # Only this loop supervises notebook servers (not the Q cluster's ticks): their
+                # background checks live in this process.
+                notebook_servers.reconcile()
+            except Exception as exc:
+                self.stderr.write(f"notebook reconcile failed: {type(exc).__name__}: {exc}")
             if once:
                 return
             time.sleep(interval)
-        # Job runs go on and are adopted at the next start; prediction replicas are useless
-        # without the gateway, so they stop with the appliance and start again with it.
+        # Job runs and notebook servers go on and are adopted at the next start; prediction
+        # replicas are useless without the gateway, so they stop with the appliance and
+        # start again with it.
         replicas.shutdown()
