@@ -99,13 +99,14 @@ def jupyter_get(notebook: Notebook, path: str):
     return response.json()
 
 
-def check_activity(notebook: Notebook) -> None:
+def check_activity(notebook: Notebook, now=None) -> None:
+    """Record the last activity; stop the instance when it has been idle too long."""
     try:
         status = jupyter_get(notebook, "api/status")
         kernels = jupyter_get(notebook, "api/kernels")
     except (httpx.HTTPError, ValueError):
         return  # not answering now: the loop notices a dead server by itself
-    now = timezone.now()
+    now = now or timezone.now()
     times = [_parse(status.get("last_activity")), notebook.ready_at]
     times += [_parse(k.get("last_activity")) for k in kernels]
     if any(k.get("execution_state") == "busy" for k in kernels):

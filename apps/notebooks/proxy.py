@@ -126,7 +126,10 @@ class NotebookProxy:
         result = await loop.run_in_executor(self.db, decide, session_key, pk)
         if len(self.decisions) > 10000:
             self.decisions.clear()
-        self.decisions[key] = (time.monotonic(), result)
+        if result.kind == "pass":  # a refusal is asked again: the instance may be up now
+            self.decisions[key] = (time.monotonic(), result)
+        else:
+            self.decisions.pop(key, None)
         return result
 
     async def __call__(self, scope, receive, send) -> None:
@@ -142,8 +145,12 @@ class NotebookProxy:
             else:
                 await self.forward_http(scope, receive, send, decision, pk)
         except (httpx.ConnectError, ConnectionRefusedError):
-            self.decisions.pop((session_cookie(headers), pk), None)  # restarted: new port
-            await self.refuse(scope, receive, send, 502, "The notebook server is restarting.")
+            # Stopped or restarted since the decision was cached: ask again and say why.
+            fresh = await self.decision(session_cookie(headers), pk, fresh=True)
+            refusal = self.refusal(scope, fresh, rest)
+            if refusal is None:
+                refusal = (502, "The notebook server is restarting; try again in a moment.")
+            await self.refuse(scope, receive, send, *refusal)
 
     def refusal(self, scope, decision: Decision, rest: str) -> tuple | None:
         """(status, message[, location]) when the request may not pass, else None."""
@@ -358,7 +365,7 @@ def is_terminal(rest: str) -> bool:
 def refusal_page(status: int, message: str, path: str) -> str:
     parsed = NotebookProxy.parse(path)
     console = f"/workarea/{parsed[0]}/" if parsed else "/workarea/"
-    refresh = '<meta http-equiv="refresh" content="2">' if status == 503 else ""
+    refresh = '<meta http-equiv="refresh" content="1">' if status == 503 else ""
     return (
         f"<!doctype html><html><head><meta charset='utf-8'>{refresh}<title>Notebook</title>"
         "<link rel='stylesheet' href='/static/bml/console.css'></head><body><main>"

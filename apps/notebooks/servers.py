@@ -8,12 +8,14 @@ and none of the appliance's secrets. It is "running" once Jupyter has written it
 file (it listens then). A server that dies is started again at once (the files stay; the
 kernels' memory is lost); one that never comes up is retried a few times, then failed.
 
-Servers outlive a restart of the appliance (like job runs): the next loop adopts a live
-one by its pid and command line, so a long computation in a notebook is not lost.
-Work that may take long (disk usage, the storage sync, the idle check) runs in a thread
-pool, never in the loop itself.
+Servers are forked from a warm process that has imported JupyterLab already (see
+workers.notebook_zygote), which halves their start; they outlive a restart of the
+appliance (like job runs): the next loop adopts a live one by its pid and process name, so
+a long computation in a notebook is not lost. Work that may take long (disk usage, the
+storage sync, the idle check) runs in a thread pool, never in the loop itself.
 """
 
+import json
 import logging
 import os
 import resource
@@ -21,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from django.utils import timezone
 from apps.notebooks import housekeeping, workspace
 from apps.notebooks.models import Desired, Notebook, NotebookStatus
 from apps.projects.models import ROLE_RANK, Role
+from apps.storage.embedded import die_with_parent
 from workers import devices
 
 logger = logging.getLogger(__name__)
@@ -40,11 +44,18 @@ STOP_GRACE = timedelta(seconds=10)  # after SIGTERM, before SIGKILL
 MAX_FAILED_STARTS = 3
 BACKOFF_BASE_S = 2
 LOG_TAIL_BYTES = 4000
+# A start waits this long at most for the warm start to finish its imports.
+WARM_UP_WAIT_S = 20
 
 
 def marker(notebook: Notebook) -> str:
     """The argument that tells this instance's server from any other process."""
     return f"--ServerApp.base_url={notebook.base_url}"
+
+
+def process_name(notebook: Notebook) -> str:
+    """The name (/proc/<pid>/comm) of a server forked by the warm start."""
+    return f"bml-nb-{notebook.pk}"[:15]
 
 
 def process_of(notebook: Notebook) -> psutil.Process | None:
@@ -55,7 +66,7 @@ def process_of(notebook: Notebook) -> psutil.Process | None:
         if process.status() == psutil.STATUS_ZOMBIE:
             process.wait(0)
             return None
-        if marker(notebook) in process.cmdline():
+        if process.name() == process_name(notebook) or marker(notebook) in process.cmdline():
             return process
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.TimeoutExpired):
         pass
@@ -146,27 +157,46 @@ def start_process(notebook: Notebook) -> None:
     workspace.create(notebook)  # an instance made by an older version may miss a part
     (workspace.home_dir(notebook) / "tmp").mkdir(exist_ok=True)
     port = free_port()
-    cpus = set(notebook.lease.cpus) & os.sched_getaffinity(0)
+    cpus = sorted(set(notebook.lease.cpus) & os.sched_getaffinity(0))
+    # No single file can outgrow the startup disk (the whole-disk quota is checked on save
+    # by the contents manager and shown in the console).
     quota = notebook.disk_quota_bytes
-
-    def limits():  # in the child, before Jupyter starts
-        if cpus:
-            os.sched_setaffinity(0, cpus)
-        # No single file can outgrow the startup disk (the whole-disk quota is checked on
-        # save by the contents manager and shown in the console).
-        resource.setrlimit(resource.RLIMIT_FSIZE, (quota, quota))
-
     log_path = workspace.instance_dir(notebook) / "server.log"
     with open(log_path, "ab") as log:
         log.write(
             f"[{timezone.now().isoformat()}] [bml] starting Jupyter for {notebook.name} "
             f"(start {notebook.restarts + 1}) on {notebook.lease.package.name}\n".encode()
         )
-        log.flush()
+    command = server_command(notebook, port)
+    request = {
+        "name": process_name(notebook),
+        "args": command[command.index("jupyterlab") + 1 :],
+        "env": server_env(notebook),
+        "cwd": str(workspace.work_dir(notebook)),
+        "log": str(log_path),
+        "cpus": cpus,
+        "fsize": quota,
+    }
+    pid = zygote.spawn(request)
+    if pid is None:  # no warm start (yet): a fresh interpreter does the same
+        pid = _spawn_fresh(command, request)
+    notebook.pid, notebook.port = pid, port
+    notebook.host = settings.HOST_NAME
+    notebook.terminals = terminals_allowed(notebook)
+    notebook.started_at, notebook.ready_at, notebook.retry_at = timezone.now(), None, None
+
+
+def _spawn_fresh(command: list[str], request: dict) -> int:
+    def limits():  # in the child, before Jupyter starts
+        if request["cpus"]:
+            os.sched_setaffinity(0, request["cpus"])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (request["fsize"], request["fsize"]))
+
+    with open(request["log"], "ab") as log:
         process = subprocess.Popen(
-            server_command(notebook, port),
-            cwd=workspace.work_dir(notebook),
-            env=server_env(notebook),
+            command,
+            cwd=request["cwd"],
+            env=request["env"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -174,13 +204,88 @@ def start_process(notebook: Notebook) -> None:
             preexec_fn=limits,
         )
     _LAUNCHED[process.pid] = process  # kept so that its exit is reaped (no zombies)
-    notebook.pid, notebook.port = process.pid, port
-    notebook.host = settings.HOST_NAME
-    notebook.terminals = terminals_allowed(notebook)
-    notebook.started_at, notebook.ready_at, notebook.retry_at = timezone.now(), None, None
+    return process.pid
 
 
 _LAUNCHED: dict[int, subprocess.Popen] = {}
+
+
+class Zygote:
+    """The warm start (workers.notebook_zygote): started with the scheduler loop, asked to
+    fork each server. Until it is ready, or if it is gone, servers start fresh."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.ready = False
+        self.log = self.socket_path().with_suffix(".log")
+        self.started = 0.0
+
+    @staticmethod
+    def socket_path() -> Path:
+        return workspace.notebooks_root() / "zygote.sock"
+
+    def ensure(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            if not self.ready:
+                self.ready = self.socket_path().exists() and _first_line(self.log) == "ready"
+            return
+        path = self.socket_path()
+        if len(str(path)) > 100:  # a unix socket path is at most 107 bytes
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        self.ready, self.started = False, time.monotonic()
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-P", "-m", "workers.notebook_zygote", str(path)],
+                cwd=settings.BASE_DIR,
+                # What its forks could read of its memory: nothing of the appliance's.
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(path.parent)},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+
+    def warming(self) -> bool:
+        """Started and still importing: worth waiting for (a fresh start takes longer)."""
+        self.ensure()
+        alive = self.process is not None and self.process.poll() is None
+        return alive and not self.ready and time.monotonic() - self.started < WARM_UP_WAIT_S
+
+    def spawn(self, request: dict) -> int | None:
+        self.ensure()
+        if not self.ready:
+            return None
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.settimeout(5)
+                connection.connect(str(self.socket_path()))
+                connection.sendall(json.dumps(request).encode() + b"\n")
+                return int(json.loads(connection.makefile("rb").readline())["pid"])
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("notebook warm start failed, starting fresh: %s", exc)
+            return None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process, self.ready = None, False
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.readline(100).decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+zygote = Zygote()
 
 
 def server_ready(notebook: Notebook) -> bool:
@@ -235,6 +340,7 @@ FIELDS = (
 
 def reconcile() -> None:
     now = timezone.now()
+    zygote.ensure()
     live = Notebook.objects.filter(host__in=("", settings.HOST_NAME)).exclude(
         desired=Desired.STOPPED, status__in=(NotebookStatus.STOPPED, NotebookStatus.FAILED)
     )
@@ -282,6 +388,8 @@ def _keep_running(notebook: Notebook, now) -> None:
         except devices.NoCapacity as exc:
             notebook.status, notebook.reason = NotebookStatus.STARTING, f"waiting: {exc}"
             return
+    if zygote.warming():
+        return  # a quarter of a second later, and the start is a fork
     if notebook.status not in (NotebookStatus.RESTARTING,):
         notebook.status = NotebookStatus.STARTING
     notebook.reason = "" if notebook.status == NotebookStatus.STARTING else notebook.reason

@@ -41,3 +41,4 @@ class Command(BaseCommand):
         # replicas are useless without the gateway, so they stop with the appliance and
         # start again with it.
         replicas.shutdown()
+        notebook_servers.zygote.stop()

@@ -1,0 +1,111 @@
+"""A running instance's surroundings: the storage path's files in data/ both ways, the
+terminal by role, the startup disk quota, and auto-stop (never while a cell runs)."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from apps.notebooks import housekeeping, services, workspace
+from apps.projects import services as projects
+from apps.projects.models import Role
+from apps.storage import services as storage
+from apps.storage.client import get_client
+from tests.conftest import wait_until
+from tests.notebooks.conftest import Jupyter, create, session_for, wait_status
+
+
+def test_the_storage_path_appears_in_data_and_goes_back_on_stop(
+    notebooks, owner, project, cpu_package
+):
+    import io
+
+    bucket = storage.create_bucket(owner, project, "nb-sync")
+    storage.upload_object(owner, bucket, "nb/input.csv", io.BytesIO(b"a,b\n1,2\n"), 8)
+    notebook = create(owner, project, cpu_package, storage_path="bos://nb-sync/nb/")
+    wait_status(notebook, "running")
+    jupyter = Jupyter(notebooks, notebook, session_for(owner))
+
+    def synced():
+        response = jupyter.get("api/contents/data/input.csv", params={"content": 1})
+        return response.status_code == 200 and response.json()["content"] == "a,b\n1,2\n"
+
+    wait_until(synced, 30, what="data/input.csv from the bucket")
+    written = jupyter.put(
+        "api/contents/data/result.txt",
+        {"type": "file", "format": "text", "content": "accuracy 0.97\n"},
+    )
+    assert written.status_code == 201, written.text
+
+    services.stop_notebook(owner, notebook)
+    wait_status(notebook, "stopped")  # after the final synchronization
+    data = get_client().get_object("nb-sync", "nb/result.txt").read()
+    assert data == b"accuracy 0.97\n"
+    assert notebook.synced_at is not None and notebook.sync_error == ""
+
+
+def test_terminals_follow_the_projects_setting_and_the_members_role(
+    notebooks, owner, project, cpu_package, make_user
+):
+    developer = make_user()
+    projects.add_member(owner, project, developer, Role.DEVELOPER)
+    projects.set_notebook_terminal(owner, project, "owner")
+    notebook = wait_status(create(owner, project, cpu_package), "running")
+    assert notebook.terminals
+
+    as_owner = Jupyter(notebooks, notebook, session_for(owner))
+    as_developer = Jupyter(notebooks, notebook, session_for(developer))
+    assert as_owner.post("api/terminals").status_code == 200
+    refused = as_developer.post("api/terminals")
+    assert refused.status_code == 403 and "role" in refused.json()["message"]
+    assert as_developer.get("api/status").status_code == 200  # the rest is open to them
+
+    projects.set_notebook_terminal(owner, project, "")
+    other = wait_status(create(owner, project, cpu_package), "running")
+    assert not other.terminals
+    assert Jupyter(notebooks, other, session_for(owner)).post("api/terminals").status_code in (
+        403,
+        404,
+    )
+
+
+def test_a_full_startup_disk_refuses_saves_with_a_clear_message(
+    notebooks, owner, project, cpu_package
+):
+    notebook = wait_status(create(owner, project, cpu_package, disk_gb=1), "running")
+    jupyter = Jupyter(notebooks, notebook, session_for(owner))
+    content = {"type": "file", "format": "text", "content": "x = 1\n"}
+    assert jupyter.put("api/contents/before.py", content).status_code == 201
+    workspace.record_disk_usage(notebook, notebook.disk_quota_bytes)  # as measured when full
+    refused = jupyter.put("api/contents/after.py", content)
+    assert refused.status_code == 507
+    assert "startup disk is full" in refused.json()["message"]
+    assert (workspace.work_dir(notebook) / "before.py").exists()
+
+
+def test_auto_stop_after_idle_time_but_never_while_a_cell_runs(
+    notebooks, owner, project, cpu_package
+):
+    notebook = wait_status(create(owner, project, cpu_package, auto_stop_minutes=5), "running")
+    jupyter = Jupyter(notebooks, notebook, session_for(owner))
+    kernel = jupyter.start_kernel()
+    later = timezone.now() + timedelta(minutes=10)
+
+    import threading
+
+    busy = threading.Thread(target=jupyter.execute, args=(kernel, "import time; time.sleep(8)"))
+    busy.start()
+    wait_until(
+        lambda: jupyter.get(f"api/kernels/{kernel}").json()["execution_state"] == "busy",
+        20,
+        what="the kernel busy",
+    )
+    housekeeping.check_activity(notebook, now=later)
+    notebook.refresh_from_db()
+    assert notebook.desired == "running"
+    busy.join()
+
+    housekeeping.check_activity(notebook, now=later)
+    notebook.refresh_from_db()
+    assert notebook.desired == "stopped"
+    assert "5 minutes without activity" in notebook.reason
+    wait_status(notebook, "stopped")
