@@ -109,3 +109,23 @@ def test_auto_stop_after_idle_time_but_never_while_a_cell_runs(
     assert notebook.desired == "stopped"
     assert "5 minutes without activity" in notebook.reason
     wait_status(notebook, "stopped")
+
+
+def test_kernels_see_only_the_instances_leased_devices(notebooks, owner, project, cpu_package):
+    from apps.billing.models import ResourcePackage
+
+    gpu_package = ResourcePackage.objects.filter(
+        module="workarea", device_kind="cuda", device_count=1
+    )[0]  # the test host declares two CUDA devices (BML_DEVICES)
+    gpu = wait_status(create(owner, project, gpu_package), "running")
+    cpu = wait_status(create(owner, project, cpu_package), "running")
+    seen = {}
+    for notebook in (gpu, cpu):
+        jupyter = Jupyter(notebooks, notebook, session_for(owner))
+        result = jupyter.execute(
+            jupyter.start_kernel(), "import os; print(repr(os.environ['CUDA_VISIBLE_DEVICES']))"
+        )
+        seen[notebook.name] = result["stdout"].strip()
+    leased = [str(d.index) for d in gpu.lease.devices.all()]
+    assert seen == {gpu.name: repr(",".join(leased)), cpu.name: "''"}
+    assert len(leased) == 1
