@@ -69,7 +69,21 @@ class RunningAppliance:
                 raise RuntimeError(f"appliance did not stop within {timeout}s of Ctrl-C") from None
         if self.process:
             self._log.close()
+        self.kill_notebook_servers()
         return time.monotonic() - started
+
+    def kill_notebook_servers(self) -> None:
+        """Notebook servers outlive the appliance by design (adopted at the next start); a
+        throw-away appliance takes its own with it."""
+        import psutil
+
+        root = str(self.var / "notebooks")
+        for process in psutil.process_iter():
+            try:
+                if process.cwd().startswith(root):
+                    process.kill()  # servers and their kernels
+            except psutil.Error:
+                continue
 
     def login(self, client: httpx.Client | None = None, username: str = "admin") -> httpx.Client:
         """An httpx client signed in through the login form, with the CSRF header set."""

@@ -202,9 +202,7 @@ class NotebookProxy:
         return self.client
 
     async def forward_http(self, scope, receive, send, decision: Decision, pk: int) -> None:
-        target = f"http://127.0.0.1:{decision.port}" + scope.get("raw_path", b"").decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
+        target = f"http://127.0.0.1:{decision.port}{upstream_path(scope)}"
         method = scope["method"]
         client = self.http_client()
         request = client.build_request(
@@ -234,9 +232,7 @@ class NotebookProxy:
     async def forward_websocket(self, scope, receive, send, decision: Decision, pk: int) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        target = f"ws://127.0.0.1:{decision.port}" + scope.get("raw_path", b"").decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
+        target = f"ws://127.0.0.1:{decision.port}{upstream_path(scope)}"
         try:
             upstream = await ws_connect(
                 target,
@@ -289,6 +285,15 @@ async def pump_websockets(receive, send, upstream) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def upstream_path(scope) -> str:
+    """The path as the browser sent it (still percent-encoded), with its query."""
+    raw = scope.get("raw_path") or quote(scope["path"]).encode()
+    path = raw.decode("latin-1")
+    if scope.get("query_string"):
+        path += "?" + scope["query_string"].decode("latin-1")
+    return path
 
 
 @functools.cache

@@ -35,7 +35,7 @@ from apps.notebooks import housekeeping, workspace
 from apps.notebooks.models import Desired, Notebook, NotebookStatus
 from apps.projects.models import ROLE_RANK, Role
 from apps.storage.embedded import die_with_parent
-from workers import devices
+from workers import devices, processes
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +59,10 @@ def process_name(notebook: Notebook) -> str:
 
 
 def process_of(notebook: Notebook) -> psutil.Process | None:
-    if not notebook.pid:
-        return None
-    try:
-        process = psutil.Process(notebook.pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            process.wait(0)
-            return None
-        if process.name() == process_name(notebook) or marker(notebook) in process.cmdline():
-            return process
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.TimeoutExpired):
-        pass
-    return None
+    def is_ours(process: psutil.Process) -> bool:
+        return process.name() == process_name(notebook) or marker(notebook) in process.cmdline()
+
+    return processes.live_process(notebook.pid, is_ours)
 
 
 def free_port() -> int:
@@ -294,13 +286,7 @@ def server_ready(notebook: Notebook) -> bool:
 
 
 def log_tail(notebook: Notebook, size: int = LOG_TAIL_BYTES) -> str:
-    try:
-        with open(workspace.instance_dir(notebook) / "server.log", "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - size))
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
+    return processes.tail_text(workspace.instance_dir(notebook) / "server.log", size)
 
 
 def last_error(notebook: Notebook) -> str:
@@ -310,12 +296,7 @@ def last_error(notebook: Notebook) -> str:
 
 
 def signal_process(notebook: Notebook, signum=signal.SIGTERM) -> None:
-    process = process_of(notebook)
-    if process is not None:
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            pass
+    processes.signal_group(process_of(notebook), signum)
 
 
 # -- the loop ----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from apps.serving.models import (
 from apps.storage.paths import parse_bos_uri
 from apps.warehouse.models import ModelVersion
 from apps.warehouse.services import download_files
-from workers import devices
+from workers import devices, processes
 
 logger = logging.getLogger(__name__)
 
@@ -117,18 +117,8 @@ def replica_dir(replica: Replica) -> Path:
 
 def process_of(replica: Replica) -> psutil.Process | None:
     """The replica's live process, checked by command line (pids are reused)."""
-    if not replica.pid:
-        return None
-    try:
-        process = psutil.Process(replica.pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            process.wait(0)  # reap it: we may be its parent
-            return None
-        if f"--name={replica_marker(replica)}" in process.cmdline():
-            return process
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.TimeoutExpired):
-        pass
-    return None
+    marker = f"--name={replica_marker(replica)}"
+    return processes.live_process(replica.pid, lambda p: marker in p.cmdline())
 
 
 def replica_marker(replica: Replica) -> str:
@@ -212,25 +202,15 @@ def ready_port(replica: Replica) -> int | None:
 
 
 def stderr_tail(replica: Replica) -> str:
-    try:
-        with open(Path(replica.run_dir) / "stderr.log", "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - STDERR_TAIL_BYTES))
-            lines = fh.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
+    text = processes.tail_text(Path(replica.run_dir) / "stderr.log", STDERR_TAIL_BYTES)
+    lines = text.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
     return (errors[-1] if errors else (lines[-1] if lines else ""))[:500]
 
 
 def signal_process(replica: Replica, signum=signal.SIGTERM) -> None:
     """TERM lets the replica finish the requests it holds (model_serve drains, then exits)."""
-    process = process_of(replica)
-    if process is not None:
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            pass
+    processes.signal_group(process_of(replica), signum)
 
 
 def stop_replica(replica: Replica) -> None:

@@ -14,19 +14,8 @@ from websockets.sync.client import connect
 from apps.billing.models import Module, ResourcePackage
 from apps.notebooks import services
 from apps.notebooks.models import Notebook
-from apps.projects.models import Project
 from tests.conftest import wait_until
-from tests.serving.conftest import stack  # noqa: F401  (the fixture)
-
-
-@pytest.fixture
-def owner(make_user, transactional_db):
-    return make_user()
-
-
-@pytest.fixture
-def project(owner):
-    return Project.objects.get(owner=owner)
+from tests.serving.conftest import owner, project, stack  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -46,9 +35,9 @@ def notebooks(stack):  # noqa: F811
             pass
 
 
-def create(owner, project, package, **kwargs) -> Notebook:
+def create(user, in_project, package, **kwargs) -> Notebook:
     kwargs.setdefault("name", f"nb-{uuid.uuid4().hex[:8]}")
-    return services.create_notebook(owner, project, package_id=package.pk, **kwargs)
+    return services.create_notebook(user, in_project, package_id=package.pk, **kwargs)
 
 
 def wait_status(notebook: Notebook, status: str, timeout: float = 60) -> Notebook:

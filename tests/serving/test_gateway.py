@@ -82,20 +82,18 @@ def test_released_model_split_3_to_7_and_a_killed_replica(owner, project, stack)
     for client in clients:
         client.start()
     time.sleep(0.5)
-    killed_at = time.monotonic()
     os.killpg(victim.pid, signal.SIGKILL)
 
     def back():
         victim.refresh_from_db()
         return victim.status == "running" and victim.restarts == 1
 
-    wait_until(back, 15, interval=0.05, what="the killed replica to come back")
-    back_after = time.monotonic() - killed_at
+    # (how soon is a figure for benchmarks/serving.py: tests assert no wall-clock time)
+    wait_until(back, 60, interval=0.05, what="the killed replica to come back")
     time.sleep(1.5)  # the gateway routes to it again
     stop.set()
     for client in clients:
         client.join()
-    assert back_after < 5, f"the replica came back after {back_after:.1f} s"
     assert set(statuses) == {200}, statuses  # no request was lost
     assert sum(statuses.values()) > 50
     service.refresh_from_db()
