@@ -118,6 +118,16 @@ def check_notebook_path(path: str, exclude_pk=None) -> None:
                         "it. Use a folder of its own, e.g. bos://bucket/notebooks/<name>/."
                     }
                 )
+    # Two instances synchronizing one folder would undo each other's deletions.
+    others = Notebook.objects.exclude(storage_path="").exclude(pk=exclude_pk)
+    for other in others.only("name", "storage_path"):
+        if paths_overlap(path, other.storage_path):
+            raise ValidationError(
+                {
+                    "storage_path": f"'{path}' overlaps {other.storage_path}, the storage path "
+                    f"of the notebook '{other.name}'; give each instance a folder of its own."
+                }
+            )
 
 
 def check_job_paths(paths: dict[str, str]) -> None:
@@ -181,7 +191,7 @@ def update_notebook(user, notebook: Notebook, *, auto_stop_minutes=None, storage
             user, notebook.project, storage_path, "storage_path", False
         )
         if path:
-            check_notebook_path(path)
+            check_notebook_path(path, exclude_pk=notebook.pk)
         changes["storage_path"] = path
         # A new path starts a new synchronization history.
         (workspace.instance_dir(notebook) / "sync-state.json").unlink(missing_ok=True)

@@ -155,6 +155,13 @@ def test_a_job_may_not_use_a_notebooks_path(client, owner, project):
         create_job(owner, project, "bos://nb-space/out/", train_data_path="bos://nb-space/")
     assert "train_data_path" in refused.value.message_dict
     assert create_job(owner, project, "bos://nb-space/job-out/").pk
+    # Nor may a second instance synchronize the same folder.
+    second = client.post(
+        "/api/v1/notebooks/",
+        body(project, name="nb-two", storage_path="bos://nb-space/nb/deeper/"),
+        format="json",
+    )
+    assert second.status_code == 400 and "nb-one" in second.json()["storage_path"][0]
 
 
 def test_start_stop_of_an_instance_with_no_process(client, project):
