@@ -116,6 +116,7 @@ def server_env(notebook: Notebook) -> dict:
 
 
 def server_command(notebook: Notebook, port: int) -> list[str]:
+    lab_dir = workspace.home_dir(notebook) / ".jupyter" / "lab"
     # -P: the working directory is the user's, and a file there named like a module the
     # server imports (tornado.py) must not replace it. Everything that keeps the server
     # behind the proxy is on the command line, which outranks the user's config files.
@@ -139,6 +140,10 @@ def server_command(notebook: Notebook, port: int) -> list[str]:
         "--ServerApp.contents_manager_class=workers.notebook_quota.QuotaContentsManager",
         "--KernelSpecManager.ensure_native_kernel=False",
         "--LabApp.news_url=None",
+        # Given here, not left to the environment: the warm start imported JupyterLab with
+        # its own HOME, and these two defaults are fixed at import.
+        f"--LabApp.user_settings_dir={lab_dir / 'user-settings'}",
+        f"--LabApp.workspaces_dir={lab_dir / 'workspaces'}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         # Containers (and CI) run the appliance as root; Jupyter refuses that unless told.
         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
@@ -427,7 +432,7 @@ def _record_exit(notebook: Notebook, now) -> None:
 def _keep_stopped(notebook: Notebook, now) -> None:
     process = process_of(notebook)
     if process is not None:
-        if notebook.status != NotebookStatus.STOPPING:
+        if notebook.status != NotebookStatus.STOPPING or notebook.stopped_at is None:
             notebook.status, notebook.stopped_at = NotebookStatus.STOPPING, now
             signal_process(notebook, signal.SIGTERM)
         elif notebook.stopped_at and now - notebook.stopped_at > STOP_GRACE:

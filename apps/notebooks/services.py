@@ -172,6 +172,8 @@ def stop_notebook(user, notebook: Notebook, reason: str = "stopped by request") 
     changes = {"desired": Desired.STOPPED, "reason": reason}
     if notebook.status == NotebookStatus.FAILED or (not notebook.pid and not notebook.lease_id):
         changes["status"] = NotebookStatus.STOPPED  # nothing runs: nothing to wait for
+    else:  # the page shows "stopping" at once; the loop signals the server
+        changes.update(status=NotebookStatus.STOPPING, stopped_at=None)
     Notebook.objects.filter(pk=notebook.pk).update(**changes)
     notebook.refresh_from_db()
     return notebook
