@@ -69,6 +69,7 @@ def create(notebook) -> Path:
     (work / "data").mkdir(parents=True, exist_ok=True)
     if not (work / "demo").exists() and DEMO_SOURCE.is_dir():
         shutil.copytree(DEMO_SOURCE, work / "demo", copy_function=shutil.copy)  # new mtimes
+        os.utime(work / "demo")
     _create_env(env_dir(notebook))
     _write_kernel_spec(notebook)
     _write_lab_settings(home_dir(notebook))
