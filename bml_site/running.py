@@ -75,15 +75,9 @@ class RunningAppliance:
     def kill_notebook_servers(self) -> None:
         """Notebook servers outlive the appliance by design (adopted at the next start); a
         throw-away appliance takes its own with it."""
-        import psutil
+        from workers.processes import kill_processes_under
 
-        root = str(self.var / "notebooks")
-        for process in psutil.process_iter():
-            try:
-                if process.cwd().startswith(root):
-                    process.kill()  # servers and their kernels
-            except psutil.Error:
-                continue
+        kill_processes_under(self.var / "notebooks")
 
     def login(self, client: httpx.Client | None = None, username: str = "admin") -> httpx.Client:
         """An httpx client signed in through the login form, with the CSRF header set."""

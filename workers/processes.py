@@ -45,3 +45,17 @@ def tail_text(path: Path, size: int) -> str:
             return fh.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def kill_processes_under(root: Path) -> int:
+    """SIGKILL every process whose working directory is below `root` (notebook servers and
+    their kernels of a throw-away appliance or test); returns how many."""
+    prefix, killed = str(root).rstrip("/") + "/", 0
+    for process in psutil.process_iter():
+        try:
+            if (process.cwd() + "/").startswith(prefix):
+                process.kill()
+                killed += 1
+        except psutil.Error:
+            continue
+    return killed

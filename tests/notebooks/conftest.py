@@ -2,8 +2,6 @@
 through the appliance's proxy in the real web process (tests/serving/conftest.py's stack)."""
 
 import json
-import os
-import signal
 import uuid
 
 import httpx
@@ -12,10 +10,11 @@ from django.test import Client
 from websockets.sync.client import connect
 
 from apps.billing.models import Module, ResourcePackage
-from apps.notebooks import services
+from apps.notebooks import services, workspace
 from apps.notebooks.models import Notebook
 from tests.conftest import wait_until
 from tests.serving.conftest import owner, project, stack  # noqa: F401  (fixtures)
+from workers.processes import kill_processes_under
 
 
 @pytest.fixture
@@ -24,15 +23,17 @@ def cpu_package(db):
 
 
 @pytest.fixture
-def notebooks(stack):  # noqa: F811
-    """The stack, and every Jupyter server the test started is killed afterwards (servers
-    outlive the scheduler by design, like job runs)."""
-    yield stack
-    for notebook in Notebook.objects.exclude(pid=None):
-        try:
-            os.killpg(notebook.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def stop_servers_at_end(transactional_db):
+    """Set up before the stack, so torn down after it: once the scheduler loop has stopped
+    (it would start a killed server again), every server and kernel under the test's
+    notebooks folder is killed (servers outlive the scheduler by design, like job runs)."""
+    yield
+    kill_processes_under(workspace.notebooks_root())
+
+
+@pytest.fixture
+def notebooks(stop_servers_at_end, stack):  # noqa: F811
+    return stack
 
 
 def create(user, in_project, package, **kwargs) -> Notebook:

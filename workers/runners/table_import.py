@@ -443,4 +443,10 @@ def _fail(output_dir: Path, message: str, lines: list[int]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is written and closed by now; the interpreter's teardown is skipped because
+    # pyarrow's thread pools, torn down at exit, now and then abort it ("terminate called
+    # without an active exception", apache/arrow#34314), failing a finished conversion.
+    os._exit(code)
