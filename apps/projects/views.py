@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.projects import counters, selectors, services
@@ -35,7 +36,10 @@ def project_switch(request, project_id):
     project = selectors.get_project(request.user, project_id)
     request.session["project_id"] = project.pk
     messages.success(request, f"Switched to project '{project.name}'.")
-    return redirect(request.POST.get("next") or "projects:list")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
+        target = "projects:list"  # never off to another site
+    return redirect(target)
 
 
 @login_required

@@ -101,3 +101,13 @@ def test_deleting_a_project_removes_its_buckets_and_objects_through_the_queue(
 
     wait_until(lambda: not Project.objects.filter(pk=project.pk).exists(), what="purge")
     assert not get_client().bucket_exists("doomed-bucket")
+
+
+def test_switching_projects_returns_to_a_page_of_this_site_only(make_user, client):
+    user = make_user()
+    client.force_login(user)
+    project = Project.objects.get(owner=user)
+    url = f"/projects/{project.pk}/switch/"
+    assert client.post(url, {"next": "/workarea/"})["Location"] == "/workarea/"
+    assert client.post(url, {"next": "https://evil.example/"})["Location"] == "/projects/"
+    assert client.session["project_id"] == project.pk
