@@ -10,7 +10,7 @@
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from django.conf import settings
@@ -79,11 +79,11 @@ def check(pk: int, sync: bool) -> None:
     notebook = Notebook.objects.select_related("package").filter(pk=pk).first()
     if notebook is None:
         return
-    used = workspace.disk_usage(workspace.instance_dir(notebook))
+    used, files_changed = workspace.scan(notebook)
     workspace.record_disk_usage(notebook, used)
     Notebook.objects.filter(pk=pk).update(disk_used_bytes=used)
     if notebook.port:
-        check_activity(notebook)
+        check_activity(notebook, files_changed_at=datetime.fromtimestamp(files_changed, UTC))
     if sync:
         synchronize(pk)
 
@@ -99,16 +99,21 @@ def jupyter_get(notebook: Notebook, path: str):
     return response.json()
 
 
-def check_activity(notebook: Notebook, now=None) -> None:
-    """Record the last activity; stop the instance when it has been idle too long."""
+def check_activity(notebook: Notebook, now=None, files_changed_at=None) -> None:
+    """Record the last activity; stop the instance when it has been idle too long.
+
+    Activity is what a person does: code run in a kernel (its messages, or a cell still
+    running), a terminal used, a file saved. Not Jupyter's own "last_activity": an open
+    JupyterLab tab polls the server every few seconds, which would keep an unattended
+    instance running (and billed) forever."""
     try:
-        status = jupyter_get(notebook, "api/status")
         kernels = jupyter_get(notebook, "api/kernels")
+        terminals = jupyter_get(notebook, "api/terminals") if notebook.terminals else []
     except (httpx.HTTPError, ValueError):
         return  # not answering now: the loop notices a dead server by itself
     now = now or timezone.now()
-    times = [_parse(status.get("last_activity")), notebook.ready_at]
-    times += [_parse(k.get("last_activity")) for k in kernels]
+    times = [notebook.ready_at, files_changed_at]
+    times += [_parse(item.get("last_activity")) for item in [*kernels, *terminals]]
     if any(k.get("execution_state") == "busy" for k in kernels):
         times.append(now)  # a cell is running: that is activity, however long it takes
     last = max(t for t in times if t is not None)

@@ -132,13 +132,17 @@ def remove(notebook) -> None:
     shutil.rmtree(instance_dir(notebook), ignore_errors=True)
 
 
-def disk_usage(root: Path) -> int:
-    """Bytes the directory takes on disk (allocated blocks), links not followed."""
-    total = 0
-    stack = [str(root)]
+def scan(notebook) -> tuple[int, float]:
+    """(bytes the instance takes on disk, the newest modification time of its work/ files),
+    in one walk, links not followed. The second is activity: a user editing and saving."""
+    root, work = str(instance_dir(notebook)), str(work_dir(notebook))
+    total, newest = 0, 0.0
+    stack = [root]
     while stack:
+        folder = stack.pop()
+        in_work = folder == work or folder.startswith(work + os.sep)
         try:
-            entries = os.scandir(stack.pop())
+            entries = os.scandir(folder)
         except OSError:
             continue
         with entries:
@@ -148,9 +152,11 @@ def disk_usage(root: Path) -> int:
                 except OSError:
                     continue
                 total += info.st_blocks * 512
+                if in_work and info.st_mtime > newest:
+                    newest = info.st_mtime
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-    return total
+    return total, newest
 
 
 def record_disk_usage(notebook, used: int) -> None:

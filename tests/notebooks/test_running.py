@@ -72,6 +72,12 @@ def test_a_full_startup_disk_refuses_saves_with_a_clear_message(
     notebooks, owner, project, cpu_package
 ):
     notebook = wait_status(create(owner, project, cpu_package, disk_gb=1), "running")
+
+    def measured():  # once ready, the scheduler measures the instance's disk
+        notebook.refresh_from_db()
+        return notebook.disk_used_bytes > 0
+
+    wait_until(measured, 30, what="the disk usage measured")
     jupyter = Jupyter(notebooks, notebook, session_for(owner))
     content = {"type": "file", "format": "text", "content": "x = 1\n"}
     assert jupyter.put("api/contents/before.py", content).status_code == 201
@@ -104,6 +110,12 @@ def test_auto_stop_after_idle_time_but_never_while_a_cell_runs(
     assert notebook.desired == "running"
     busy.join()
 
+    # A file saved lately is activity too (someone is editing)...
+    housekeeping.check_activity(notebook, now=later, files_changed_at=later - timedelta(minutes=1))
+    notebook.refresh_from_db()
+    assert notebook.desired == "running"
+    # ...while the polling of an open JupyterLab tab is not.
+    assert jupyter.get("api/kernels").status_code == 200
     housekeeping.check_activity(notebook, now=later)
     notebook.refresh_from_db()
     assert notebook.desired == "stopped"
