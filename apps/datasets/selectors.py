@@ -8,7 +8,7 @@ from django.http import Http404
 
 from apps.datasets.models import Dataset, DatasetStatus, DatasetVersion
 from apps.datasets.storage_io import ObjectFile
-from apps.projects.models import Membership
+from apps.projects.selectors import may_write
 from apps.storage.paths import parse_bos_uri
 
 MAX_PAGE_ROWS = 200
@@ -51,8 +51,7 @@ def get_dataset(user, pk) -> Dataset:
 def user_may_write(user, dataset: Dataset) -> bool:
     if dataset.is_public:
         return False
-    membership = Membership.objects.filter(project=dataset.project, user=user).first()
-    return bool(membership and membership.allows("developer"))
+    return may_write(user, dataset.project_id)
 
 
 def get_version(dataset: Dataset, number=None) -> DatasetVersion | None:

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from apps.billing.models import Module, ResourcePackage
 from apps.notebooks import convert, selectors, servers, services, workspace
-from apps.projects.models import Membership, Role
-from apps.projects.selectors import current_project
+from apps.projects.models import Role
+from apps.projects.selectors import current_project, may_write
 from apps.projects.services import require_role
 from apps.projects.web import report_errors
 from apps.serving.forms import errors_by_field
@@ -29,11 +29,6 @@ def writable_notebook(request, pk):
     notebook = selectors.get_notebook(request.user, pk)
     require_role(request.user, notebook.project, Role.DEVELOPER)
     return notebook
-
-
-def may_write(user, project) -> bool:
-    membership = Membership.objects.filter(user=user, project=project).first()
-    return bool(membership and membership.allows(Role.DEVELOPER))
 
 
 @login_required

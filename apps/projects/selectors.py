@@ -19,6 +19,12 @@ def membership_for(user, project_id) -> Membership:
         raise Http404("No such project.") from None
 
 
+def may_write(user, project) -> bool:
+    """Whether the user may change what the project owns (developer role or above)."""
+    membership = Membership.objects.filter(project=project, user=user).first()
+    return bool(membership and membership.allows("developer"))
+
+
 def get_project(user, project_id) -> Project:
     return membership_for(user, project_id).project
 

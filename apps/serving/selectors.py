@@ -3,7 +3,7 @@ is a 404, never a 403)."""
 
 from django.http import Http404
 
-from apps.projects.models import Membership
+from apps.projects.selectors import may_write
 from apps.serving.models import Replica, Revision, Service, ServiceVersion
 
 
@@ -49,8 +49,7 @@ def get_revision(service: Service, number) -> Revision:
 
 
 def user_may_write(user, service: Service) -> bool:
-    membership = Membership.objects.filter(project=service.project_id, user=user).first()
-    return bool(membership and membership.allows("developer"))
+    return may_write(user, service.project_id)
 
 
 def services_using(user, model_version):

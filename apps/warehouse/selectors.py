@@ -5,7 +5,7 @@ reads one page)."""
 from django.db.models import Count, Q
 from django.http import Http404
 
-from apps.projects.models import Membership
+from apps.projects.selectors import may_write
 from apps.warehouse.models import Model, ModelVersion
 
 
@@ -52,5 +52,4 @@ def get_version(model: Model, version) -> ModelVersion:
 def user_may_write(user, model: Model) -> bool:
     if model.is_common:
         return False
-    membership = Membership.objects.filter(project=model.project, user=user).first()
-    return bool(membership and membership.allows("developer"))
+    return may_write(user, model.project_id)
