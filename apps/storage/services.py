@@ -1,6 +1,7 @@
 """Writes of object storage: buckets, folders, uploads, deletes. All S3 calls go through
 `client.get_client()` inside `translate_errors()`."""
 
+import contextlib
 import io
 import mimetypes
 import posixpath
@@ -14,6 +15,7 @@ from minio.deleteobjects import DeleteObject
 
 from apps.projects.models import Role
 from apps.projects.services import require_role
+from apps.storage import multipart
 from apps.storage.client import (
     PART_SIZE,
     UPLOAD_PARALLELISM,
@@ -134,6 +136,81 @@ def upload_object(user, bucket: Bucket, key: str, stream, length: int, content_t
             num_parallel_uploads=UPLOAD_PARALLELISM,
         )
     return {"bucket": bucket.name, "key": key, "size": length, "etag": result.etag}
+
+
+# Relayed uploads (apps.storage.transfer) go to the store in parts of this size; a body up to
+# one part is a single PUT. Big parts keep the per-part commit pause of the store rare, and
+# the relay holds no part in memory, whatever its size.
+RELAY_PART_SIZE = 64 * 1024 * 1024
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+
+
+@dataclass
+class UploadPlan:
+    """How one upload of known length reaches the store: a single presigned PUT, or the parts
+    of a multipart upload (`upload_id`), each a presigned PUT of `part_size` bytes."""
+
+    bucket: str
+    key: str
+    length: int
+    content_type: str
+    upload_id: str | None = None
+    part_size: int = RELAY_PART_SIZE
+
+    def parts(self) -> list[tuple[int | None, int]]:
+        """(part number or None for the single PUT, bytes) in order."""
+        if self.upload_id is None:
+            return [(None, self.length)]
+        count = -(-self.length // self.part_size)
+        last = self.length - (count - 1) * self.part_size
+        return [(n, self.part_size if n < count else last) for n in range(1, count + 1)]
+
+
+def begin_upload(user, bucket: Bucket, key: str, length, content_type=None) -> UploadPlan:
+    """Check an upload (role, key, length, limit) and open it in the store: the first half of
+    a relayed upload, whose bytes the caller sends to `presigned_write_url`s."""
+    require_role(user, bucket.project, Role.DEVELOPER)
+    key = validate_key(key)
+    if length is None or length < 0:
+        raise ValidationError({"Content-Length": "Uploads must state their length."})
+    if length > settings.MAX_UPLOAD_BYTES:
+        raise UploadTooLarge(settings.MAX_UPLOAD_BYTES)
+    content_type = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+    plan = UploadPlan(bucket.name, key, length, content_type)
+    if length > RELAY_PART_SIZE:
+        plan.part_size = max(RELAY_PART_SIZE, -(-length // MAX_PARTS))
+        with translate_errors():
+            plan.upload_id = multipart.create(get_client(), bucket.name, key, content_type)
+    return plan
+
+
+def presigned_write_url(plan: UploadPlan, part_number: int | None = None) -> str:
+    """A short-lived signed PUT URL for the whole object or one part (server-side only).
+    Presigned requests carry an unsigned payload: the bytes are not hashed on the way."""
+    extra = {}
+    if part_number is not None:
+        extra = {"partNumber": str(part_number), "uploadId": plan.upload_id}
+    with translate_errors():
+        return get_client().get_presigned_url(
+            "PUT", plan.bucket, plan.key, expires=timedelta(hours=1), extra_query_params=extra
+        )
+
+
+def finish_upload(plan: UploadPlan, etags: list[str]) -> dict:
+    """Complete a multipart upload from its parts' ETags (a single PUT is complete already)."""
+    etag = etags[0] if plan.upload_id is None else None
+    if plan.upload_id is not None:
+        with translate_errors():
+            etag = multipart.complete(get_client(), plan.bucket, plan.key, plan.upload_id, etags)
+    return {"bucket": plan.bucket, "key": plan.key, "size": plan.length, "etag": etag}
+
+
+def abort_upload(plan: UploadPlan) -> None:
+    """Drop the parts stored so far (best effort: the store may be the reason we abort)."""
+    if plan.upload_id is None:
+        return  # an unfinished single PUT leaves nothing behind
+    with contextlib.suppress(Exception), translate_errors():
+        multipart.abort(get_client(), plan.bucket, plan.key, plan.upload_id)
 
 
 def stat_object(bucket: Bucket, key: str):

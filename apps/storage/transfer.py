@@ -3,11 +3,15 @@ request stack.
 
 Django under ASGI spools a whole request body to a temporary file before a view runs, and
 serves a streaming body one chunk at a time through its handler; for large objects both cost
-a large share of the store's own speed. Here the body is piped straight into a multipart
-upload while it is still arriving, and a download reads the next chunk from the store while
-the current one is being sent. Authentication, CSRF, the project scoping and the role rules
-are the same code the API uses (DRF authenticators, selectors, services), run once per
-request in a thread.
+a large share of the store's own speed. Here both directions are relays on the event loop:
+an upload's body goes, as it arrives, into presigned PUTs of the store (one, or the parts of
+a multipart upload, the next part streaming while the store commits the last), and a
+download's bytes go from the store's socket to the client's as they come. No thread hop, no
+part held in memory, and presigned requests are not hashed on the way (a minio client signs
+every plain-HTTP payload with SHA-256, which costs more than the copy).
+
+Authentication, CSRF, the project scoping and the role rules are the same code the API uses
+(DRF authenticators, selectors, services), run once per request in a thread.
 
 Routes (anything else goes to Django):
     GET|PUT /api/v1/buckets/<bucket>/objects/<key>
@@ -15,11 +19,10 @@ Routes (anything else goes to Django):
 """
 
 import asyncio
-import collections
 import io
 import json
-import queue
 import re
+import ssl
 from importlib import import_module
 from urllib.parse import quote, urlsplit
 
@@ -42,7 +45,6 @@ from apps.storage.client import ObjectNotFound, StorageUnavailable, UploadTooLar
 
 API_ROUTE = re.compile(r"^/api/v1/buckets/(?P<bucket>[a-z0-9.\-]+)/objects/(?P<key>.+)$")
 CONSOLE_ROUTE = re.compile(r"^/storage/(?P<bucket>[a-z0-9.\-]+)/download/(?P<key>.+)$")
-PIPE_DEPTH = 256  # ASGI body messages buffered between the socket and the store (~16 MB)
 
 
 def match(scope) -> tuple[str, dict] | None:
@@ -92,42 +94,6 @@ def _authorize(scope, bucket_name: str, key: str, write: bool, console: bool):
     return user, bucket
 
 
-class BodyPipe:
-    """A file-like `read(n)` for the store client, fed from the ASGI receive loop.
-
-    Chunks are kept as received and joined once per read, so a 16 MB part costs one copy.
-    """
-
-    def __init__(self):
-        self.queue: queue.Queue = queue.Queue(maxsize=PIPE_DEPTH)
-        self.chunks: collections.deque = collections.deque()
-        self.buffered = 0
-        self.ended = False
-
-    def read(self, size: int = -1) -> bytes:
-        while not self.ended and (size < 0 or self.buffered < size):
-            item = self.queue.get()
-            if item is None:
-                self.ended = True
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                self.chunks.append(item)
-                self.buffered += len(item)
-        size = self.buffered if size < 0 else min(size, self.buffered)
-        parts, taken = [], 0
-        while taken < size:
-            chunk = self.chunks.popleft()
-            if taken + len(chunk) > size:  # split: the rest stays for the next read
-                cut = size - taken
-                self.chunks.appendleft(chunk[cut:])
-                chunk = chunk[:cut]
-            parts.append(chunk)
-            taken += len(chunk)
-        self.buffered -= size
-        return b"".join(parts)
-
-
 async def _send_json(send, status: int, body: dict, headers=()):
     payload = json.dumps(body).encode() if body else b""
     await send(
@@ -159,9 +125,10 @@ def _error_response(exc) -> tuple[int, dict]:
 
 
 class _UpstreamResponse(asyncio.Protocol):
-    """An HTTP/1.1 response from the store read with a bare protocol: each block the event loop
-    receives is handed on as it is (no stream buffer, no re-slicing), with flow control so a
-    slow client pauses the store instead of filling memory."""
+    """One HTTP/1.1 exchange with the store over a bare protocol. The response's blocks are
+    handed on as the event loop receives them (no stream buffer, no re-slicing), with flow
+    control both ways: a slow client pauses reading from the store instead of filling memory,
+    and a slow store pauses the writer of a request body (`wait_writable`)."""
 
     HIGH, LOW = 8 * 1024 * 1024, 2 * 1024 * 1024
 
@@ -171,6 +138,8 @@ class _UpstreamResponse(asyncio.Protocol):
         self.blocks: asyncio.Queue = asyncio.Queue()
         self.buffered = 0
         self.paused = False
+        self.writable = asyncio.Event()
+        self.writable.set()
         self.transport = None
 
     def connection_made(self, transport):
@@ -192,10 +161,17 @@ class _UpstreamResponse(asyncio.Protocol):
             self.paused = True
             self.transport.pause_reading()
 
+    def pause_writing(self):
+        self.writable.clear()
+
+    def resume_writing(self):
+        self.writable.set()
+
     def connection_lost(self, exc):
         if not self.headers_done.done():
             self.headers_done.set_exception(exc or ConnectionError("store closed the connection"))
         self.blocks.put_nowait(None)
+        self.writable.set()  # a writer waiting for room finds the connection gone
 
     async def next_block(self) -> bytes | None:
         block = await self.blocks.get()
@@ -206,41 +182,60 @@ class _UpstreamResponse(asyncio.Protocol):
                 self.transport.resume_reading()
         return block
 
+    async def response(self) -> tuple[int, dict]:
+        """(status, headers) once the store has answered; lower-case header names."""
+        try:
+            head = await asyncio.wait_for(asyncio.shield(self.headers_done), 60)
+        except (TimeoutError, OSError) as exc:
+            self.transport.close()
+            raise StorageUnavailable(type(exc).__name__) from exc
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        return int(status_line.split()[1]), headers
 
-async def _open_upstream(url: str):
-    """GET a presigned URL of the store on the event loop itself (one connection per
-    download): bytes move socket to socket with no thread hop and no HTTP-library layer.
-    Returns (status, headers, protocol)."""
+    async def rest(self) -> bytes:
+        """The remaining body (small: an error document), read until the store closes."""
+        blocks = []
+        while (block := await self.next_block()) is not None:
+            blocks.append(block)
+        return b"".join(blocks)
+
+
+async def _open_upstream(url: str, method: str = "GET", headers=()) -> _UpstreamResponse:
+    """Connect to a presigned URL of the store on the event loop itself (one connection per
+    exchange) and send the request head; bytes then move socket to socket with no thread hop
+    and no HTTP-library layer."""
     parts = urlsplit(url)
+    secure = parts.scheme == "https"  # an external S3/BOS endpoint may be TLS
     loop = asyncio.get_running_loop()
     try:
-        transport, protocol = await asyncio.wait_for(
-            loop.create_connection(_UpstreamResponse, parts.hostname, parts.port or 80), 2.0
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(
+                _UpstreamResponse,
+                parts.hostname,
+                parts.port or (443 if secure else 80),
+                ssl=ssl.create_default_context() if secure else None,
+            ),
+            5.0,
         )
     except (TimeoutError, OSError) as exc:
         raise StorageUnavailable(type(exc).__name__) from exc
     target = parts.path + ("?" + parts.query if parts.query else "")
-    transport.write(
-        f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode()
-    )
-    try:
-        head = await asyncio.wait_for(protocol.headers_done, 30)
-    except (TimeoutError, OSError) as exc:
-        transport.close()
-        raise StorageUnavailable(type(exc).__name__) from exc
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers, protocol
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    protocol.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    return protocol
 
 
 async def _download(bucket, key, send):
     url = await sync_to_async(services.presigned_read_url, thread_sensitive=False)(bucket, key)
-    status, headers, upstream = await _open_upstream(url)
+    upstream = await _open_upstream(url)
     try:
+        status, headers = await upstream.response()
         if status == 404:
             raise ObjectNotFound(key)
         if status != 200 or "content-length" not in headers:
@@ -275,6 +270,86 @@ async def _download(bucket, key, send):
         upstream.transport.close()
 
 
+class ClientGone(Exception):
+    """The uploader disconnected or its body ended short of its Content-Length."""
+
+
+class _Body:
+    """The request body as ASGI delivers it, cut at part boundaries without copying more than
+    the one message that straddles a boundary."""
+
+    def __init__(self, receive):
+        self.receive = receive
+        self.pending = b""
+
+    async def take(self, limit: int) -> bytes:
+        """Up to `limit` bytes (at least one)."""
+        while not self.pending:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone("client went away mid-upload")
+            self.pending = message.get("body", b"")
+            if not self.pending and not message.get("more_body"):
+                raise ClientGone("the body ended before its Content-Length")
+        if len(self.pending) <= limit:
+            chunk, self.pending = self.pending, b""
+        else:
+            chunk, self.pending = self.pending[:limit], self.pending[limit:]
+        return chunk
+
+
+async def _stored_part(upstream: _UpstreamResponse) -> str:
+    """Wait for the store's answer to one PUT; its ETag, or a clear error."""
+    try:
+        status, headers = await upstream.response()
+        if status != 200:
+            detail = re.search(rb"<Code>([^<]+)</Code>", await upstream.rest())
+            code = detail.group(1).decode() if detail else str(status)
+            if code in ("NoSuchBucket", "NoSuchUpload"):
+                raise ObjectNotFound(code)
+            raise StorageUnavailable(f"the store refused the upload: {code}")
+        return headers.get("etag", "").strip('"')
+    finally:
+        upstream.transport.close()
+
+
+async def _relay_upload(plan, receive) -> dict:
+    """Send the body to the store part by part as it arrives. While the store commits a part
+    (a pause of tens of milliseconds), the next part is already streaming into a second
+    connection; nothing is buffered beyond the sockets' own windows."""
+    presign = sync_to_async(services.presigned_write_url, thread_sensitive=False)
+    body = _Body(receive)
+    in_flight: list[asyncio.Future] = []
+    etags: list[str] = []
+    try:
+        for number, size in plan.parts():
+            headers = [("Content-Length", size)]
+            if number is None:
+                headers.append(("Content-Type", plan.content_type))
+            upstream = await _open_upstream(await presign(plan, number), "PUT", headers)
+            remaining = size
+            while remaining:
+                chunk = await body.take(remaining)
+                if upstream.transport.is_closing():
+                    break  # the store answered early (an error); its answer says why
+                upstream.transport.write(chunk)
+                remaining -= len(chunk)
+                if not upstream.writable.is_set():
+                    await upstream.writable.wait()
+            in_flight.append(asyncio.ensure_future(_stored_part(upstream)))
+            while len(in_flight) > 1 or (in_flight and in_flight[0].done()):
+                etags.append(await in_flight.pop(0))
+        for part in in_flight:
+            etags.append(await part)
+        in_flight.clear()
+        return await sync_to_async(services.finish_upload, thread_sensitive=False)(plan, etags)
+    except BaseException:
+        for part in in_flight:
+            part.cancel()
+        await sync_to_async(services.abort_upload, thread_sensitive=False)(plan)
+        raise
+
+
 async def _upload(user, bucket, key, scope, receive, send):
     headers = dict(scope.get("headers") or [])
     length = headers.get(b"content-length", b"").decode()
@@ -282,37 +357,13 @@ async def _upload(user, bucket, key, scope, receive, send):
         await _send_json(send, 411, {"Content-Length": "Uploads must state their length."})
         return
     content_type = headers.get(b"x-object-content-type", b"").decode() or None
-    pipe = BodyPipe()
-    upload = asyncio.ensure_future(
-        sync_to_async(services.upload_object, thread_sensitive=False)(
-            user, bucket, key, pipe, int(length), content_type
-        )
-    )
-    loop = asyncio.get_running_loop()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            pipe.queue.put(ConnectionAbortedError("client went away mid-upload"))
-            break
-        body = message.get("body", b"")
-        while body and not upload.done():
-            try:
-                pipe.queue.put_nowait(body)
-                break
-            except queue.Full:  # the store is slower than the client: wait, do not buffer
-                try:
-                    await loop.run_in_executor(None, pipe.queue.put, body, True, 0.5)
-                    break
-                except queue.Full:
-                    continue  # check again whether the upload ended meanwhile
-        if upload.done() or not message.get("more_body"):
-            if not upload.done():
-                pipe.queue.put(None)
-            break
     try:
-        result = await upload
-    except (ConnectionAbortedError, OSError):
-        return  # nobody is listening; the store aborted the multipart upload
+        plan = await sync_to_async(services.begin_upload, thread_sensitive=False)(
+            user, bucket, key, int(length), content_type
+        )
+        result = await _relay_upload(plan, receive)
+    except ClientGone:
+        return  # nobody is listening; the store has dropped what it had
     except Exception as exc:  # noqa: BLE001 - mapped to a clear status, or re-raised
         status, body = _error_response(exc)
         await _send_json(send, status, body)

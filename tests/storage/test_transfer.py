@@ -150,3 +150,71 @@ def test_a_slow_client_pauses_the_store_instead_of_filling_memory(owner, bucket,
     assert any(paused for _, paused in peaks), "the store was never paused"
     limit = transfer._UpstreamResponse.HIGH + 1024 * 1024
     assert max(buffered for buffered, _ in peaks) <= limit
+
+
+def pending_uploads(bucket_name: str) -> list:
+    return get_client()._list_multipart_uploads(bucket_name).uploads
+
+
+def test_large_bodies_are_relayed_as_multipart_uploads(owner, bucket, monkeypatch):
+    monkeypatch.setattr(storage, "RELAY_PART_SIZE", 5 * 1024 * 1024)  # S3's smallest part
+    data = os.urandom(12 * 1024 * 1024 + 3)  # parts of 5, 5 and 2 MB
+    headers = {**token_for(owner), "X-Object-Content-Type": "application/x-parquet"}
+    put = run(request("PUT", "/api/v1/buckets/lean-bucket/objects/m/big.bin", headers, data))
+    assert put.status_code == 201, put.text
+    assert put.json()["etag"].endswith("-3")  # the store's mark of a 3-part object
+    stat = get_client().stat_object("lean-bucket", "m/big.bin")
+    assert (stat.size, stat.content_type) == (len(data), "application/x-parquet")
+    got = get_client().get_object("lean-bucket", "m/big.bin").read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert pending_uploads("lean-bucket") == []
+
+
+def test_plan_parts_cover_the_body_exactly():
+    plan = storage.UploadPlan("b", "k", 10, "text/plain", upload_id="u", part_size=4)
+    assert plan.parts() == [(1, 4), (2, 4), (3, 2)]
+    assert storage.UploadPlan("b", "k", 0, "text/plain").parts() == [(None, 0)]
+
+
+def relay_with_body(bucket, owner, messages, length):
+    """Run the upload relay on an ASGI receive that yields `messages`; returns what it sent."""
+    from apps.storage import transfer
+
+    feed = iter(messages)
+    sent = []
+
+    async def receive():
+        await asyncio.sleep(0)
+        return next(feed)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"headers": [(b"content-length", str(length).encode())]}
+    run(transfer._upload(owner, bucket, "cut.bin", scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize("part_size", [5 * 1024 * 1024, 64 * 1024 * 1024])
+@pytest.mark.parametrize("ending", ["disconnect", "short body"])
+def test_an_upload_cut_short_leaves_nothing_in_the_store(
+    owner, bucket, monkeypatch, part_size, ending
+):
+    monkeypatch.setattr(storage, "RELAY_PART_SIZE", part_size)
+    chunk = os.urandom(1024 * 1024)
+    messages = [{"type": "http.request", "body": chunk, "more_body": True}] * 7
+    if ending == "disconnect":
+        messages.append({"type": "http.disconnect"})
+    else:
+        messages.append({"type": "http.request", "body": b"", "more_body": False})
+    sent = relay_with_body(bucket, owner, messages, 12 * 1024 * 1024)
+    assert sent == []  # nobody to answer
+    assert list(get_client().list_objects("lean-bucket", recursive=True)) == []
+    assert pending_uploads("lean-bucket") == []
+
+
+def test_a_bucket_gone_from_the_store_is_a_clear_404(owner, bucket):
+    get_client().remove_bucket("lean-bucket")  # behind the appliance's back
+    response = run(request("PUT", "/api/v1/buckets/lean-bucket/objects/x", token_for(owner), b"x"))
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such object."}
