@@ -42,11 +42,11 @@ def runs_root() -> Path:
 
 
 def tick() -> None:
+    """Jobs only. The Q cluster runs this too (a submit asks for an early tick), so two may
+    overlap: runs are claimed with compare-and-set updates. Prediction replicas and notebook
+    servers are supervised by the run_scheduler loop alone, which owns their processes."""
     reconcile()
     admit()
-    from apps.serving import replicas  # prediction replicas share the clock
-
-    replicas.reconcile()
 
 
 # -- admission ---------------------------------------------------------------------------

@@ -162,3 +162,13 @@ def test_deleting_the_project_kills_its_replicas(owner, make_user, iris_version)
     purge_project(other.pk)
     psutil.Process(pid).wait(10)
     assert not Lease.objects.filter(holder_type="replica", released_at=None).exists()
+
+
+def test_the_q_clusters_tick_leaves_replicas_to_the_scheduler_loop(service):
+    """A submit asks the Q cluster for an early job tick; were it to supervise replicas too,
+    it and the loop could both restart a dead replica."""
+    from workers import tasks
+
+    tasks.tick()
+    assert not Replica.objects.filter(version__service=service).exclude(pid=None).exists()
+    drive(lambda: status_of(service) == "running", "the service to run")

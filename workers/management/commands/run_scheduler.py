@@ -28,12 +28,17 @@ class Command(BaseCommand):
                 scheduler.tick()
             except Exception as exc:  # one bad tick must not stop the clock
                 self.stderr.write(f"scheduler tick failed: {type(exc).__name__}: {exc}")
-            try:
-                # Only this loop supervises notebook servers (not the Q cluster's ticks): their
-                # background checks live in this process.
-                notebook_servers.reconcile()
-            except Exception as exc:
-                self.stderr.write(f"notebook reconcile failed: {type(exc).__name__}: {exc}")
+            # Only this loop supervises prediction replicas and notebook servers (not the Q
+            # cluster's ticks): two supervisors could both restart a dead one, and the
+            # processes, their reaping and the notebooks' background checks live here.
+            for name, reconcile in (
+                ("serving", replicas.reconcile),
+                ("notebook", notebook_servers.reconcile),
+            ):
+                try:
+                    reconcile()
+                except Exception as exc:
+                    self.stderr.write(f"{name} reconcile failed: {type(exc).__name__}: {exc}")
             if once:
                 return
             time.sleep(interval)
