@@ -219,12 +219,14 @@ def stat_object(bucket: Bucket, key: str):
         return get_client().stat_object(bucket.name, key)
 
 
-def presigned_read_url(bucket: Bucket, key: str) -> str:
-    """A short-lived signed GET URL of the store, for the lean download path (server-side
-    only: the store listens on loopback and its URLs never reach a page)."""
+def presigned_read_url(bucket: Bucket, key: str, method: str = "GET") -> str:
+    """A short-lived signed GET (or HEAD) URL of the store, for the lean download path
+    (server-side only: the store listens on loopback and its URLs never reach a page)."""
     validate_key(key)
     with translate_errors():
-        return get_client().presigned_get_object(bucket.name, key, expires=timedelta(minutes=5))
+        return get_client().get_presigned_url(
+            method, bucket.name, key, expires=timedelta(minutes=5)
+        )
 
 
 def open_object(bucket: Bucket, key: str):

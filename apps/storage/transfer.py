@@ -14,8 +14,10 @@ Authentication, CSRF, the project scoping and the role rules are the same code t
 (DRF authenticators, selectors, services), run once per request in a thread.
 
 Routes (anything else goes to Django):
-    GET|PUT /api/v1/buckets/<bucket>/objects/<key>
-    GET     /storage/<bucket>/download/<key>          (console link; login redirect)
+    GET|HEAD|PUT /api/v1/buckets/<bucket>/objects/<key>
+    GET|HEAD     /storage/<bucket>/download/<key>     (console link; login redirect)
+Downloads answer a single byte range (`Range: bytes=...`) with 206, so interrupted
+downloads resume and media seek; other range forms get the whole object, as HTTP allows.
 """
 
 import asyncio
@@ -52,9 +54,9 @@ def match(scope) -> tuple[str, dict] | None:
     if scope["type"] != "http":
         return None
     method, path = scope["method"], scope["path"]
-    if method in ("GET", "PUT") and (m := API_ROUTE.match(path)):
+    if method in ("GET", "HEAD", "PUT") and (m := API_ROUTE.match(path)):
         return "api", m.groupdict()
-    if method == "GET" and (m := CONSOLE_ROUTE.match(path)):
+    if method in ("GET", "HEAD") and (m := CONSOLE_ROUTE.match(path)):
         return "console", m.groupdict()
     return None
 
@@ -135,6 +137,8 @@ class _UpstreamResponse(asyncio.Protocol):
     def __init__(self):
         self.head = bytearray()
         self.headers_done = asyncio.get_running_loop().create_future()
+        # Nobody waits for an answer of an exchange given up (a client gone mid-upload).
+        self.headers_done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.blocks: asyncio.Queue = asyncio.Queue()
         self.buffered = 0
         self.paused = False
@@ -185,7 +189,7 @@ class _UpstreamResponse(asyncio.Protocol):
     async def response(self) -> tuple[int, dict]:
         """(status, headers) once the store has answered; lower-case header names."""
         try:
-            head = await asyncio.wait_for(asyncio.shield(self.headers_done), 60)
+            head = await asyncio.wait_for(self.headers_done, 60)
         except (TimeoutError, OSError) as exc:
             self.transport.close()
             raise StorageUnavailable(type(exc).__name__) from exc
@@ -231,27 +235,42 @@ async def _open_upstream(url: str, method: str = "GET", headers=()) -> _Upstream
     return protocol
 
 
-async def _download(bucket, key, send):
-    url = await sync_to_async(services.presigned_read_url, thread_sensitive=False)(bucket, key)
-    upstream = await _open_upstream(url)
+# One range, the only form S3 serves: "bytes=first-[last]" or "bytes=-suffix".
+SINGLE_RANGE = re.compile(r"^bytes=(\d+-\d*|-\d+)$")
+PASSED_ON = ("content-type", "content-length", "content-range", "etag", "last-modified")
+
+
+async def _download(bucket, key, send, scope=None):
+    method = scope["method"] if scope else "GET"
+    wanted = dict(scope.get("headers") or []).get(b"range", b"").decode() if scope else ""
+    url = await sync_to_async(services.presigned_read_url, thread_sensitive=False)(
+        bucket, key, method
+    )
+    asked = [("Range", wanted)] if SINGLE_RANGE.match(wanted) else []
+    upstream = await _open_upstream(url, method, asked)
     try:
         status, headers = await upstream.response()
         if status == 404:
             raise ObjectNotFound(key)
-        if status != 200 or "content-length" not in headers:
+        if status == 416:  # the range lies beyond the object: say how long it is
+            size = headers.get("content-range", "").rpartition("/")[2] or "*"
+            await _send_json(
+                send,
+                416,
+                {"Range": f"Outside the object ({size} bytes)."},
+                [(b"content-range", f"bytes */{size}".encode())],
+            )
+            return
+        if status not in (200, 206) or "content-length" not in headers:
             raise StorageUnavailable(f"store answered {status}")
-        remaining = int(headers["content-length"])
+        remaining = 0 if method == "HEAD" else int(headers["content-length"])
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": status,
                 "headers": [
-                    (
-                        b"content-type",
-                        headers.get("content-type", "application/octet-stream").encode(),
-                    ),
-                    (b"content-length", str(remaining).encode()),
-                    (b"etag", headers.get("etag", "").encode()),
+                    *((n.encode(), headers[n].encode()) for n in PASSED_ON if n in headers),
+                    (b"accept-ranges", b"bytes"),
                     (
                         b"content-disposition",
                         f"attachment; filename*=UTF-8''{quote(services.basename(key))}".encode(),
@@ -384,7 +403,7 @@ async def handle(kind: str, params: dict, scope, receive, send):
         if write:
             await _upload(user, bucket, params["key"], scope, receive, send)
         else:
-            await _download(bucket, params["key"], send)
+            await _download(bucket, params["key"], send, scope)
     except Exception as exc:  # noqa: BLE001
         status, body = _error_response(exc)
         await _send_json(send, status, body)

@@ -218,3 +218,34 @@ def test_a_bucket_gone_from_the_store_is_a_clear_404(owner, bucket):
     response = run(request("PUT", "/api/v1/buckets/lean-bucket/objects/x", token_for(owner), b"x"))
     assert response.status_code == 404
     assert response.json() == {"detail": "No such object."}
+
+
+def test_downloads_answer_a_byte_range_and_head(owner, bucket):
+    data = bytes(range(256)) * 400  # 102,400 bytes
+    storage.upload_object(owner, bucket, "r.bin", io.BytesIO(data), len(data))
+    path, headers = "/api/v1/buckets/lean-bucket/objects/r.bin", token_for(owner)
+
+    def ranged(spec):
+        return run(request("GET", path, {**headers, "Range": spec}))
+
+    part = ranged("bytes=1000-1999")
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    assert part.headers["accept-ranges"] == "bytes"
+    tail = ranged("bytes=-10")  # resume from the end
+    assert tail.status_code == 206 and tail.content == data[-10:]
+    assert ranged("bytes=100000-").content == data[100000:]
+    beyond = ranged("bytes=200000-")
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{len(data)}"
+    # Forms S3 cannot serve are ignored, as HTTP allows: the whole object.
+    for spec in ("bytes=0-1,5-6", "lines=1-2", "bytes=a-b"):
+        whole = ranged(spec)
+        assert (whole.status_code, whole.content) == (200, data), spec
+    head = run(request("HEAD", path, headers))
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(data))
+    missing = run(request("HEAD", "/api/v1/buckets/lean-bucket/objects/nope", headers))
+    assert missing.status_code == 404
+    console = run(request("HEAD", "/storage/lean-bucket/download/r.bin"))
+    assert console.status_code == 302  # anonymous: to the login page, as for GET
