@@ -116,15 +116,20 @@ def create_folder(user, bucket: Bucket, path: str) -> str:
     return key
 
 
-def upload_object(user, bucket: Bucket, key: str, stream, length: int, content_type=None) -> dict:
-    """Stream `length` bytes from `stream` into the store; large bodies go multipart."""
+def _check_upload(user, bucket: Bucket, key: str, length, content_type) -> tuple[str, str]:
+    """The rules every upload meets first; returns the key and the content type to store."""
     require_role(user, bucket.project, Role.DEVELOPER)
     key = validate_key(key)
     if length is None or length < 0:
         raise ValidationError({"Content-Length": "Uploads must state their length."})
     if length > settings.MAX_UPLOAD_BYTES:
         raise UploadTooLarge(settings.MAX_UPLOAD_BYTES)
-    content_type = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+    return key, content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def upload_object(user, bucket: Bucket, key: str, stream, length: int, content_type=None) -> dict:
+    """Stream `length` bytes from `stream` into the store; large bodies go multipart."""
+    key, content_type = _check_upload(user, bucket, key, length, content_type)
     with translate_errors():
         result = get_client().put_object(
             bucket.name,
@@ -169,13 +174,7 @@ class UploadPlan:
 def begin_upload(user, bucket: Bucket, key: str, length, content_type=None) -> UploadPlan:
     """Check an upload (role, key, length, limit) and open it in the store: the first half of
     a relayed upload, whose bytes the caller sends to `presigned_write_url`s."""
-    require_role(user, bucket.project, Role.DEVELOPER)
-    key = validate_key(key)
-    if length is None or length < 0:
-        raise ValidationError({"Content-Length": "Uploads must state their length."})
-    if length > settings.MAX_UPLOAD_BYTES:
-        raise UploadTooLarge(settings.MAX_UPLOAD_BYTES)
-    content_type = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+    key, content_type = _check_upload(user, bucket, key, length, content_type)
     plan = UploadPlan(bucket.name, key, length, content_type)
     if length > RELAY_PART_SIZE:
         plan.part_size = max(RELAY_PART_SIZE, -(-length // MAX_PARTS))
