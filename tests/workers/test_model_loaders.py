@@ -160,6 +160,8 @@ def test_pytorch_torchvision_state_dict_on_images(resnet_weights):
     info = predictor.info
     assert info["format"] == "state_dict" and info["architecture"] == "resnet18"
     assert info["input_shape"] == [3, 224, 224] and info["classes"] == [0, 1, 2]
+    assert info["optimized"] is True  # frozen for inference; the answers below are unchanged
+    assert isinstance(predictor.module, torch.jit.ScriptModule)
     images = [png_base64(seed=1), png_base64((300, 200), seed=2)]
     out = predictor.predict([{"data": b} for b in images])
     with torch.no_grad():
@@ -181,6 +183,32 @@ def test_pytorch_torchvision_state_dict_on_images(resnet_weights):
 class RunsCode:
     def __reduce__(self):
         return (print, ("this must never be printed",))
+
+
+def test_models_that_cannot_be_optimized_are_served_as_loaded(models):
+    import torch
+
+    from workers.runners.model_loaders_torch import for_inference
+
+    class TwoHeads(torch.nn.Module):  # a tuple out: nothing to compare, so kept as it is
+        def forward(self, x):
+            return x.sum(dim=1), x.mean(dim=1)
+
+    class Noisy(torch.nn.Module):  # answers differ run to run: the optimized copy is refused
+        def forward(self, x):
+            return x + torch.rand_like(x)
+
+    class Untyped(torch.nn.Module):  # does not script
+        def forward(self, x, scale=None):
+            return x * (scale or 2)
+
+    for module in (torch.jit.script(TwoHeads()), torch.jit.script(Noisy()), Untyped()):
+        assert for_inference(module, (1, 4), torch.device("cpu")) == (module, False)
+    path = models / "two_heads.pt"
+    torch.jit.script(TwoHeads()).save(str(path))
+    predictor = load("pytorch", path, {"input_shape": [4]})
+    assert predictor.info["optimized"] is False
+    assert predictor.predict([[1.0, 2.0, 3.0, 4.0]]) == [[10.0, 2.5]]
 
 
 def test_pytorch_state_dict_failures(resnet_weights, torchscript_mlp, models, capfd):
@@ -239,6 +267,7 @@ def test_image_classification_top5(image_classifier):
     folder, net = image_classifier
     predictor = load("image_classification", folder, {"image_size": 32})
     assert predictor.info["classes"] == LABELS and predictor.info["input_shape"] == [3, 32, 32]
+    assert predictor.info["optimized"] is True
     images = [png_base64(seed=3), png_base64((64, 64), seed=4)]
     out = predictor.predict([{"data": b} for b in images])
     with torch.no_grad():
