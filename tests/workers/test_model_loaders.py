@@ -338,10 +338,13 @@ def test_paddle_through_model_check(paddle_linear):
     np.testing.assert_allclose(result["sample_output"], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_paddle_in_process(paddle_linear):
+def test_paddle_in_process(paddle_linear, monkeypatch):
     folder, expected = paddle_linear
     model_file = next(p for p in folder.iterdir() if p.suffix in (".json", ".pdmodel"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # as a replica's lease of 2 cores sets it
     predictor = load("paddle", model_file)  # the model file itself
+    # Paddle computes with one thread unless told; it is told the lease's cores.
+    assert (predictor.info["device"], predictor.info["cpu_threads"]) == ("cpu", 2)
     np.testing.assert_allclose(predictor.predict(ROWS[:2]), expected[:2], rtol=1e-5, atol=1e-6)
     with pytest.raises(BadInput, match="must have 4 features, got 5"):
         predictor.predict([[1, 2, 3, 4, 5]])

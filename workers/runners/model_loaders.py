@@ -56,6 +56,7 @@ import binascii
 import importlib
 import io
 import math
+import os
 import re
 import time
 import warnings
@@ -211,6 +212,16 @@ def check_fields(kind: ModelType, fields: dict) -> dict:
 
 
 # ---- model files -------------------------------------------------------------------------
+
+
+def cpu_threads() -> int:
+    """Threads a model may compute with: the lease's cores (a replica's OMP_NUM_THREADS is set
+    from them), else the cores this process may run on. torch reads OMP_NUM_THREADS itself;
+    Paddle (one thread unless told) and onnxruntime (every core of the machine) must be told."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0))
 
 
 def find_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
