@@ -6,6 +6,8 @@ calls are its own multipart requests, stable across the pinned 7.2 series. Calle
 in `client.translate_errors()`.
 """
 
+from datetime import datetime
+
 from minio import Minio
 from minio.datatypes import Part
 
@@ -23,3 +25,20 @@ def complete(client: Minio, bucket: str, key: str, upload_id: str, etags: list[s
 
 def abort(client: Minio, bucket: str, key: str, upload_id: str) -> None:
     client._abort_multipart_upload(bucket, key, upload_id)
+
+
+def started_before(client: Minio, bucket: str, moment: datetime) -> list[tuple[str, str]]:
+    """(key, upload id) of the bucket's unfinished uploads begun before `moment`."""
+    found, key_marker, id_marker = [], None, None
+    while True:
+        page = client._list_multipart_uploads(
+            bucket, key_marker=key_marker, upload_id_marker=id_marker, max_uploads=1000
+        )
+        found += [
+            (u.object_name, u.upload_id)
+            for u in page.uploads
+            if u.initiated_time is None or u.initiated_time < moment
+        ]
+        if not page.is_truncated:
+            return found
+        key_marker, id_marker = page.next_key_marker, page.next_upload_id_marker

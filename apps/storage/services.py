@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from minio.deleteobjects import DeleteObject
 
 from apps.projects.models import Role
@@ -210,6 +211,24 @@ def abort_upload(plan: UploadPlan) -> None:
         return  # an unfinished single PUT leaves nothing behind
     with contextlib.suppress(Exception), translate_errors():
         multipart.abort(get_client(), plan.bucket, plan.key, plan.upload_id)
+
+
+def abort_stale_uploads(older_than: timedelta = timedelta(hours=24)) -> int:
+    """Drop the parts of uploads that never finished: an appliance killed mid-upload cannot
+    abort its own, and their parts would hold disk in the store for ever. Returns how many."""
+    moment = timezone.now() - older_than
+    aborted = 0
+    with translate_errors():
+        client = get_client()
+        for name in Bucket.objects.values_list("name", flat=True):
+            try:
+                stale = multipart.started_before(client, name, moment)
+            except ObjectNotFound:
+                continue  # the bucket is gone from the store
+            for key, upload_id in stale:
+                multipart.abort(client, name, key, upload_id)
+                aborted += 1
+    return aborted
 
 
 def stat_object(bucket: Bucket, key: str):

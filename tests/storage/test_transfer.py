@@ -249,3 +249,16 @@ def test_downloads_answer_a_byte_range_and_head(owner, bucket):
     assert missing.status_code == 404
     console = run(request("HEAD", "/storage/lean-bucket/download/r.bin"))
     assert console.status_code == 302  # anonymous: to the login page, as for GET
+
+
+def test_uploads_left_unfinished_are_dropped_after_a_day(owner, bucket):
+    from datetime import timedelta
+
+    from apps.storage import multipart
+
+    client = get_client()
+    left = multipart.create(client, "lean-bucket", "crashed.bin", "application/octet-stream")
+    assert storage.abort_stale_uploads(older_than=timedelta(hours=1)) == 0  # too young
+    assert [u.upload_id for u in pending_uploads("lean-bucket")] == [left]
+    assert storage.abort_stale_uploads(older_than=timedelta(0)) == 1
+    assert pending_uploads("lean-bucket") == []

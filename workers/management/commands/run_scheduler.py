@@ -6,7 +6,11 @@ from django.db import close_old_connections
 
 from apps.notebooks import servers as notebook_servers
 from apps.serving import replicas
+from apps.storage import services as storage
 from workers import scheduler
+
+# Unfinished uploads older than a day are dropped hourly, the first time a minute after start.
+HOUSEKEEPING_DELAY_S, HOUSEKEEPING_EVERY_S = 60, 3600
 
 
 class Command(BaseCommand):
@@ -20,6 +24,7 @@ class Command(BaseCommand):
         # A loop rather than a Django-Q schedule: Q schedules tick per minute, and a job's
         # end should show within a second. Each tick is short and holds no transaction open.
         stopping = []
+        housekeeping_due = time.monotonic() + HOUSEKEEPING_DELAY_S
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
         while not stopping:
@@ -39,6 +44,12 @@ class Command(BaseCommand):
                     reconcile()
                 except Exception as exc:
                     self.stderr.write(f"{name} reconcile failed: {type(exc).__name__}: {exc}")
+            if time.monotonic() >= housekeeping_due:
+                housekeeping_due = time.monotonic() + HOUSEKEEPING_EVERY_S
+                try:
+                    storage.abort_stale_uploads()
+                except Exception as exc:  # the store may be down: next time
+                    self.stderr.write(f"storage housekeeping failed: {type(exc).__name__}: {exc}")
             if once:
                 return
             time.sleep(interval)
