@@ -111,3 +111,15 @@ def test_switching_projects_returns_to_a_page_of_this_site_only(make_user, clien
     assert client.post(url, {"next": "/workarea/"})["Location"] == "/workarea/"
     assert client.post(url, {"next": "https://evil.example/"})["Location"] == "/projects/"
     assert client.session["project_id"] == project.pk
+
+
+def test_other_peoples_projects_are_labelled_with_their_owner(make_user, client):
+    """Everyone has a project named "default": a member of another's must tell them apart."""
+    owner, member = make_user(), make_user()
+    services.add_member(owner, Project.objects.get(owner=owner), member, Role.VIEWER)
+    client.force_login(member)
+    page = client.get("/projects/").content.decode()
+    label = f"default ({owner.username})"
+    assert label in page  # the switcher's option
+    assert f"of {owner.username}" in page  # the list's row
+    assert f"default ({member.username})" not in page  # one's own project needs no label
