@@ -4,6 +4,7 @@ import functools
 import re
 
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 
 from apps.billing.models import Module, ResourcePackage
@@ -55,6 +56,7 @@ def create_job(
         raise ValidationError({"instances": f"Instances must be 1 to {MAX_INSTANCES}."})
     if not (1 <= int(time_limit_s) <= MAX_TIME_LIMIT_S):
         raise ValidationError({"time_limit_s": "Maximum running time must be 1 s to 30 days."})
+    notify_email, notify_webhook = check_notify(notify_email, notify_webhook)
     own_path = functools.partial(storage_selectors.project_path, user, project)
     output = own_path(output_path, "output_path", required=True)
     train = own_path(train_data_path, "train_data_path", required=algo.needs_train_data)
@@ -87,6 +89,25 @@ def create_job(
     )
     transaction.on_commit(_kick_scheduler)
     return job
+
+
+def check_notify(email: str, webhook: str) -> tuple[str, str]:
+    """Where "notify at end" goes, checked now: a bad address would only fail when the job
+    ends, with nobody told."""
+    email, webhook = (email or "").strip(), (webhook or "").strip()
+    try:
+        if email:
+            validate_email(email)
+    except ValidationError:
+        raise ValidationError({"notify_email": f"'{email}' is not an e-mail address."}) from None
+    try:
+        if webhook:
+            URLValidator(schemes=["http", "https"])(webhook)
+    except ValidationError:
+        raise ValidationError(
+            {"notify_webhook": "The webhook must be an http:// or https:// URL."}
+        ) from None
+    return email, webhook
 
 
 # The settings a user chooses when creating a job (create_job's keyword arguments, less the

@@ -3,7 +3,7 @@
 import contextlib
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 
 @contextlib.contextmanager
@@ -14,5 +14,17 @@ def report_errors(request):
     try:
         yield
     except ValidationError as exc:
-        for error in exc.messages:
+        for error in error_lines(exc):
             messages.error(request, error)
+
+
+def error_lines(exc: ValidationError) -> list[str]:
+    """One line per error, naming its field ("Output path: This path is required."), since a
+    message at the top of a page does not stand beside the field it is about."""
+    if not hasattr(exc, "error_dict"):
+        return list(exc.messages)
+    lines = []
+    for field, errors in exc.message_dict.items():
+        label = "" if field == NON_FIELD_ERRORS else field.replace("_", " ").capitalize() + ": "
+        lines += [label + error for error in errors]
+    return lines

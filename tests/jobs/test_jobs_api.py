@@ -77,6 +77,8 @@ def test_terminate_and_delete_through_the_api(owner, client):
         ({"params": {"code": "x", "code_path": "bos://api-jobs/c/"}}, "code"),
         ({"output_path": "s3://elsewhere/"}, "output_path"),
         ({"time_limit_s": 0}, "time_limit_s"),
+        ({"notify_email": "bad"}, "notify_email"),
+        ({"notify_webhook": "file:///etc/passwd"}, "notify_webhook"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(owner, client, overrides, field):

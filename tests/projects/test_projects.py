@@ -123,3 +123,11 @@ def test_other_peoples_projects_are_labelled_with_their_owner(make_user, client)
     assert label in page  # the switcher's option
     assert f"of {owner.username}" in page  # the list's row
     assert f"default ({member.username})" not in page  # one's own project needs no label
+
+
+def test_console_errors_name_their_field():
+    from apps.projects.web import error_lines
+
+    exc = ValidationError({"output_path": "This path is required.", "__all__": "Check it."})
+    assert error_lines(exc) == ["Output path: This path is required.", "Check it."]
+    assert error_lines(ValidationError("Plain.")) == ["Plain."]
