@@ -310,6 +310,14 @@
         " to " + new Date(last.end).toLocaleString() + ", a point every " + Math.round(last.step_seconds / 60) + " min.";
     }
 
+    // A refused query leaves the last charts in place, dimmed: they are not of this query.
+    function refuse(message) {
+      clearTimeout(timer);
+      error.textContent = message;
+      error.hidden = false;
+      box.classList.add("stale");
+    }
+
     async function load() {
       clearTimeout(timer);
       const params = new URLSearchParams(query);
@@ -319,11 +327,11 @@
           const response = await fetch(box.dataset.url + "?" + params, { credentials: "same-origin" });
           const data = await response.json();
           if (!response.ok) {
-            error.textContent = Object.values(data.errors || {}).flat().join(" ") || "The query was refused.";
-            error.hidden = false;
+            refuse(Object.values(data.errors || {}).flat().join(" ") || "The query was refused.");
             return; // until the query changes
           }
           error.hidden = true;
+          box.classList.remove("stale");
           last = data;
           draw();
         }
@@ -341,7 +349,8 @@
     document.getElementById("quality-apply").addEventListener("click", function () {
       const start = document.getElementById("quality-start").value;
       const end = document.getElementById("quality-end").value;
-      if (!start || !end) { error.textContent = "Choose both a start and an end."; error.hidden = false; return; }
+      if (!start || !end) { refuse("Choose both a start and an end."); return; }
+      if (new Date(end) <= new Date(start)) { refuse("The end must be after the start."); return; }
       box.querySelectorAll("button[data-range]").forEach(function (b) { b.classList.remove("active"); });
       query = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
       load();

@@ -80,3 +80,12 @@ def test_deploy_a_model_test_it_and_see_its_quality(page, tmp_path):
     page.click("button[data-range='24h']")
     page.wait_for_selector("#quality-window:has-text('a point every 24 min')")
     assert int(page.inner_text("#quality-totals [data-total=pv]")) >= 2
+    # A refused custom range says why and dims the charts of the last query.
+    page.fill("#quality-start", "2026-01-02T20:00")
+    page.fill("#quality-end", "2026-01-02T10:00")
+    page.click("#quality-apply")
+    page.wait_for_selector("#quality-error:has-text('The end must be after the start.')")
+    assert "stale" in page.get_attribute("#quality", "class")
+    page.click("button[data-range='1h']")
+    page.wait_for_selector("#quality-error", state="hidden")
+    assert "stale" not in (page.get_attribute("#quality", "class") or "")
