@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -59,6 +60,8 @@ urlpatterns = [
     path("workarea/", include("apps.notebooks.urls")),
     path("resources/", system_views.resources, name="resources"),
     path("healthz", system_views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin's, the API's).
+    path("favicon.ico", RedirectView.as_view(url=static("bml/favicon.svg"), permanent=True)),
     path("metrics", system_views.prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_urls)),

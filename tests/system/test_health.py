@@ -80,3 +80,12 @@ def test_console_api_token_page_creates_a_working_token(make_user):
         401,
         403,
     )
+
+
+def test_the_icon_is_served_for_pages_and_for_browsers_that_ask_for_favicon_ico(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    icon = client.get(response["Location"])
+    assert icon.status_code == 200
+    assert b"<svg" in b"".join(icon.streaming_content if icon.streaming else [icon.content])
+    assert 'rel="icon"' in client.get("/login/").content.decode()
