@@ -89,3 +89,49 @@ def test_the_icon_is_served_for_pages_and_for_browsers_that_ask_for_favicon_ico(
     assert icon.status_code == 200
     assert b"<svg" in b"".join(icon.streaming_content if icon.streaming else [icon.content])
     assert 'rel="icon"' in client.get("/login/").content.decode()
+
+
+def test_static_files_are_answered_whole_under_asgi_without_warnings(db, recwarn):
+    import asyncio
+
+    import httpx
+
+    from bml_site.asgi import application
+
+    async def fetch(headers=None):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get("/static/bml/console.css", headers=headers)
+
+    whole = asyncio.run(fetch())
+    assert whole.status_code == 200 and whole.headers["content-type"].startswith("text/css")
+    assert whole.content.startswith(b":root")
+    part = asyncio.run(fetch({"Range": "bytes=0-4"}))
+    assert (part.status_code, part.content) == (206, b":root")
+    assert not [w for w in recwarn if "StreamingHttpResponse" in str(w.message)]
+
+
+def test_refused_requests_are_logged_in_one_line(rf, caplog, settings):
+    import logging
+
+    from django.core.exceptions import PermissionDenied
+    from django.http import HttpResponseForbidden
+    from django.utils.log import log_response
+
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        try:
+            raise PermissionDenied("Your role in project 'p' is viewer; this needs developer.")
+        except PermissionDenied as exc:  # what Django's handler does with a refusal
+            request = rf.post("/jobs/x/delete/")
+            log_response(
+                "Forbidden (Permission denied): %s",
+                request.path,
+                response=HttpResponseForbidden(),
+                request=request,
+                exception=exc,
+            )
+    record = next(r for r in caplog.records if r.name == "django.request")
+    # The log handler's filter has taken the exception off (Django attaches it).
+    assert record.status_code == 403 and record.exc_info is None
+    assert logging.Formatter().format(record) == "Forbidden (Permission denied): /jobs/x/delete/"
+    assert settings.LOGGING["handlers"]["console"]["filters"] == ["client_errors"]

@@ -109,6 +109,7 @@ class ObjectView(BucketScopedView):
         )
         return Response(UploadResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, name, key):
         bucket = self.bucket(request, name)
         services.delete_path(request.user, bucket, key)
