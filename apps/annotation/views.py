@@ -121,6 +121,8 @@ def _names(text: str) -> list[str]:
 @require_http_methods(["GET", "HEAD", "POST"])
 def task_create(request):
     project = current_project(request)
+    if project is not None:  # a viewer is refused the form, not only its submission
+        require_role(request.user, project, Role.DEVELOPER)
     buckets = list(storage_selectors.buckets_for(request.user, project)) if project else []
     form = {
         "name": "",
@@ -136,7 +138,6 @@ def task_create(request):
         if project is None:
             errors = {"general": ["Create a project first: annotation tasks belong to one."]}
         else:
-            require_role(request.user, project, Role.DEVELOPER)
             guide = request.FILES.get("guide")
             try:
                 if form["review_required"] not in ("yes", "no"):

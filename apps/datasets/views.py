@@ -6,7 +6,9 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.datasets import charts, selectors, services
 from apps.datasets.models import AbnormalRule, ColumnType, DatasetStatus, UploadMode
-from apps.projects.selectors import current_project
+from apps.projects.models import Role
+from apps.projects.selectors import current_project, may_write
+from apps.projects.services import require_role
 from apps.projects.web import report_errors
 
 RAW_PAGE_ROWS = 50
@@ -26,13 +28,20 @@ def dataset_list(request):
     return render(
         request,
         "datasets/list.html",
-        {"project": project, "datasets": datasets, "tab": tab},
+        {
+            "project": project,
+            "datasets": datasets,
+            "tab": tab,
+            "may_write": project is not None and may_write(request.user, project),
+        },
     )
 
 
 @login_required
 def dataset_create(request):
     project = current_project(request)
+    if project is not None:  # a viewer is refused the form, not only its submission
+        require_role(request.user, project, Role.DEVELOPER)
     form = {"name": "", "storage_path": "", "description": ""}
     if request.method == "POST":
         form = {k: request.POST.get(k, "").strip() for k in form}

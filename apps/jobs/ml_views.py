@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from apps.billing.models import Module, ResourcePackage
 from apps.jobs import algorithms, machine_learning, selectors, services
 from apps.jobs.templates_code import available_templates
-from apps.jobs.views import submit_from_form
+from apps.jobs.views import require_writable_project, submit_from_form
 from apps.projects.selectors import current_project
 from apps.projects.web import report_errors
 
@@ -19,6 +19,7 @@ COMMON_FIELDS += ("notify_email", "notify_webhook", "train_data_path", "test_dat
 @login_required
 def ml_job_create(request):
     project = current_project(request)
+    require_writable_project(request, project)
     choices = {a.name: a.title for a in algorithms.all_algorithms() if a.kind == "machine_learning"}
     algorithm = request.POST.get("algorithm") or request.GET.get("algorithm") or "standardize"
     if algorithm not in machine_learning.FORMS:

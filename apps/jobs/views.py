@@ -8,7 +8,9 @@ from apps.billing.models import Module, ResourcePackage
 from apps.jobs import algorithms, frameworks, selectors, services
 from apps.jobs.models import JobStatus
 from apps.jobs.templates_code import available_templates, default_template
-from apps.projects.selectors import current_project
+from apps.projects.models import Role
+from apps.projects.selectors import current_project, may_write
+from apps.projects.services import require_role
 from apps.projects.web import report_errors
 
 FORM_FIELDS = [
@@ -61,6 +63,7 @@ def job_list(request):
             "status": status,
             "kind": kind,
             "statuses": JobStatus.choices,
+            "may_write": project is not None and may_write(request.user, project),
         },
     )
 
@@ -90,9 +93,17 @@ def submit_from_form(request, project, kind: str, algorithm: str, form: dict, pa
     return job
 
 
+def require_writable_project(request, project):
+    """A create form is refused (403) at once to a viewer of the current project, with the
+    message its submission would get, rather than shown and then refused on submit."""
+    if project is not None:
+        require_role(request.user, project, Role.DEVELOPER)
+
+
 @login_required
 def job_create(request):
     project = current_project(request)
+    require_writable_project(request, project)
     packages = ResourcePackage.objects.filter(module=Module.TRAIN, enabled=True)
     template = default_template()
     form = {
@@ -139,7 +150,15 @@ def job_detail(request, job_id):
     job = selectors.get_job(request.user, job_id)
     # A step of another module (a data set conversion): no code to show or clone.
     internal = job.kind in algorithms.internal_kinds()
-    context = {"job": job, "runs": job.runs.all(), "internal": internal}
+    project = current_project(request)
+    context = {
+        "job": job,
+        "runs": job.runs.all(),
+        "internal": internal,
+        "may_write": may_write(request.user, job.project),
+        # "Clone" opens the create form of the current project (the clone is made there).
+        "may_clone": project is not None and may_write(request.user, project),
+    }
     if job.status == "succeeded" and not internal:
         from apps.warehouse.models import ModelType
 

@@ -51,6 +51,8 @@ def notebook_list(request):
 @require_http_methods(["GET", "HEAD", "POST"])
 def notebook_create(request):
     project = current_project(request)
+    if project is not None:  # a viewer is refused the form, not only its submission
+        require_role(request.user, project, Role.DEVELOPER)
     packages = ResourcePackage.objects.filter(module=Module.WORKAREA, enabled=True)
     form = {
         "package": packages[0].pk if packages else "",

@@ -19,7 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.projects.models import Role
-from apps.projects.selectors import current_project
+from apps.projects.selectors import current_project, may_write
 from apps.projects.services import require_role
 from apps.projects.web import report_errors
 from apps.serving import quality, replicas, selectors, services
@@ -81,7 +81,15 @@ def service_list(request):
             writable[service.project_id] = selectors.user_may_write(request.user, service)
         service.may_write = writable[service.project_id]
         service.access_url = request.build_absolute_uri(gateway_path(service))
-    return render(request, "serving/list.html", {"project": project, "page": page})
+    return render(
+        request,
+        "serving/list.html",
+        {
+            "project": project,
+            "page": page,
+            "may_write": project is not None and may_write(request.user, project),
+        },
+    )
 
 
 # -- create a service or add a version -----------------------------------------------------
@@ -96,6 +104,8 @@ def _next_number(service) -> int:
 @require_http_methods(["GET", "HEAD", "POST"])
 def service_create(request):
     project = current_project(request)
+    if project is not None:  # a viewer is refused the form, not only its submission
+        require_role(request.user, project, Role.DEVELOPER)
     existing = list(selectors.services_for(request.user, project).order_by("name"))
     for service in existing:
         service.next_number = _next_number(service)
@@ -122,7 +132,6 @@ def service_create(request):
         if project is None:
             errors = {"general": ["Create a project first: services belong to a project."]}
         else:
-            require_role(request.user, project, Role.DEVELOPER)
             try:
                 service = _create(request, project, existing, form)
                 return redirect("serving:detail", pk=service.pk)
@@ -319,9 +328,7 @@ def service_quality(request, pk):
 def service_edit(request, pk):
     """The spec's "Edit": every version's model, proportion, package, replicas and batching
     at once (a version can be removed too, as long as one stays)."""
-    service = selectors.get_service(request.user, pk)
-    if request.method == "POST":
-        require_role(request.user, service.project, Role.DEVELOPER)
+    service = writable_service(request, pk)  # a viewer is refused the form too
     rows = [
         {
             "number": v.number,

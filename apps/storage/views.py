@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.projects.models import Membership
-from apps.projects.selectors import current_project
+from apps.projects.selectors import current_project, may_write
 from apps.projects.web import report_errors
 from apps.storage import selectors, services, streaming
 from apps.storage.paths import validate_prefix
@@ -18,7 +18,15 @@ from apps.storage.paths import validate_prefix
 def bucket_list(request):
     project = current_project(request)
     buckets = selectors.buckets_for(request.user, project)
-    return render(request, "storage/buckets.html", {"project": project, "buckets": buckets})
+    return render(
+        request,
+        "storage/buckets.html",
+        {
+            "project": project,
+            "buckets": buckets,
+            "may_write": project is not None and may_write(request.user, project),
+        },
+    )
 
 
 @login_required

@@ -4,7 +4,9 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from apps.projects.selectors import current_project
+from apps.projects.models import Role
+from apps.projects.selectors import current_project, may_write
+from apps.projects.services import require_role
 from apps.projects.web import report_errors
 from apps.serving import selectors as serving_selectors
 from apps.warehouse import selectors, services
@@ -30,12 +32,23 @@ def model_list(request):
         else selectors.models_for(request.user, project)
     )
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "warehouse/list.html", {"project": project, "page": page, "tab": tab})
+    return render(
+        request,
+        "warehouse/list.html",
+        {
+            "project": project,
+            "page": page,
+            "tab": tab,
+            "may_write": project is not None and may_write(request.user, project),
+        },
+    )
 
 
 @login_required
 def model_import(request):
     project = current_project(request)
+    if project is not None:  # a viewer is refused the form, not only its submission
+        require_role(request.user, project, Role.DEVELOPER)
     existing = selectors.models_for(request.user, project).order_by("name")
     form = {"method": "new", "model_type": "sklearn", "fields": "{}"}
     form.update({k: v for k, v in request.GET.items() if k in ("method", "model")})
@@ -131,6 +144,7 @@ def version_detail(request, model_id, version):
             messages.success(request, "Saved.")
         return redirect("warehouse:version", model_id=model.pk, version=found.version)
     bucket, _, key = found.path.removeprefix("bos://").partition("/")
+    project = current_project(request)
     return render(
         request,
         "warehouse/version.html",
@@ -140,6 +154,9 @@ def version_detail(request, model_id, version):
             "bucket": bucket,
             "key": key,
             "may_write": selectors.user_may_write(request.user, model),
+            # "Create online prediction" creates the service in the current project (from
+            # this project's model or a common one): the current project's role decides.
+            "may_create_service": project is not None and may_write(request.user, project),
             "services": serving_selectors.services_using(request.user, found),
         },
     )
