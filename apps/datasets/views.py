@@ -32,7 +32,7 @@ def dataset_list(request):
             "project": project,
             "datasets": datasets,
             "tab": tab,
-            "may_write": project is not None and may_write(request.user, project),
+            "may_write": may_write(request.user, project),
         },
     )
 

@@ -63,7 +63,7 @@ def job_list(request):
             "status": status,
             "kind": kind,
             "statuses": JobStatus.choices,
-            "may_write": project is not None and may_write(request.user, project),
+            "may_write": may_write(request.user, project),
         },
     )
 
@@ -157,7 +157,7 @@ def job_detail(request, job_id):
         "internal": internal,
         "may_write": may_write(request.user, job.project),
         # "Clone" opens the create form of the current project (the clone is made there).
-        "may_clone": project is not None and may_write(request.user, project),
+        "may_clone": may_write(request.user, project),
     }
     if job.status == "succeeded" and not internal:
         from apps.warehouse.models import ModelType

@@ -42,7 +42,7 @@ def notebook_list(request):
         {
             "project": project,
             "notebooks": notebooks,
-            "may_write": project is not None and may_write(request.user, project),
+            "may_write": may_write(request.user, project),
         },
     )
 

@@ -20,7 +20,10 @@ def membership_for(user, project_id) -> Membership:
 
 
 def may_write(user, project) -> bool:
-    """Whether the user may change what the project owns (developer role or above)."""
+    """Whether the user may change what the project owns (developer role or above); no
+    project (a user without a current one) allows nothing."""
+    if project is None:
+        return False
     membership = Membership.objects.filter(project=project, user=user).first()
     return bool(membership and membership.allows("developer"))
 

@@ -87,7 +87,7 @@ def service_list(request):
         {
             "project": project,
             "page": page,
-            "may_write": project is not None and may_write(request.user, project),
+            "may_write": may_write(request.user, project),
         },
     )
 

@@ -24,7 +24,7 @@ def bucket_list(request):
         {
             "project": project,
             "buckets": buckets,
-            "may_write": project is not None and may_write(request.user, project),
+            "may_write": may_write(request.user, project),
         },
     )
 

@@ -39,7 +39,7 @@ def model_list(request):
             "project": project,
             "page": page,
             "tab": tab,
-            "may_write": project is not None and may_write(request.user, project),
+            "may_write": may_write(request.user, project),
         },
     )
 
@@ -156,7 +156,7 @@ def version_detail(request, model_id, version):
             "may_write": selectors.user_may_write(request.user, model),
             # "Create online prediction" creates the service in the current project (from
             # this project's model or a common one): the current project's role decides.
-            "may_create_service": project is not None and may_write(request.user, project),
+            "may_create_service": may_write(request.user, project),
             "services": serving_selectors.services_using(request.user, found),
         },
     )
