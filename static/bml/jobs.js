@@ -65,7 +65,7 @@
     if (!logs) return;
     async function tick() {
       const done = await refreshLogs(logs);
-      await refreshCurves(curves);
+      if (curves) await refreshCurves(curves);
       if (logs.dataset.live && !done) setTimeout(tick, 1000);
       else if (logs.dataset.live && done) setTimeout(function () { window.location.reload(); }, 500);
     }

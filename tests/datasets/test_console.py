@@ -50,6 +50,11 @@ def test_create_upload_and_see_the_three_tabs(web, owner, put):
     assert 'aria-label="histogram of sepal_length"' in stats and "Iris-versicolor" in stats
     listing = web.get("/datasets/").content.decode()
     assert 'data-dataset="iris_flowers"' in listing and ">150<" in listing
+    # The conversion's own page: its log, but neither training curves nor code.
+    job = dataset.versions.get().job
+    conversion = web.get(f"/jobs/{job.job_id}/").content.decode()
+    assert 'id="logs"' in conversion
+    assert 'id="curves"' not in conversion and "Training curves" not in conversion
 
 
 def test_step_errors_keep_the_input_and_name_the_rule(web, dataset, put):
