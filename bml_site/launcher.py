@@ -155,8 +155,8 @@ def main() -> int:
                     "off",
                     "--loop",
                     "uvloop",
-                    "--http",
-                    "httptools",
+                    "--http",  # httptools, plus zero copy downloads (splice)
+                    "bml_site.zero_copy_http:ZeroCopyHttpToolsProtocol",
                     "--no-access-log",
                     "--timeout-graceful-shutdown",
                     "3",

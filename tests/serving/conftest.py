@@ -94,7 +94,8 @@ def stack(transactional_db):
     scheduler = _start([sys.executable, "manage.py", "run_scheduler"], "scheduler-test.log")
     web = _start(
         [sys.executable, "-m", "uvicorn", "bml_site.asgi:application", "--port", str(port),
-         "--lifespan", "off", "--loop", "uvloop", "--http", "httptools", "--no-access-log"],
+         "--lifespan", "off", "--loop", "uvloop", "--no-access-log",
+         "--http", "bml_site.zero_copy_http:ZeroCopyHttpToolsProtocol"],
         "web-test.log",
     )  # fmt: skip
 
