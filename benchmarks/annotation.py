@@ -27,7 +27,6 @@ import resource
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -153,7 +152,7 @@ def main() -> None:
         (lambda t0: (sentences.split(text), time.perf_counter() - t0)[1])(time.perf_counter())
         for _ in range(3)
     )
-    appliance = RunningAppliance(tempfile.mkdtemp(prefix="bml-bench-"), "bench-admin-pass-1")
+    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
     appliance.start(timeout=300)
     try:
         api = appliance.login()

@@ -77,7 +77,7 @@ def run_measured(code: str, *args: str) -> tuple[float, float, str]:
 
 
 def ours(csv_path: Path, rows: int) -> dict:
-    appliance = RunningAppliance(tempfile.mkdtemp(prefix="bml-bench-"), "bench-admin-pass-1")
+    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
     appliance.start()
     try:
         api = appliance.login()

@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     samples, batch = (5, 20) if args.quick else (args.samples, args.jobs)
 
-    appliance = RunningAppliance(tempfile.mkdtemp(prefix="bml-bench-"), "bench-admin-pass-1")
+    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
     appliance.start()
     try:
         api = appliance.login()

@@ -15,6 +15,7 @@ scikit-learn's is a small script with LogisticRegression (lbfgs, the same L2) an
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,7 @@ def main() -> None:
         "kmeans": {"ours_s": round(km_s, 2), "sklearn_s": round(sk_km_s, 2),
                    "ours_inertia": round(ours_inertia), "sklearn_inertia": round(sk_inertia)},
     }  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
     print("RESULT " + json.dumps(result))
 
 

@@ -7,6 +7,7 @@ against the same object store, in the same run. Goal: ratio >= 0.9 in both direc
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -44,7 +45,7 @@ def main() -> None:
             fh.write(os.urandom(CHUNK))
     size = source.stat().st_size
 
-    appliance = RunningAppliance(tempfile.mkdtemp(prefix="bml-bench-"), "bench-admin-pass-1")
+    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
     appliance.start()
     try:
         api = appliance.login()
@@ -112,6 +113,7 @@ def main() -> None:
 
     finally:
         appliance.stop()
+        shutil.rmtree(source.parent, ignore_errors=True)
 
     mbps = {k: round(size_mb / statistics.median(v), 1) for k, v in times.items()}
     up_ratio = round(mbps["api_up"] / mbps["raw_up"], 3)

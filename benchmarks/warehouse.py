@@ -16,7 +16,6 @@ import json
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     count = 1_000 if args.quick else args.versions
 
-    appliance = RunningAppliance(tempfile.mkdtemp(prefix="bml-bench-"), "bench-admin-pass-1")
+    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
     appliance.start(timeout=300)
     try:
         api = appliance.login()

@@ -2,9 +2,11 @@
 the benchmarks, which must measure and drive the real thing."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +25,15 @@ class RunningAppliance:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.owns_var = False
+
+    @classmethod
+    def throwaway(cls, admin_password: str) -> "RunningAppliance":
+        """An appliance in a temporary var/ that is removed when it stops (a benchmark's
+        store holds hundreds of megabytes per run)."""
+        appliance = cls(tempfile.mkdtemp(prefix="bml-bench-"), admin_password)
+        appliance.owns_var = True
+        return appliance
 
     @property
     def log_path(self) -> Path:
@@ -70,6 +81,8 @@ class RunningAppliance:
         if self.process:
             self._log.close()
         self.kill_notebook_servers()
+        if self.owns_var:
+            shutil.rmtree(self.var, ignore_errors=True)
         return time.monotonic() - started
 
     def kill_notebook_servers(self) -> None:
