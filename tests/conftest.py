@@ -2,9 +2,11 @@
 for tests that need it, the real Django-Q2 cluster in its own process."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +18,18 @@ from bml_site import config
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIL_DIR = config.var_dir() / "mail-test"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A passing run removes its throw-away var/ (bml_site.test_settings); a failing one
+    keeps it for its logs."""
+    var = config.var_dir()
+    if (
+        exitstatus == 0
+        and var.name.startswith("bml-test-")
+        and var.parent == Path(tempfile.gettempdir())
+    ):
+        shutil.rmtree(var, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
