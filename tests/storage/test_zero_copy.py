@@ -74,9 +74,11 @@ class SplicingApp:
         self.sent: dict[int, bytes] = {}
         self.outcomes: list[str] = []
         self.offered: list[bool] = []
+        self.clients: list[tuple] = []
 
     async def __call__(self, scope, receive, send):
         self.offered.append(ZERO_COPY_SEND in scope.get("extensions", {}))
+        self.clients.append(tuple(scope["client"]))
         kind, _, arg = scope["path"].strip("/").partition("/")
         try:
             if kind == "socket":
@@ -127,13 +129,16 @@ def test_a_socket_is_spliced_to_the_client_byte_for_byte(app):
 
 
 def test_a_file_is_sent_from_an_offset_and_head_sends_no_body(app):
-    with serving(app) as url:
-        got = httpx.get(f"{url}/file", timeout=30)
-        head = httpx.head(f"{url}/file", timeout=30)
+    with serving(app) as url, httpx.Client(timeout=30) as client:  # one kept-alive connection
+        got = client.get(f"{url}/file")
+        head = client.head(f"{url}/file")
+        again = client.get(f"{url}/socket/70000")
     assert got.content == app.file_data[100:]
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(app.file_data) - 100)
-    assert app.outcomes == ["done", "done"]
+    assert again.content == app.sent[70000]
+    assert app.outcomes == ["done", "done", "done"]
+    assert len(set(app.clients)) == 1  # the connection went on after each zero copy send
 
 
 def test_a_source_ending_early_cuts_the_response_and_the_server_goes_on(app):
