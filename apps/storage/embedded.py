@@ -65,6 +65,7 @@ class EmbeddedStore:
         self.log_path = Path(log_path)
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
+        self.weed_ports: list[int] = []
         self.kind = "minio" if shutil.which("minio") else "seaweedfs"
 
     @property
@@ -97,6 +98,7 @@ class EmbeddedStore:
         )
         os.chmod(config, 0o600)
         self.port = s3
+        self.weed_ports = [p + offset for p in ports for offset in (0, 10000)]
         return [
             binary,
             "mini",
@@ -187,13 +189,22 @@ class EmbeddedStore:
         raise RuntimeError(f"object store not ready after {timeout}s: {last_error}")
 
     def stop(self, grace: float = 5) -> None:
-        if not self.process or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-        except ProcessLookupError:
-            pass
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+            except ProcessLookupError:
+                pass
+        self._remove_weed_sockets()
+
+    def _remove_weed_sockets(self) -> None:
+        """weed puts a Unix socket per service in /tmp (/tmp/seaweedfs-s3-<port>.sock, ...)
+        and leaves some behind when it stops; a machine that starts many stores (the test
+        suite) would collect hundreds. Only sockets named with this store's ports go."""
+        for port in self.weed_ports:
+            for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                if path.is_socket():
+                    path.unlink(missing_ok=True)
