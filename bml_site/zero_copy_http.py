@@ -26,11 +26,15 @@ import os
 import select
 import stat
 import threading
+import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 ZERO_COPY_SEND = "http.response.zerocopysend"
 PIPE_SIZE = 1024 * 1024
+# A send that moves nothing this long ends (a stalled source would otherwise hold a thread
+# forever); long enough for a client to pause a download and go on.
+IDLE_SECONDS = 300.0
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
@@ -48,11 +52,11 @@ def splice_all(src_fd: int, dst_fd: int, count: int, offset: int | None, stop: t
     read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         try:
-            fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
-            room = PIPE_SIZE
+            room = fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:  # an unprivileged process may be capped lower; the default works
             room = 64 * 1024
         in_pipe = 0
+        last_move = time.monotonic()
         while count or in_pipe:
             if stop.is_set():
                 raise ClientDisconnected()
@@ -80,7 +84,11 @@ def splice_all(src_fd: int, dst_fd: int, count: int, offset: int | None, stop: t
                     raise ClientDisconnected() from exc
                 in_pipe -= n
                 moved = moved or n > 0
-            if not moved:
+            if moved:
+                last_move = time.monotonic()
+            elif time.monotonic() - last_move > IDLE_SECONDS:
+                raise TimeoutError(f"nothing moved for {IDLE_SECONDS:g} s")
+            else:
                 # Wait for a side that can move something: the source only while the pipe
                 # has room (a readable source and a full pipe would spin), the client only
                 # while the pipe holds bytes for it.

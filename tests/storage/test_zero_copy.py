@@ -82,7 +82,7 @@ class SplicingApp:
         kind, _, arg = scope["path"].strip("/").partition("/")
         try:
             if kind == "socket":
-                await self.from_socket(send, int(arg), short=scope["query_string"] == b"short")
+                await self.from_socket(send, int(arg), scope["query_string"].decode())
             else:
                 await self.from_file(send)
             self.outcomes.append("done")
@@ -90,11 +90,15 @@ class SplicingApp:
             self.outcomes.append(type(exc).__name__)
             raise
 
-    async def from_socket(self, send, length: int, short: bool):
+    async def from_socket(self, send, length: int, how: str):
         data = os.urandom(length)
         self.sent[length] = data
         store_side, ours = socket.socketpair()
-        feed(store_side, data[: length // 2] if short else data)
+        if how == "stall":  # 10 bytes, then nothing, the connection kept open
+            self.stalled = store_side
+            feed(store_side, data[:10], then_close=False)
+        else:
+            feed(store_side, data[: length // 2] if how == "short" else data)
         headers = [(b"content-length", str(length).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         first = ours.recv(10, socket.MSG_WAITALL)
@@ -148,6 +152,14 @@ def test_a_source_ending_early_cuts_the_response_and_the_server_goes_on(app):
         after = httpx.get(f"{url}/socket/1000", timeout=30)
     assert after.content == app.sent[1000]
     assert app.outcomes == ["ConnectionError", "done"]
+
+
+def test_a_stalled_source_ends_the_send(app, monkeypatch):
+    monkeypatch.setattr(zero_copy_http, "IDLE_SECONDS", 0.5)
+    with serving(app) as url:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"{url}/socket/5000?stall", timeout=30)
+    assert app.outcomes == ["TimeoutError"]
 
 
 def test_a_client_leaving_midway_ends_the_send(app):
