@@ -150,6 +150,10 @@ async def _in_thread(src_fd: int, dst_fd: int, count: int, offset: int | None):
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     stop = threading.Event()
+    # The thread works on duplicates of its own: the server closes the client's descriptor
+    # as soon as it sees the connection go, and a number closed under the thread could be
+    # reused by the next connection, which would then receive this response's bytes.
+    src_fd, dst_fd = os.dup(src_fd), os.dup(dst_fd)
 
     def run():
         try:
@@ -158,6 +162,9 @@ async def _in_thread(src_fd: int, dst_fd: int, count: int, offset: int | None):
             loop.call_soon_threadsafe(_settle, done, exc)
         else:
             loop.call_soon_threadsafe(_settle, done, None)
+        finally:
+            os.close(src_fd)
+            os.close(dst_fd)
 
     threading.Thread(target=run, name="zero-copy-send", daemon=True).start()
     try:

@@ -25,6 +25,7 @@ downloads resume and media seek; other range forms get the whole object, as HTTP
 import asyncio
 import io
 import json
+import logging
 import re
 import socket
 import ssl
@@ -48,6 +49,8 @@ from apps.projects.services import require_role
 from apps.storage import selectors, services
 from apps.storage.client import ObjectNotFound, StorageUnavailable, UploadTooLarge
 from bml_site.zero_copy_http import ZERO_COPY_SEND
+
+logger = logging.getLogger(__name__)
 
 API_ROUTE = re.compile(r"^/api/v1/buckets/(?P<bucket>[a-z0-9.\-]+)/objects/(?P<key>.+)$")
 CONSOLE_ROUTE = re.compile(r"^/storage/(?P<bucket>[a-z0-9.\-]+)/download/(?P<key>.+)$")
@@ -357,7 +360,13 @@ async def _download(bucket, key, send, scope=None):
                 ],
             }
         )
-        await upstream.send_body(send, remaining)
+        try:
+            await upstream.send_body(send, remaining)
+        except OSError as exc:  # the store went away or stalled mid-object
+            # Nothing more can be said once the body has begun: the response is left
+            # unfinished, so the server cuts the connection and the client sees a short body
+            # (never a wrong one), and the log gets one line instead of a traceback.
+            logger.warning("download of %s cut short: %s", key, exc)
     finally:
         upstream.close()
 

@@ -206,3 +206,30 @@ def test_appliance_downloads_take_the_zero_copy_path(make_user, monkeypatch):
     # small range usually comes whole with its head and is sent the ordinary way).
     assert len(data) - 256 * 1024 < spliced[0] <= len(data)
     assert all(count <= 1000 for count in spliced[1:])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_store_dying_mid_object_cuts_the_download_with_one_log_line(
+    make_user, monkeypatch, caplog
+):
+    """The store is replaced by one that promises a megabyte, sends a kilobyte and dies."""
+    owner = make_user()
+    storage.create_bucket(owner, Project.objects.get(owner=owner), "dying")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def dying_store():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + b"x" * 1024)
+        conn.close()
+
+    threading.Thread(target=dying_store, daemon=True).start()
+    store_url = f"http://127.0.0.1:{listener.getsockname()[1]}/dying/k"
+    monkeypatch.setattr(storage, "presigned_read_url", lambda bucket, key, method: store_url)
+    token = {"Authorization": f"Token {Token.objects.get_or_create(user=owner)[0].key}"}
+    with serving(application) as url:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"{url}/api/v1/buckets/dying/objects/k", headers=token, timeout=30)
+    listener.close()
+    assert "download of k cut short" in caplog.text
+    assert "Traceback" not in caplog.text
