@@ -89,7 +89,11 @@ def wait_for_web(url: str, child: Child, timeout: float = 60) -> None:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether the web server could listen there. With SO_REUSEADDR, as uvicorn binds: the
+    connections of a server stopped a moment ago linger in TIME_WAIT for a minute and must
+    not stop `make up` from starting again."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -132,7 +136,7 @@ def main() -> int:
     children = []
     try:
         manage("migrate", "--noinput", "-v", "0", env=env)
-        manage("createcachetable", env=env)
+        manage("createcachetable", "-v", "0", env=env)  # quiet when it exists
         manage("sync_devices", env=env)
         manage("ensure_admin", env=env)
         manage("seed_public_datasets", env=env)
