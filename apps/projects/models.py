@@ -53,6 +53,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the member last chose this project in the console: the next sign-in opens it.
+    last_chosen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["project", "user__username"]

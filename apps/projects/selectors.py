@@ -44,5 +44,14 @@ def current_project(request) -> Project | None:
         )
         if membership:
             return membership[0].project
+    # A new session (a sign-in) opens the project the user last chose, then their default.
+    last = (
+        Membership.objects.select_related("project")
+        .filter(user=user, last_chosen_at__isnull=False)
+        .order_by("-last_chosen_at")
+        .first()
+    )
+    if last:
+        return last.project
     project = projects_for(user).filter(owner=user, is_default=True).first()
     return project or projects_for(user).first()

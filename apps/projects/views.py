@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.projects import counters, selectors, services
 from apps.projects.models import Membership, Project, Role
-from apps.projects.web import report_errors
+from apps.projects.web import choose_project, report_errors
 
 
 @login_required
@@ -25,7 +25,7 @@ def project_list(request):
 def project_create(request):
     with report_errors(request):
         project = services.create_project(request.user, request.POST.get("name", ""))
-        request.session["project_id"] = project.pk
+        choose_project(request, project)
         messages.success(request, f"Project '{project.name}' created.")
     return redirect("projects:list")
 
@@ -34,7 +34,7 @@ def project_create(request):
 @require_POST
 def project_switch(request, project_id):
     project = selectors.get_project(request.user, project_id)
-    request.session["project_id"] = project.pk
+    choose_project(request, project)
     messages.success(request, f"Switched to project '{project.name}'.")
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}):

@@ -1,9 +1,21 @@
-"""Small helpers shared by console views: turn service errors into messages."""
+"""Small helpers shared by console views: turn service errors into messages, remember the
+project a user works in."""
 
 import contextlib
 
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils import timezone
+
+from apps.projects.models import Membership
+
+
+def choose_project(request, project) -> None:
+    """Make `project` the console's current one, for this session and the next sign-in."""
+    request.session["project_id"] = project.pk
+    Membership.objects.filter(project=project, user=request.user).update(
+        last_chosen_at=timezone.now()
+    )
 
 
 @contextlib.contextmanager

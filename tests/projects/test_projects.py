@@ -131,3 +131,29 @@ def test_console_errors_name_their_field():
     exc = ValidationError({"output_path": "This path is required.", "__all__": "Check it."})
     assert error_lines(exc) == ["Output path: This path is required.", "Check it."]
     assert error_lines(ValidationError("Plain.")) == ["Plain."]
+
+
+def test_a_new_sign_in_opens_the_project_last_chosen(make_user, client):
+    owner, member = make_user(), make_user()
+    vision = services.create_project(owner, "vision")
+    shared = services.create_project(owner, "shared")
+    services.add_member(owner, shared, member, Role.VIEWER)
+
+    def current_after_sign_in(user):
+        client.logout()
+        client.force_login(user)
+        return client.get("/projects/").context["current_project"]
+
+    assert current_after_sign_in(owner).is_default  # nothing chosen yet: the default
+    client.post(f"/projects/{vision.pk}/switch/")
+    assert current_after_sign_in(owner) == vision
+    client.post("/projects/create/", {"name": "fresh"})  # creating one chooses it
+    assert current_after_sign_in(owner).name == "fresh"
+    # A member's choice is their own, and goes with their membership.
+    client.logout()
+    client.force_login(member)
+    client.post(f"/projects/{shared.pk}/switch/")
+    assert current_after_sign_in(member) == shared
+    assert current_after_sign_in(owner).name == "fresh"
+    services.remove_member(owner, Membership.objects.get(project=shared, user=member))
+    assert current_after_sign_in(member).is_default
