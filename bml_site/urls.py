@@ -67,3 +67,6 @@ urlpatterns = [
     path("api/v1/", include(api_urls)),
     path("api-auth/", include("rest_framework.urls")),
 ]
+
+handler404 = "bml_site.errors.not_found"
+handler500 = "bml_site.errors.server_error"

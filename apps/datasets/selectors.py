@@ -118,7 +118,10 @@ def parquet_part_response(version: DatasetVersion, part):
     from apps.storage.streaming import object_response
 
     try:
-        uri = (version.parts if version else [])[int(part)]
+        index = int(part)
+        if index < 0:  # not Python's count from the end: parts are numbered from 0
+            raise IndexError(index)
+        uri = (version.parts if version else [])[index]
     except (IndexError, TypeError, ValueError):
         raise Http404("No such part of this version.") from None
     path = parse_bos_uri(uri)

@@ -73,7 +73,7 @@ def _validate_custom_code(params: dict) -> dict:
     from apps.jobs import frameworks
 
     framework = params.get("framework") or "pytorch"
-    if framework not in frameworks.FRAMEWORKS:
+    if not isinstance(framework, str) or framework not in frameworks.FRAMEWORKS:
         known = ", ".join(frameworks.FRAMEWORKS)
         raise ValidationError({"framework": f"Framework must be one of {known}."})
     if not frameworks.installed(framework):
@@ -90,7 +90,8 @@ def _validate_custom_code(params: dict) -> dict:
     from apps.storage.paths import parse_bos_uri
 
     parse_bos_uri(code_path, field="code_path")
-    command = (params.get("start_command") or "").strip()
+    command = params.get("start_command") or ""
+    command = command.strip() if isinstance(command, str) else ""
     if not command:
         raise ValidationError({"start_command": "A code path needs a start command."})
     return {"framework": framework, "code_path": code_path, "start_command": command}

@@ -33,7 +33,7 @@ DISTANCES = (
 
 def choice(params: dict, field: str, choices, default=None) -> str:
     value = params.get(field, default)
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValidationError({field: f"{field} must be one of {', '.join(choices)}."})
     return value
 
@@ -47,7 +47,7 @@ def number(params, field, low, high, default=None, *, integer=False, open_low=Fa
         value = float(raw)
         if integer and value != int(value):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError({field: f"{field} must be {kind} in {shown}."}) from None
     if not math.isfinite(value) or value > high or value < low or (open_low and value == low):
         raise ValidationError({field: f"{field} must be {kind} in {shown}; got {raw}."})

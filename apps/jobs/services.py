@@ -27,7 +27,7 @@ def create_job(
     name,
     kind,
     algorithm,
-    params,
+    params=None,
     package_id,
     instances=1,
     time_limit_s=3600,
@@ -46,7 +46,11 @@ def create_job(
             }
         )
     algo = algorithms.get(kind, algorithm)
-    params = algo.validate(params or {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ValidationError({"params": "Params must be an object of the algorithm's settings."})
+    params = algo.validate(params)
     package = ResourcePackage.objects.filter(
         pk=package_id, module=Module.TRAIN, enabled=True
     ).first()

@@ -12,9 +12,10 @@ def projects_for(user):
 def membership_for(user, project_id) -> Membership:
     """The user's membership of a project, or 404 (never 403: existence is not disclosed)."""
     try:
-        return Membership.objects.select_related("project").get(
-            project_id=int(project_id), user=user
-        )
+        pk = int(project_id)
+        if not 0 < pk < 2**63:  # beyond what the database can hold: no such row
+            raise ValueError(pk)
+        return Membership.objects.select_related("project").get(project_id=pk, user=user)
     except (Membership.DoesNotExist, ValueError, TypeError):
         raise Http404("No such project.") from None
 

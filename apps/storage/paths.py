@@ -25,6 +25,8 @@ class BosPath:
 
 def parse_bos_uri(uri: str, field: str = "path") -> BosPath:
     """Parse `bos://bucket/key`; the spec also writes `bos:/bucket/key`, so accept both."""
+    if uri is not None and not isinstance(uri, str):
+        raise ValidationError({field: "A bos:// path must be text (bos://bucket/key)."})
     uri = (uri or "").strip()
     match = re.match(r"^bos:/{1,2}([^/]+)(?:/(.*))?$", uri)
     if not match:

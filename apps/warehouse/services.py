@@ -352,7 +352,9 @@ def update_model(user, model: Model, *, tags=None, description=None) -> Model:
 
 def update_version(user, version: ModelVersion, *, description) -> ModelVersion:
     _require_own(user, version.model)
-    version.description = str(description or "")[:2000]
+    if description is None:
+        return version
+    version.description = str(description)[:2000]
     version.save(update_fields=["description", "updated_at"])
     return version
 

@@ -258,6 +258,15 @@ def test_bad_uploads_are_refused_and_lose_nothing(api, owner, task):
 
     nothing = api.post(url(task, "uploads/"), {}, format="json")
     assert nothing.status_code == 400 and "files" in nothing.json()
+    for not_an_object in ("x", [], [{"bos_uri": "bos://b/k"}], 1):
+        shaped = api.post(url(task, "uploads/"), not_an_object, format="json")
+        assert shaped.status_code == 400 and "body" in shaped.json(), not_an_object
+    both = api.post(
+        url(task, "uploads/"),
+        {"files": [SimpleUploadedFile("a.txt", txt_bytes())], "bos_uri": "bos://b/k.txt"},
+        format="multipart",
+    )
+    assert both.status_code == 400 and "bos_uri" in both.json()
 
 
 def test_upload_a_single_file_from_storage(api, task, put):

@@ -53,6 +53,8 @@ def test_create_upload_in_two_steps_then_read_it_back(api, project, put):
     parts = api.get(f"/api/v1/datasets/{ds['id']}/parquet/").json()["parts"]
     body = read_body(api.get(f"/api/v1/datasets/{ds['id']}/parquet/?part=0"))
     assert len(parts) >= 1 and pq.read_table(io.BytesIO(body)).num_rows == 150
+    for beyond in (len(parts), -1):  # parts count from 0, never from the end
+        assert api.get(f"/api/v1/datasets/{ds['id']}/parquet/?part={beyond}").status_code == 404
 
     listed = api.get(f"/api/v1/datasets/?project={project.pk}").json()["results"]
     assert [d["name"] for d in listed] == ["iris"]

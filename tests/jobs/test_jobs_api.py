@@ -69,6 +69,9 @@ def test_terminate_and_delete_through_the_api(owner, client):
     scheduler.tick()
 
 
+ML = {"kind": "machine_learning"}
+
+
 @pytest.mark.parametrize(
     "overrides,field",
     [
@@ -79,9 +82,20 @@ def test_terminate_and_delete_through_the_api(owner, client):
         ({"time_limit_s": 0}, "time_limit_s"),
         ({"notify_email": "bad"}, "notify_email"),
         ({"notify_webhook": "file:///etc/passwd"}, "notify_webhook"),
+        # Params of the wrong shape name what is wrong instead of failing the server.
+        ({"params": "x"}, "params"),
+        ({"params": [1]}, "params"),
+        ({"params": {"framework": ["python"], "code": "x"}}, "framework"),
+        ({"params": {"code_path": 5, "start_command": "python a.py"}}, "code_path"),
+        ({"params": {"code_path": "bos://api-jobs/c/", "start_command": 7}}, "start_command"),
+        ({**ML, "algorithm": "logistic_regression", "params": {"l1": [1]}}, "l1"),
+        ({**ML, "algorithm": "logistic_regression", "params": {"max_iter": 10**400}}, "max_iter"),
+        ({**ML, "algorithm": "standardize", "params": {"format": ["DENSE"]}}, "format"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(owner, client, overrides, field):
+    if overrides.get("kind") == ML["kind"]:
+        overrides = {**overrides, "train_data_path": "bos://api-jobs/std/"}
     response = client.post("/api/v1/jobs/", body(owner, **overrides), format="json")
     assert response.status_code == 400
     assert field in response.json()

@@ -87,6 +87,11 @@ def test_api_import_upload_list_versions_edit_and_delete(api, owner, project, pu
         f"/api/v1/models/{model_id}/", {"tags": ["prod"], "description": "d"}, format="json"
     )
     assert edited.status_code == 200 and edited.json()["tags"] == ["prod"]
+    renamed = api.patch(f"/api/v1/models/{model_id}/", {"name": "other"}, format="json")
+    assert renamed.status_code == 400 and "name" in renamed.json()  # refused, not ignored
+    version_url = f"/api/v1/models/{model_id}/versions/1/"
+    assert api.patch(version_url, {"description": "first"}, format="json").status_code == 200
+    assert api.patch(version_url, {}, format="json").json()["description"] == "first"
     detail = api.get(f"/api/v1/models/{model_id}/versions/1/").json()
     assert detail["source"] == "imported" and detail["source_detail"].startswith("upload:")
     bucket = f"bml-models-p{project.pk}"

@@ -32,6 +32,7 @@ from apps.annotation.api.serializers import (
 )
 from apps.annotation.models import DocumentStatus, Sentence, Span, Triple
 from apps.projects.selectors import get_project
+from bml_site.api_body import object_body
 
 DOCUMENT = r"documents/(?P<document>[0-9]+)"
 DOCUMENT_PARAM = OpenApiParameter("document", int, OpenApiParameter.PATH)
@@ -171,9 +172,11 @@ class AnnotationTaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if request.method == "GET":
             return self.paged(task.uploads.select_related("created_by"), UploadSerializer)
         files = request.FILES.getlist("files")
-        bos_uri = str(request.data.get("bos_uri") or "").strip()
+        bos_uri = str(object_body(request).get("bos_uri") or "").strip()
         if not files and not bos_uri:
             raise ValidationError({"files": ["Choose files to upload, or a bos:// file."]})
+        if files and bos_uri:
+            raise ValidationError({"bos_uri": ["Give files or a bos:// file, not both."]})
         record = services.upload(
             request.user,
             task,

@@ -12,6 +12,7 @@ from apps.projects.api.serializers import (
     RoleSerializer,
 )
 from apps.projects.models import Membership, Project
+from bml_site.api_body import object_body
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
@@ -49,15 +50,16 @@ class ProjectViewSet(viewsets.ModelViewSet):
         )
 
     def perform_update(self, serializer):
-        services.rename_project(
-            self.request.user, serializer.instance, serializer.validated_data["name"]
-        )
+        if "name" in serializer.validated_data:  # a PATCH may leave it out: nothing to do
+            services.rename_project(
+                self.request.user, serializer.instance, serializer.validated_data["name"]
+            )
 
     @extend_schema(request=ProjectDeleteSerializer, responses={202: None})
     def destroy(self, request, *args, **kwargs):
         project = self.get_object()
         # The service checks the role, then the typed name (a viewer gets 403, not 400).
-        services.delete_project(request.user, project, request.data.get("confirm_name", ""))
+        services.delete_project(request.user, project, object_body(request).get("confirm_name", ""))
         return Response(status=status.HTTP_202_ACCEPTED)
 
 

@@ -14,6 +14,7 @@ from apps.storage.api.serializers import (
     FolderSerializer,
     UploadResultSerializer,
 )
+from bml_site.api_body import object_body
 
 
 class BucketViewSet(
@@ -148,7 +149,7 @@ class MultiUploadView(BucketScopedView):
         files = request.FILES.getlist("files")
         if not files:
             raise ValidationError({"files": "Choose at least one file to upload."})
-        prefix = request.data.get("prefix", "")
+        prefix = object_body(request).get("prefix", "")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         results = [

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -15,6 +16,7 @@ from apps.warehouse.api.serializers import (
     VersionInputSerializer,
 )
 from apps.warehouse.models import Model
+from bml_site.api_body import object_body
 
 
 def _upload(data):
@@ -80,6 +82,11 @@ class ModelViewSet(
 
     def perform_update(self, serializer):
         data = serializer.validated_data
+        model = serializer.instance
+        if data.get("name", model.name) != model.name:
+            raise ValidationError({"name": ["A model keeps its name; import it anew to rename."]})
+        if data.get("project_id", model.project_id) != model.project_id:
+            raise ValidationError({"project": ["A model stays in its project."]})
         serializer.instance = services.update_model(
             self.request.user,
             serializer.instance,
@@ -152,7 +159,7 @@ class ModelVersionView(generics.RetrieveUpdateDestroyAPIView):
         serializer.instance = services.update_version(
             self.request.user,
             serializer.instance,
-            description=self.request.data.get("description", ""),
+            description=object_body(self.request).get("description"),  # absent: kept
         )
 
     def perform_destroy(self, instance):
