@@ -124,6 +124,9 @@ MAX_UPLOAD_BYTES = int(os.environ.get("BML_MAX_UPLOAD_MB", "5120")) * 1024 * 102
 # for a replica's answer before it answers 504.
 SERVING_MAX_BODY_BYTES = int(os.environ.get("BML_SERVING_MAX_BODY_MB", "32")) * 1024 * 1024
 SERVING_TIMEOUT_S = float(os.environ.get("BML_SERVING_TIMEOUT_S", "60"))
+# Job webhooks to this machine's own addresses (loopback, link-local) are refused unless
+# allowed: the embedded store's admin ports listen there without authentication.
+NOTIFY_WEBHOOK_ALLOW_LOCAL = os.environ.get("BML_WEBHOOK_ALLOW_LOCAL", "0") == "1"
 # Notebooks: the address their kernels reach the appliance's API at (BML_API_URL in the
 # instance), how often their data/ is synchronized with the storage path, how often a
 # running instance's disk use and activity are checked, and the default auto-stop time.

@@ -7,6 +7,7 @@ import tempfile
 os.environ.setdefault("BML_VAR_DIR", tempfile.mkdtemp(prefix="bml-test-"))
 os.environ.setdefault("BML_DEVICES", "cuda:2,xpu:1")  # pretend: two GPUs and one Kunlun XPU
 os.environ.setdefault("BML_HOST_NAME", "test-host")
+os.environ.setdefault("BML_WEBHOOK_ALLOW_LOCAL", "1")  # the tests' receivers are local
 
 from bml_site.settings import *  # noqa: E402, F403
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from apps.billing.models import Module, ResourcePackage
 from apps.jobs import algorithms
 from apps.jobs.models import ACTIVE, Job, JobStatus
+from apps.jobs.notify import webhook_refusal
 from apps.projects.models import Role
 from apps.projects.services import require_role
 from apps.storage import selectors as storage_selectors
@@ -111,6 +112,8 @@ def check_notify(email: str, webhook: str) -> tuple[str, str]:
         raise ValidationError(
             {"notify_webhook": "The webhook must be an http:// or https:// URL."}
         ) from None
+    if webhook and (refusal := webhook_refusal(webhook)):
+        raise ValidationError({"notify_webhook": refusal})
     return email, webhook
 
 

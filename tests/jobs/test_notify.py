@@ -3,8 +3,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.jobs.models import JobStatus
+from apps.jobs.notify import notify_job_end
+from apps.jobs.services import check_notify
 from tests.conftest import MAIL_DIR, wait_until
 from tests.jobs.helpers import run_until, status_of, submit
 from workers import devices
@@ -60,3 +63,33 @@ def test_job_end_is_notified_by_email_and_webhook(make_user, qcluster, webhook):
 
     message = wait_until(mail, timeout=30, what="the e-mail")
     assert "team@example.com" in message and "[BML] job notify-me failed" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8333/buckets/x",
+        "http://localhost:9333/vol/grow",
+        "http://[::1]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0:8888/",
+    ],
+)
+def test_webhooks_to_this_machine_are_refused_unless_allowed(settings, url):
+    """A job's owner must not make the appliance call what listens only on this machine."""
+    settings.NOTIFY_WEBHOOK_ALLOW_LOCAL = False
+    with pytest.raises(ValidationError) as refused:
+        check_notify("", url)
+    assert "address of this machine or its link" in refused.value.message_dict["notify_webhook"][0]
+    settings.NOTIFY_WEBHOOK_ALLOW_LOCAL = True
+    assert check_notify("", url) == ("", url)
+
+
+def test_a_webhook_host_that_moved_to_this_machine_is_not_called(owner, project, settings, webhook):
+    """Checked again when the job ends: a name may resolve elsewhere by then."""
+    url, received = webhook
+    job = submit(owner, project, "print(1)", notify_webhook=url)
+    settings.NOTIFY_WEBHOOK_ALLOW_LOCAL = False
+    sent = notify_job_end(job.pk)
+    assert "address of this machine" in sent["webhook"] and received == []
