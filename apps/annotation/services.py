@@ -10,6 +10,7 @@ its reason, and nothing already in the task changes.
 import io
 import posixpath
 import re
+import unicodedata
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -148,9 +149,7 @@ def add_tag(user, task: Task, kind: str, name: str, color: str = "", shortcut: s
     allowed = (TagKind.ENTITY, predicate_kind(task))
     if kind not in allowed:
         raise ValidationError({"kind": f"This task's tags are {' and '.join(allowed)} types."})
-    name = (name or "").strip()
-    if not 1 <= len(name) <= 50:
-        raise ValidationError({"name": "A tag name is 1-50 characters."})
+    name = _tag_name(name)
     if Tag.objects.filter(task=task, kind=kind, name=name).exists():
         raise ValidationError({"name": f"The tag '{name}' exists."})
     count = task.tags.count()
@@ -161,6 +160,16 @@ def add_tag(user, task: Task, kind: str, name: str, color: str = "", shortcut: s
         color=_color(color) or TAG_COLORS[count % len(TAG_COLORS)],
         shortcut=_shortcut(task, shortcut, None),
     )
+
+
+def _tag_name(name) -> str:
+    """A tag's name as it is shown on every span: 1-50 visible characters."""
+    name = (name if isinstance(name, str) else "").strip()
+    if not 1 <= len(name) <= 50:
+        raise ValidationError({"name": "A tag name is 1-50 characters."})
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise ValidationError({"name": "A tag name may not hold control characters."})
+    return name
 
 
 def _color(value: str) -> str:
@@ -185,9 +194,7 @@ def _shortcut(task: Task, key: str, tag: Tag | None) -> str:
 def update_tag(user, tag: Tag, *, name=None, color=None, shortcut=None) -> Tag:
     require_role(user, tag.task.project, Role.DEVELOPER)
     if name is not None:
-        name = name.strip()
-        if not 1 <= len(name) <= 50:
-            raise ValidationError({"name": "A tag name is 1-50 characters."})
+        name = _tag_name(name)
         clash = Tag.objects.filter(task=tag.task, kind=tag.kind, name=name).exclude(pk=tag.pk)
         if clash.exists():
             raise ValidationError({"name": f"The tag '{name}' exists."})

@@ -158,6 +158,9 @@ def test_tags_add_list_edit_and_remove(api, task):
     assert twice.status_code == 400 and "exists" in twice.json()["name"][0]
     wrong_kind = api.post(url(task, "tags/"), {"kind": "attribute", "name": "x"}, format="json")
     assert wrong_kind.status_code == 400 and "kind" in wrong_kind.json()
+    for hidden in ("a\x01b", "tab\there", "zero\u200bwidth"):
+        response = api.post(url(task, "tags/"), {"kind": "entity", "name": hidden}, format="json")
+        assert response.status_code == 400 and "control" in response.json()["name"][0], hidden
 
     edited = api.patch(
         url(task, f"tags/{company['id']}/"),
