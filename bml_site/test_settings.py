@@ -4,7 +4,8 @@ running appliance. The suite starts its own object store and Q cluster (tests/co
 import os
 import tempfile
 
-os.environ.setdefault("BML_VAR_DIR", tempfile.mkdtemp(prefix="bml-test-"))
+if "BML_VAR_DIR" not in os.environ:  # the suite's own processes inherit the suite's
+    os.environ["BML_VAR_DIR"] = tempfile.mkdtemp(prefix="bml-test-")
 os.environ.setdefault("BML_DEVICES", "cuda:2,xpu:1")  # pretend: two GPUs and one Kunlun XPU
 os.environ.setdefault("BML_HOST_NAME", "test-host")
 os.environ.setdefault("BML_WEBHOOK_ALLOW_LOCAL", "1")  # the tests' receivers are local
