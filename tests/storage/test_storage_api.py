@@ -75,6 +75,9 @@ def test_several_files_in_one_multipart_form(client, bucket):
     )
     assert response.status_code == 201, response.content
     assert sorted(r["key"] for r in response.json()) == ["in/one.txt", "in/two.txt"]
+    as_json = client.post(f"/api/v1/buckets/{bucket}/upload/", {"prefix": "in"}, format="json")
+    assert as_json.status_code == 415
+    assert "This route takes multipart/form-data." in as_json.json()["detail"]
 
 
 def test_bucket_deletion_only_when_empty(client, bucket):

@@ -19,4 +19,9 @@ def exception_handler(exc, context):
         return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     elif isinstance(exc, StorageUnavailable):
         return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    elif isinstance(exc, exceptions.UnsupportedMediaType) and context.get("view"):
+        accepted = ", ".join(parser.media_type for parser in context["view"].get_parsers())
+        exc = exceptions.UnsupportedMediaType(
+            "", detail=f"{exc.detail} This route takes {accepted}."
+        )
     return drf_exception_handler(exc, context)
