@@ -128,10 +128,12 @@ class ZeroCopyCycle(RequestResponseCycle):
             # What the transport still holds (the head) must reach the socket first.
             while self.transport.get_write_buffer_size() and not self.disconnected:
                 await asyncio.sleep(0.001)
-            if self.disconnected:
+            client = self.transport.get_extra_info("socket")
+            if self.disconnected or client is None or self.transport.is_closing():
+                self.disconnected = True
                 return
             try:
-                await _in_thread(source.fileno(), self._socket_fd(), count, offset)
+                await _in_thread(source.fileno(), client.fileno(), count, offset)
             except ClientDisconnected:
                 self.disconnected = True
                 self.transport.close()
@@ -139,9 +141,6 @@ class ZeroCopyCycle(RequestResponseCycle):
             self.expected_content_length -= count
         if not message.get("more_body", False):
             await super().send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    def _socket_fd(self) -> int:
-        return self.transport.get_extra_info("socket").fileno()
 
 
 async def _in_thread(src_fd: int, dst_fd: int, count: int, offset: int | None):
