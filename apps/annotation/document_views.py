@@ -28,6 +28,7 @@ from apps.annotation.views import (
 from apps.projects.models import Role
 from apps.projects.services import require_role
 from apps.projects.web import report_errors
+from bml_site.numbers import as_id
 
 
 def _tags_json(task) -> list[dict]:
@@ -76,8 +77,8 @@ def sentence_payload(document, sentence) -> dict:
 
 
 def _first_sentence(document, asked):
-    if asked is not None and str(asked).isdigit():
-        found = document.sentences.filter(index=int(asked)).first()
+    if (index := as_id(asked)) is not None:
+        found = document.sentences.filter(index=index).first()
         if found:
             return found
     return (

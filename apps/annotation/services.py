@@ -36,6 +36,7 @@ from apps.projects.services import require_role
 from apps.storage import selectors as storage_selectors
 from apps.storage import services as storage
 from apps.storage.paths import parse_bos_uri
+from bml_site.numbers import as_id
 
 TASK_NAME_RULE = re.compile(r"^(?!_)[A-Za-z0-9_]{2,30}(?<!_)$")
 TASK_NAME_HELP = "Task names are 2-30 letters, digits and '_', not starting or ending with '_'."
@@ -346,7 +347,8 @@ def _started(document: Document) -> None:
 
 
 def _tag(task: Task, tag_id, kinds, field: str) -> Tag:
-    tag = Tag.objects.filter(task=task, pk=tag_id).first() if str(tag_id).isdigit() else None
+    pk = as_id(tag_id)
+    tag = Tag.objects.filter(task=task, pk=pk).first() if pk is not None else None
     if tag is None:
         raise ValidationError({field: "No such tag in this task."})
     if tag.kind not in kinds:
@@ -360,7 +362,7 @@ def add_span(user, document: Document, *, start, end, tag) -> Span:
     _may_annotate(user, document)
     try:
         start, end = int(start), int(end)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e309 is infinity
         raise ValidationError({"start": "start and end are character offsets."}) from None
     if not 0 <= start < end <= len(document.text):
         raise ValidationError({"start": f"[{start}, {end}) is not a stretch of the text."})
@@ -433,10 +435,7 @@ def _get_or_create(model, defaults, **key):
 
 
 def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return as_id(value)
 
 
 def remove_triple(user, triple: Triple) -> None:

@@ -10,6 +10,7 @@ from apps.projects.models import Role
 from apps.projects.selectors import current_project, may_write
 from apps.projects.services import require_role
 from apps.projects.web import report_errors
+from bml_site.numbers import as_id
 
 RAW_PAGE_ROWS = 50
 SOURCE_FIELDS = ("source", "separator", "header", "encoding", "mode")
@@ -65,7 +66,11 @@ def _source_form(data) -> dict:
 
 
 def _columns_from_post(data) -> list[dict]:
-    count = int(data.get("column_count") or 0)
+    # The form's own count of column rows; a number that is not one, or more rows than the
+    # form could have sent, reads as no columns (the check then names the field).
+    count = as_id(data.get("column_count") or "0")
+    if count is None or count > len(data):
+        count = 0
     return [
         {"name": data.get(f"col_name_{i}", ""), "type": data.get(f"col_type_{i}", "")}
         for i in range(count)

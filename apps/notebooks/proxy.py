@@ -28,6 +28,8 @@ from django.conf import settings
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from bml_site.numbers import as_id
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "/notebooks/"
@@ -111,7 +113,8 @@ class NotebookProxy:
         if not path.startswith(PREFIX):
             return None
         ident, _, rest = path[len(PREFIX) :].partition("/")
-        return (int(ident), rest) if ident.isdigit() and len(ident) < 19 else None
+        number = as_id(ident)
+        return (number, rest) if number is not None else None
 
     def matches(self, path: str) -> bool:
         return self.parse(path) is not None

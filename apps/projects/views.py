@@ -37,8 +37,12 @@ def project_switch(request, project_id):
     choose_project(request, project)
     messages.success(request, f"Switched to project '{project.name}'.")
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
-        target = "projects:list"  # never off to another site
+    # A path of this site only: never off to another site, and never a bare word, which
+    # redirect() would try to reverse as a URL name.
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
+        target, {request.get_host()}
+    ):
+        target = "projects:list"
     return redirect(target)
 
 

@@ -30,6 +30,8 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
+from bml_site.numbers import as_id
+
 logger = logging.getLogger(__name__)
 
 REFRESH_S = 1.0
@@ -338,8 +340,8 @@ class Gateway:
         if len(parts) == 2 and parts[1] in ("infer", "ready"):
             return parts[0], path, None, parts[1]
         if len(parts) == 4 and parts[1] == "versions" and parts[3] == "infer":
-            if parts[2].isdigit():
-                return parts[0], f"{PREFIX_V2}{parts[0]}/infer", int(parts[2]), "infer"
+            if (number := as_id(parts[2])) is not None:
+                return parts[0], f"{PREFIX_V2}{parts[0]}/infer", number, "infer"
         return None
 
     @staticmethod

@@ -29,7 +29,10 @@ class Window:
 def window(range_name: str = "1h", start: str = "", end: str = "") -> Window:
     """A range by name (1h, 6h, 24h, 7d, 30d, ending now) or by ISO start/end times."""
     if start or end:
-        begin, finish = parse_datetime(start or ""), parse_datetime(end or "")
+        try:  # well-formed but impossible ("2024-13-45", "+99:00") raises, not None
+            begin, finish = parse_datetime(start or ""), parse_datetime(end or "")
+        except ValueError:
+            begin = finish = None
         if begin is None or finish is None:
             raise ValidationError({"start": "start and end must both be ISO 8601 date-times."})
         if timezone.is_naive(begin):

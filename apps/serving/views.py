@@ -32,6 +32,7 @@ from apps.serving.forms import (
     version_config,
 )
 from apps.serving.models import Desired, ReplicaStatus, ServiceStatus
+from bml_site.numbers import as_id
 
 PAGE_SIZE = 50
 LOG_PAGE_BYTES = 64 * 1024
@@ -312,9 +313,9 @@ def service_quality(request, pk):
         window = quality.window(get.get("range") or "1h", get.get("start", ""), get.get("end", ""))
         version = get.get("version") or None
         if version is not None:
-            if not version.isdigit():
+            version = as_id(version)
+            if version is None:
                 raise ValidationError({"version": "version must be a version number."})
-            version = int(version)
     except ValidationError as exc:
         return JsonResponse({"errors": errors_by_field(exc, ())}, status=400)
     return JsonResponse(quality.series(service, window, version))
@@ -345,7 +346,7 @@ def service_edit(request, pk):
     ]
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        numbers = [n for n in request.POST.getlist("versions") if n.isdigit()]
+        numbers = [n for n in request.POST.getlist("versions") if as_id(n) is not None]
         rows = [
             {
                 **{f: request.POST.get(f"v{n}-{f}", "").strip() for f in EDIT_FIELDS},

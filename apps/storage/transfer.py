@@ -453,10 +453,11 @@ async def _relay_upload(plan, receive) -> dict:
 
 async def _upload(user, bucket, key, scope, receive, send):
     headers = dict(scope.get("headers") or [])
-    length = headers.get(b"content-length", b"").decode()
-    if not length.isdigit():
+    length = headers.get(b"content-length", b"")
+    if not length.isdigit():  # bytes: ASCII digits only
         await _send_json(send, 411, {"Content-Length": "Uploads must state their length."})
         return
+    length = length.decode()
     content_type = headers.get(b"x-object-content-type", b"").decode() or None
     try:
         plan = await sync_to_async(services.begin_upload, thread_sensitive=False)(

@@ -10,6 +10,7 @@ from apps.projects.models import Membership
 from apps.projects.selectors import current_project, may_write
 from apps.projects.web import report_errors
 from apps.storage import selectors, services, streaming
+from apps.storage.client import ObjectNotFound
 from apps.storage.paths import validate_prefix
 
 
@@ -107,6 +108,10 @@ def object_delete(request, name):
     key = request.POST.get("key", "")
     prefix = request.POST.get("prefix", "")
     with report_errors(request):
-        services.delete_path(request.user, bucket, key)
-        messages.success(request, f"Deleted {key}.")
+        try:
+            services.delete_path(request.user, bucket, key)
+        except ObjectNotFound:  # deleted meanwhile (another tab, a double click)
+            messages.warning(request, f"{key} was not there any more.")
+        else:
+            messages.success(request, f"Deleted {key}.")
     return redirect(f"{reverse('storage:browse', args=[bucket.name])}?prefix={prefix}")

@@ -330,9 +330,29 @@ def test_annotate_by_offsets(api, owner, task):
         format="json",
     )
     assert predicate_as_span.status_code == 400 and "tag" in predicate_as_span.json()
+    person = tag_of(task, "person").pk
+    for raw in (
+        f'{{"start": 1e309, "end": 2, "tag": {person}}}',  # infinity
+        f'{{"start": 0, "end": 1e999, "tag": {person}}}',
+        '{"start": 0, "end": 5, "tag": "\u00b2"}',  # "²".isdigit() is True, int("²") fails
+        f'{{"start": 0, "end": 5, "tag": {2**63}}}',  # beyond the database's integers
+    ):
+        odd = api.post(doc_url(document, "spans/"), raw, content_type="application/json")
+        assert odd.status_code == 400, raw
 
     bob = span(api, document, "Bob", 1)
     spouse = tag_of(task, "spouse")
+    for ends in ({"subject": 2**63, "object": 10**30}, {"subject": "1e309", "object": "\u00b2"}):
+        odd = api.post(
+            doc_url(document, "triples/"), {**ends, "predicate": spouse.pk}, format="json"
+        )
+        assert odd.status_code == 400 and "subject" in odd.json(), ends
+    odd = api.post(
+        doc_url(document, "triples/"),
+        {"subject": second["id"], "predicate": "\u00b2", "object": bob["id"]},
+        format="json",
+    )
+    assert odd.status_code == 400 and "predicate" in odd.json()
     response = api.post(
         doc_url(document, "triples/"),
         {"subject": second["id"], "predicate": spouse.pk, "object": bob["id"]},

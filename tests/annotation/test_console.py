@@ -209,6 +209,8 @@ def test_the_annotation_page_renders_one_sentence_with_its_neighbours(web, owner
     assert "Sentence number 1500 talks about Alice." in html
     assert "Sentence number 1499 talks" in html and "Sentence number 1501 talks" in html
     assert "Sentence number 1 talks" not in html
+    for odd in ("\u00b2", "99999999999999999999", "-1"):  # the first undone sentence
+        assert "Sentence number 0 talks" in page(web, doc_url(task, document, f"?sentence={odd}"))
 
     data = web.get(doc_url(task, document, "sentences/2999/")).json()
     assert data["sentence"]["text"] == "Sentence number 2999 talks about Alice."

@@ -82,3 +82,17 @@ def test_public_data_sets_tab(web, db):
     iris = Dataset.objects.get(name="iris", is_public=True)
     assert web.get(f"/datasets/{iris.pk}/upload/").status_code == 403
     assert "sepal_length" in web.get(f"/datasets/{iris.pk}/?tab=stats").content.decode()
+
+
+def test_a_column_count_that_is_not_one_reads_as_no_columns():
+    from django.http import QueryDict
+
+    from apps.datasets.views import _columns_from_post
+
+    rows = "col_name_0=a&col_type_0=int&col_name_1=b&col_type_1=string"
+    assert [c["name"] for c in _columns_from_post(QueryDict(f"column_count=2&{rows}"))] == [
+        "a",
+        "b",
+    ]
+    for count in ("abc", "1.5", "\u00b2", "99999999999999999999", "1000000"):
+        assert _columns_from_post(QueryDict(f"column_count={count}&{rows}")) == [], count

@@ -110,6 +110,8 @@ def test_switching_projects_returns_to_a_page_of_this_site_only(make_user, clien
     url = f"/projects/{project.pk}/switch/"
     assert client.post(url, {"next": "/workarea/"})["Location"] == "/workarea/"
     assert client.post(url, {"next": "https://evil.example/"})["Location"] == "/projects/"
+    for word in ("abc", "0", "名字", "//evil.example/x"):  # not a path of this site
+        assert client.post(url, {"next": word})["Location"] == "/projects/", word
     assert client.session["project_id"] == project.pk
 
 

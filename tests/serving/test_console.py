@@ -272,6 +272,10 @@ def test_quality_figures_as_json(web, owner, project, iris_version):
     refused = web.get(url, {"range": "2y"})
     assert refused.status_code == 400 and "range must be one of" in str(refused.json())
     assert web.get(url, {"version": "x"}).status_code == 400
+    assert web.get(url, {"version": "\u00b2"}).status_code == 400  # a digit int() refuses
+    for impossible in ("2024-13-45T99:99", "2024-01-01T00:00:00+99:00"):
+        answer = web.get(url, {"start": impossible, "end": end})
+        assert answer.status_code == 400 and "ISO 8601" in str(answer.json()), impossible
 
 
 def test_a_replica_page_shows_its_logs_with_paging(web, owner, project, iris_version, tmp_path):

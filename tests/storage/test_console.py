@@ -23,6 +23,10 @@ def test_console_bucket_create_browse_and_download(make_user):
     assert read_body(download) == b"hello"
     assert "attachment" in download["Content-Disposition"]
 
+    gone = {"key": "raw/not-there.txt", "prefix": "raw/"}  # deleted meanwhile, say in a tab
+    answer = web.post("/storage/console-bucket/remove/", gone, follow=True)
+    assert answer.status_code == 200 and b"was not there any more" in answer.content
+
 
 def test_console_shows_rule_when_bucket_name_is_bad(make_user):
     web = Client()

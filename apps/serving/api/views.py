@@ -24,6 +24,7 @@ from apps.serving.api.serializers import (
 )
 from apps.serving.models import Service, ServiceVersion
 from apps.serving.quality import RANGES, series, window
+from bml_site.numbers import as_id
 
 LOG_TAIL_BYTES = 64 * 1024
 LOG_STREAMS = ("stdout", "stderr")
@@ -187,9 +188,9 @@ class ServiceViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         win = window(params.get("range") or "1h", params.get("start", ""), params.get("end", ""))
         version = params.get("version") or None
         if version is not None:
-            if not version.isdigit():
+            version = as_id(version)  # 0: requests refused before a version was chosen
+            if version is None:
                 raise ValidationError({"version": "version must be a version number."})
-            version = int(version)  # 0: requests refused before a version was chosen
         return Response(series(service, win, version))
 
     @extend_schema(

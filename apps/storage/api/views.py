@@ -94,7 +94,7 @@ class ObjectView(BucketScopedView):
     def put(self, request, name, key):
         bucket = self.bucket(request, name)
         length = request.headers.get("Content-Length")
-        if not length or not length.isdigit():
+        if not length or not (length.isascii() and length.isdigit()):
             return Response(
                 {"Content-Length": "Uploads must state their length (no chunked bodies)."},
                 status=status.HTTP_411_LENGTH_REQUIRED,
