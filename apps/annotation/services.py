@@ -397,8 +397,8 @@ def add_triple(user, document: Document, *, subject, predicate, object) -> Tripl
     """The spec's "entity 1, relationship, entity 2" (or "entity, attribute") submit."""
     _may_annotate(user, document)
     task = document.task
-    spans = {s.pk: s for s in document.spans.filter(pk__in=[_int(subject), _int(object)])}
-    head, tail = spans.get(_int(subject)), spans.get(_int(object))
+    spans = {s.pk: s for s in document.spans.filter(pk__in=[as_id(subject), as_id(object)])}
+    head, tail = spans.get(as_id(subject)), spans.get(as_id(object))
     if head is None or tail is None:
         raise ValidationError({"subject": "Both ends of a triple are spans of this document."})
     if head.tag.kind != TagKind.ENTITY:
@@ -432,10 +432,6 @@ def _get_or_create(model, defaults, **key):
             return model.objects.get_or_create(defaults=defaults, **key)
     except IntegrityError:
         return model.objects.get(**key), False
-
-
-def _int(value):
-    return as_id(value)
 
 
 def remove_triple(user, triple: Triple) -> None:

@@ -10,6 +10,7 @@ from apps.datasets.models import Dataset, DatasetStatus, DatasetVersion
 from apps.datasets.storage_io import ObjectFile
 from apps.projects.selectors import may_write
 from apps.storage.paths import parse_bos_uri
+from bml_site.numbers import as_id
 
 MAX_PAGE_ROWS = 200
 
@@ -117,12 +118,9 @@ def parquet_part_response(version: DatasetVersion, part):
     from apps.storage.models import Bucket
     from apps.storage.streaming import object_response
 
-    try:
-        index = int(part)
-        if index < 0:  # not Python's count from the end: parts are numbered from 0
-            raise IndexError(index)
-        uri = (version.parts if version else [])[index]
-    except (IndexError, TypeError, ValueError):
-        raise Http404("No such part of this version.") from None
-    path = parse_bos_uri(uri)
+    parts = version.parts if version else []
+    index = as_id(part)  # never Python's count from the end: parts are numbered from 0
+    if index is None or index >= len(parts):
+        raise Http404("No such part of this version.")
+    path = parse_bos_uri(parts[index])
     return object_response(Bucket(name=path.bucket), path.key)

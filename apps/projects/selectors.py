@@ -3,6 +3,7 @@
 from django.http import Http404
 
 from apps.projects.models import Membership, Project
+from bml_site.numbers import as_id
 
 
 def projects_for(user):
@@ -11,12 +12,10 @@ def projects_for(user):
 
 def membership_for(user, project_id) -> Membership:
     """The user's membership of a project, or 404 (never 403: existence is not disclosed)."""
+    pk = as_id(project_id)  # None for what cannot be an id, 2**63 included
     try:
-        pk = int(project_id)
-        if not 0 < pk < 2**63:  # beyond what the database can hold: no such row
-            raise ValueError(pk)
         return Membership.objects.select_related("project").get(project_id=pk, user=user)
-    except (Membership.DoesNotExist, ValueError, TypeError):
+    except Membership.DoesNotExist:
         raise Http404("No such project.") from None
 
 

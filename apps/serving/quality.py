@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.serving.models import QualityBucket, Service
+from bml_site.numbers import as_id
 
 RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(days=1),
           "7d": timedelta(days=7), "30d": timedelta(days=30)}  # fmt: skip
@@ -50,6 +51,17 @@ def window(range_name: str = "1h", start: str = "", end: str = "") -> Window:
     step = timedelta(minutes=minutes)
     begin = begin.replace(second=0, microsecond=0)
     return Window(begin, finish, step)
+
+
+def version_filter(raw: str | None) -> int | None:
+    """?version= of the quality figures: None for all versions, else a version number (0:
+    requests refused before a version was chosen)."""
+    if not raw:
+        return None
+    version = as_id(raw)
+    if version is None:
+        raise ValidationError({"version": "version must be a version number."})
+    return version
 
 
 def series(service: Service, win: Window, version: int | None = None) -> dict:

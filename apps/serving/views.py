@@ -311,11 +311,7 @@ def service_quality(request, pk):
     get = request.GET
     try:
         window = quality.window(get.get("range") or "1h", get.get("start", ""), get.get("end", ""))
-        version = get.get("version") or None
-        if version is not None:
-            version = as_id(version)
-            if version is None:
-                raise ValidationError({"version": "version must be a version number."})
+        version = quality.version_filter(get.get("version"))
     except ValidationError as exc:
         return JsonResponse({"errors": errors_by_field(exc, ())}, status=400)
     return JsonResponse(quality.series(service, window, version))

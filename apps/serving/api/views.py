@@ -23,8 +23,7 @@ from apps.serving.api.serializers import (
     validated,
 )
 from apps.serving.models import Service, ServiceVersion
-from apps.serving.quality import RANGES, series, window
-from bml_site.numbers import as_id
+from apps.serving.quality import RANGES, series, version_filter, window
 
 LOG_TAIL_BYTES = 64 * 1024
 LOG_STREAMS = ("stdout", "stderr")
@@ -186,12 +185,7 @@ class ServiceViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         service = self.get_object()
         params = request.query_params
         win = window(params.get("range") or "1h", params.get("start", ""), params.get("end", ""))
-        version = params.get("version") or None
-        if version is not None:
-            version = as_id(version)  # 0: requests refused before a version was chosen
-            if version is None:
-                raise ValidationError({"version": "version must be a version number."})
-        return Response(series(service, win, version))
+        return Response(series(service, win, version_filter(params.get("version"))))
 
     @extend_schema(
         parameters=[OpenApiParameter("stream", str, enum=[*LOG_STREAMS])],
