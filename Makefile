@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint format install browser benchmark clean-var
+.PHONY: up test lint format install system browser benchmark clean-var
 
-install: $(STAMP)
+install: $(STAMP) system
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,18 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]" -e ./sdk
 	touch $(STAMP)
 
-up: $(STAMP)
+up: $(STAMP) system
 	$(BIN)/python -m bml_site.launcher
+
+# Debian's bubblewrap confines user code (jobs, notebooks, model code); see README, "Security
+# model". Installed with apt when missing and we may (root); otherwise the launcher says
+# plainly that runs are not confined.
+system:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's bubblewrap (the sandbox of user code)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "bubblewrap is missing: sudo apt-get install bubblewrap (user code runs unconfined without it)"; fi; }
 
 # Debian's chromium drives the browser tests (Playwright cannot download a browser here).
 browser:
@@ -31,7 +41,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint browser
+test: lint system browser
 	$(BIN)/pytest
 
 benchmark: $(STAMP)

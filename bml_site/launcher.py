@@ -123,6 +123,15 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    try:  # which protections user code runs under, said before anything starts
+        from workers import sandbox
+
+        print(sandbox.describe(), flush=True)
+        sandbox.active()
+    except sandbox.SandboxUnavailable as exc:
+        print(f"{exc}. Install bubblewrap, or set BML_SANDBOX=auto.", flush=True)
+        return 1
+
     store = None
     if not os.environ.get("BML_S3_ENDPOINT"):
         creds = config.embedded_s3_credentials()

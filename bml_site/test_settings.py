@@ -9,6 +9,9 @@ if "BML_VAR_DIR" not in os.environ:  # the suite's own processes inherit the sui
 os.environ.setdefault("BML_DEVICES", "cuda:2,xpu:1")  # pretend: two GPUs and one Kunlun XPU
 os.environ.setdefault("BML_HOST_NAME", "test-host")
 os.environ.setdefault("BML_WEBHOOK_ALLOW_LOCAL", "1")  # the tests' receivers are local
+# Every run of the suite is confined (make test installs bubblewrap): a test of user code
+# must never pass because the sandbox silently fell off.
+os.environ.setdefault("BML_SANDBOX", "required")
 
 from bml_site.settings import *  # noqa: E402, F403
 

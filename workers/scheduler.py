@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.jobs import algorithms
 from apps.jobs.models import ACTIVE, Job, JobInstance, JobStatus
 from apps.storage import grants
-from workers import devices
+from workers import confinement, devices
 
 # A run with no supervisor pid this long after start never came up.
 START_GRACE = timedelta(seconds=30)
@@ -181,6 +181,8 @@ def start_run(job: Job, run: JobInstance) -> None:
         "env": {**devices.visible_devices_env(run.lease), **distributed_env(job, run, port)},
         "time_limit_s": job.time_limit_s,
         "cpu_affinity": run.lease.cpus,
+        # The project's own user (as root), and nothing of var/ but this run's workspace.
+        "sandbox": confinement.for_run(job.project_id, workspace, run.lease).to_json(),
         # No store keys: presigned reads of its inputs, and writes under its own folder.
         "grant": grants.upload_grant(
             output + "/", timedelta(seconds=job.time_limit_s) + GRANT_MARGIN

@@ -14,6 +14,8 @@ run.json:
                     beyond a minimal base, so no appliance secret can leak in
     time_limit_s    maximum running time; then the run ends "timed_out"
     cpu_affinity    cores the user code is pinned to (its lease's), or [] for no pinning
+    sandbox         how the user code is confined (workers.sandbox.Confinement as JSON: its
+                    user, what it may see); the workspace is the only folder it may write
     grant           {prefix, url, fields}: an S3 POST policy to write under the job's own
                     output folder, and nowhere else (apps.storage.grants); the run holds
                     no store keys, and its user code gets the grant as BML_STORAGE_GRANT
@@ -36,6 +38,8 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from workers import sandbox
 
 GRACE_SECONDS = 5
 POLL_SECONDS = 0.2
@@ -135,10 +139,25 @@ class Supervisor:
         named.write_bytes(self.log_path.read_bytes())
         self.storage().upload(named, target)
         metrics = self.workspace / METRICS_FILE
-        if metrics.exists():
+        if metrics.is_file() and not metrics.is_symlink():
             kept = self.run_dir / f"{self.config['run_id']}.metrics.jsonl"
-            kept.write_bytes(metrics.read_bytes())
+            with open(os.open(metrics, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+                kept.write_bytes(fh.read())
             self.storage().upload(kept, target)
+
+    def drop_links(self) -> None:
+        """Remove the symbolic links the user code left in its workspace: staging out and
+        the log upload run with the appliance's rights, and must not follow a link to a file
+        the code itself was not shown (the run's processes are all gone by now)."""
+        dropped = 0
+        for root, dirs, files in os.walk(self.workspace):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                if os.path.islink(path):
+                    os.unlink(path)
+                    dropped += 1
+        if dropped:
+            self.log(f"removed {dropped} symbolic link(s) from the workspace before staging out")
 
     def request_terminate(self, signum, frame) -> None:
         self.terminate_requested = True
@@ -160,20 +179,28 @@ class Supervisor:
             pass
         self.child.wait()
 
+    def confinement(self) -> sandbox.Confinement:
+        rules = self.config.get("sandbox") or {}
+        confinement = sandbox.Confinement.from_json(rules, self.workspace)
+        confinement.cpus = list(self.config.get("cpu_affinity") or [])
+        return confinement
+
     def run_user_code(self) -> tuple[str, int | None, str]:
         limit = float(self.config.get("time_limit_s") or 0)
-        cpus = set(self.config.get("cpu_affinity") or []) & os.sched_getaffinity(0)
+        confinement = self.confinement()
+        # Staged in by us: the run's own user must own (and may change) what is there.
+        sandbox.give_to_run(self.workspace, confinement.uid)
         with self.log_path.open("ab") as log:
             self.child = subprocess.Popen(
-                self.config["command"],
+                sandbox.command(self.config["command"], confinement),
                 cwd=self.workspace,
                 env=user_environment(self.config, self.workspace),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: terminate takes the whole tree
-                # pinned before the user code starts, so every thread it makes inherits it
-                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+                # limits and pinning before the user code starts, so all it makes inherits them
+                preexec_fn=sandbox.limits(confinement),
             )
         (self.run_dir / "child.pid").write_text(str(self.child.pid))
         started = time.monotonic()
@@ -207,6 +234,7 @@ class Supervisor:
                 status, code, reason = "terminated", None, "terminated by request"
             else:
                 status, code, reason = self.run_user_code()
+                self.drop_links()
             if status == "succeeded":
                 self.stage_out()
         except Exception as exc:  # staging or start failures are the run's outcome, not a crash

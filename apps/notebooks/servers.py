@@ -35,7 +35,7 @@ from apps.notebooks import housekeeping, workspace
 from apps.notebooks.models import Desired, Notebook, NotebookStatus
 from apps.projects.models import ROLE_RANK, Role
 from apps.storage.embedded import die_with_parent
-from workers import devices, processes
+from workers import confinement, devices, processes, sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +165,14 @@ def start_process(notebook: Notebook) -> None:
             f"(start {notebook.restarts + 1}) on {notebook.lease.package.name}\n".encode()
         )
     command = server_command(notebook, port)
+    _forget_earlier_servers(notebook)
+    if sandbox.active():
+        # Confined: a fresh interpreter under bwrap (a fork of the warm start could not be
+        # put in namespaces of its own), seeing only this instance's folder.
+        notebook.pid = _spawn_confined(notebook, command, log_path, cpus, quota)
+        notebook.port = port
+        _mark_started(notebook)
+        return
     request = {
         "name": process_name(notebook),
         "args": command[command.index("jupyterlab") + 1 :],
@@ -178,9 +186,40 @@ def start_process(notebook: Notebook) -> None:
     if pid is None:  # no warm start (yet): a fresh interpreter does the same
         pid = _spawn_fresh(command, request)
     notebook.pid, notebook.port = pid, port
+    _mark_started(notebook)
+
+
+def _mark_started(notebook: Notebook) -> None:
     notebook.host = settings.HOST_NAME
     notebook.terminals = terminals_allowed(notebook)
     notebook.started_at, notebook.ready_at, notebook.retry_at = timezone.now(), None, None
+
+
+def _spawn_confined(notebook: Notebook, command: list[str], log_path: Path, cpus, quota) -> int:
+    """The server and its kernels in the sandbox: the project's own user, this instance's
+    folder read-write (work, home, env, runtime), none of var/ besides."""
+    rules = confinement.for_run(
+        notebook.project_id,
+        workspace.work_dir(notebook),
+        notebook.lease,
+        writable=[workspace.instance_dir(notebook)],
+        file_size=quota,
+    )
+    rules.cpus = cpus
+    sandbox.give_to_run(workspace.instance_dir(notebook), rules.uid)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            sandbox.command(command, rules),
+            cwd=workspace.work_dir(notebook),
+            env=server_env(notebook),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=sandbox.limits(rules),
+        )
+    _LAUNCHED[process.pid] = process  # kept so that its exit is reaped (no zombies)
+    return process.pid
 
 
 def _spawn_fresh(command: list[str], request: dict) -> int:
@@ -286,8 +325,14 @@ zygote = Zygote()
 
 
 def server_ready(notebook: Notebook) -> bool:
-    """Jupyter writes jpserver-<pid>.json once it listens."""
-    return (workspace.runtime_dir(notebook) / f"jpserver-{notebook.pid}.json").exists()
+    """Jupyter writes jpserver-<pid>.json once it listens (the pid inside its sandbox, not
+    the one we know: any such file counts, those of earlier starts are removed at start)."""
+    return any(workspace.runtime_dir(notebook).glob("jpserver-*.json"))
+
+
+def _forget_earlier_servers(notebook: Notebook) -> None:
+    for stale in workspace.runtime_dir(notebook).glob("jpserver-*"):
+        stale.unlink(missing_ok=True)
 
 
 def log_tail(notebook: Notebook, size: int = LOG_TAIL_BYTES) -> str:

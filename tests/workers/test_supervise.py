@@ -135,7 +135,8 @@ def test_terminate_kills_the_whole_process_tree(make_run):
     run_dir = make_run(
         """
         import subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        marker = "import time; time.sleep(120)  # grandchild-of-supervise-test"
+        child = subprocess.Popen([sys.executable, "-c", marker])
         open("grandchild.pid", "w").write(str(child.pid))
         print("running", flush=True)
         time.sleep(120)
@@ -144,18 +145,20 @@ def test_terminate_kills_the_whole_process_tree(make_run):
     process = supervise(run_dir, wait=False)
     workspace = run_dir.parent / "workspace"
     wait_until(lambda: (workspace / "grandchild.pid").exists(), what="user code to start")
-    grandchild = int((workspace / "grandchild.pid").read_text())
+
+    def grandchildren():  # by command line: inside the sandbox's pid namespace pids differ
+        found = []
+        for p in psutil.process_iter(["cmdline", "status"]):
+            cmdline = " ".join(p.info["cmdline"] or [])
+            if "grandchild-of-supervise-test" in cmdline and p.info["status"] != "zombie":
+                found.append(p)
+        return found
+
+    wait_until(grandchildren, what="the grandchild to be seen")
     process.send_signal(signal.SIGTERM)
     process.wait(30)
     assert result_of(run_dir)["status"] == "terminated"
-
-    def gone(pid):  # reaped, or a zombie waiting for init: either way it runs no more
-        try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
-    wait_until(lambda: gone(grandchild), timeout=10, what="the grandchild to die")
+    wait_until(lambda: not grandchildren(), timeout=10, what="the grandchild to die")
     assert b"running" in stored("out/job-1/log/job-1-worker-0.log")
 
 
