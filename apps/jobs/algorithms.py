@@ -32,6 +32,11 @@ class Algorithm:
     # instance its share); an algorithm that stages its inputs itself says False.
     stages_data_paths: bool = True
     needs_train_data: bool = False
+    # Params that hold bos:// paths (code, further inputs): like the job's own paths they
+    # must lie in the job's project, and a value there that is not such a path is refused.
+    # Any other param that looks like a bos:// path is checked too (apps.storage.ownership),
+    # so forgetting a declaration does not open a hole; declaring states what a field is.
+    path_params: tuple[str, ...] = ()
     # check_inputs(params + train_data_path/test_data_path) may look at the inputs in the
     # store (e.g. "is this standardized data?") once they are known to be the user's.
     check_inputs: Callable[[dict], None] | None = None
@@ -114,5 +119,6 @@ CUSTOM_CODE = register(
         title="Deep learning: your own code",
         validate=_validate_custom_code,
         prepare=_prepare_custom_code,
+        path_params=("code_path",),
     )
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
-from apps.jobs.algorithms import Algorithm, register
+from apps.jobs.algorithms import CUSTOM_CODE, Algorithm, register
 
 KIND = "machine_learning"
 PARAMS_FILE = "ml_params.json"
@@ -189,6 +189,7 @@ def supervised(name: str, title: str, module: str, validate) -> Algorithm:
             stages_data_paths=False,
             needs_train_data=True,
             check_inputs=check_standardized,
+            path_params=("predict_data_path",),
         )
     )
 
@@ -239,6 +240,7 @@ KMEANS = register(
         stages_data_paths=False,
         needs_train_data=True,
         check_inputs=check_standardized,
+        path_params=("predict_data_path",),
     )
 )
 
@@ -272,14 +274,10 @@ GBDT = supervised("gbdt", "GBDT (XGBoost)", "ml_gbdt", _validate_gbdt)
 
 
 def _validate_rapids(params: dict) -> dict:
-    from apps.jobs.algorithms import CUSTOM_CODE
-
     return CUSTOM_CODE.validate({**params, "framework": "rapids"})
 
 
 def _prepare_rapids(params: dict, workspace: Path):
-    from apps.jobs.algorithms import CUSTOM_CODE
-
     return CUSTOM_CODE.prepare(params, workspace)
 
 
@@ -290,6 +288,7 @@ RAPIDS = register(
         title="RAPIDS-cuML (your code)",
         validate=_validate_rapids,
         prepare=_prepare_rapids,
+        path_params=CUSTOM_CODE.path_params,
     )
 )
 

@@ -13,12 +13,14 @@ from apps.jobs.models import ACTIVE, Job, JobStatus
 from apps.jobs.notify import webhook_refusal
 from apps.projects.models import Role
 from apps.projects.services import require_role
-from apps.storage import selectors as storage_selectors
+from apps.storage import ownership
 
 # The spec: letters, digits, '-' and '_', starting with a letter, fewer than 40 characters.
 JOB_NAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,38}$")
 MAX_INSTANCES = 4
 MAX_TIME_LIMIT_S = 30 * 24 * 3600
+# The job's own bos:// paths; its algorithm declares those among its params.
+JOB_PATH_FIELDS = ("output_path", "train_data_path", "test_data_path")
 
 
 def create_job(
@@ -51,7 +53,11 @@ def create_job(
         params = {}
     if not isinstance(params, dict):
         raise ValidationError({"params": "Params must be an object of the algorithm's settings."})
-    params = algo.validate(params)
+    # Every bos:// path of the job must be its project's (apps.storage.ownership): the run
+    # stages them with the appliance's keys. The params are walked as given and as the
+    # algorithm keeps them (what is stored and staged).
+    own_params = functools.partial(ownership.owned_paths, user, project, paths=algo.path_params)
+    params = own_params(algo.validate(own_params(params)))
     package = ResourcePackage.objects.filter(
         pk=package_id, module=Module.TRAIN, enabled=True
     ).first()
@@ -62,13 +68,18 @@ def create_job(
     if not (1 <= int(time_limit_s) <= MAX_TIME_LIMIT_S):
         raise ValidationError({"time_limit_s": "Maximum running time must be 1 s to 30 days."})
     notify_email, notify_webhook = check_notify(notify_email, notify_webhook)
-    own_path = functools.partial(storage_selectors.project_path, user, project)
-    output = own_path(output_path, "output_path", required=True)
-    train = own_path(train_data_path, "train_data_path", required=algo.needs_train_data)
-    test = own_path(test_data_path, "test_data_path", required=False)
-    # Further inputs an algorithm takes (e.g. prediction data) follow the same rule.
-    for key in [k for k, v in params.items() if k.endswith("_data_path") and v]:
-        params[key] = own_path(params[key], key, required=False)
+    paths = ownership.owned_paths(
+        user,
+        project,
+        {
+            "output_path": output_path,
+            "train_data_path": train_data_path,
+            "test_data_path": test_data_path,
+        },
+        paths=JOB_PATH_FIELDS,
+        required=["output_path", *(["train_data_path"] if algo.needs_train_data else [])],
+    )
+    output, train, test = (paths[field] or "" for field in JOB_PATH_FIELDS)
     # The spec: a notebook's storage path is synchronized into its bucket, so a job may not
     # use it, a folder inside it, or a folder around it.
     from apps.notebooks.services import check_job_paths

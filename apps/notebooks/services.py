@@ -12,7 +12,7 @@ from apps.notebooks import workspace
 from apps.notebooks.models import Desired, Notebook, NotebookStatus
 from apps.projects.models import Role
 from apps.projects.services import require_role
-from apps.storage import selectors as storage_selectors
+from apps.storage import ownership
 from apps.storage.paths import paths_overlap
 
 # The job name rule of the spec: letters, digits, '-' and '_', starting with a letter, < 40.
@@ -53,7 +53,7 @@ def create_notebook(
     if auto_stop_minutes in (None, ""):
         auto_stop_minutes = settings.NOTEBOOK_AUTO_STOP_MINUTES
     auto_stop = _auto_stop(auto_stop_minutes)
-    path = storage_selectors.project_path(user, project, storage_path, "storage_path", False)
+    path = ownership.owned_path(user, project, storage_path, "storage_path")
     if path:
         check_notebook_path(path)
     try:
@@ -189,9 +189,7 @@ def update_notebook(user, notebook: Notebook, *, auto_stop_minutes=None, storage
     if storage_path is not None and storage_path != notebook.storage_path:
         if notebook.status != NotebookStatus.STOPPED:
             raise ValidationError({"storage_path": "Stop the instance to change its path."})
-        path = storage_selectors.project_path(
-            user, notebook.project, storage_path, "storage_path", False
-        )
+        path = ownership.owned_path(user, notebook.project, storage_path, "storage_path")
         if path:
             check_notebook_path(path, exclude_pk=notebook.pk)
         changes["storage_path"] = path

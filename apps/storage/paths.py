@@ -23,6 +23,12 @@ class BosPath:
         return f"bos://{self.bucket}/{self.key}"
 
 
+def looks_like_bos_uri(value) -> bool:
+    """Whether a value is meant as a bos:// path (bos://, bos:/, any case, spaces around),
+    whether or not it parses: a malformed one must be refused, not taken for plain text."""
+    return isinstance(value, str) and value.strip().lower().startswith("bos:/")
+
+
 def parse_bos_uri(uri: str, field: str = "path") -> BosPath:
     """Parse `bos://bucket/key`; the spec also writes `bos:/bucket/key`, so accept both."""
     if uri is not None and not isinstance(uri, str):

@@ -21,7 +21,7 @@ from minio.commonconfig import CopySource
 from apps.jobs.models import Job, JobStatus
 from apps.projects.models import Role
 from apps.projects.services import require_role
-from apps.storage import selectors as storage_selectors
+from apps.storage import ownership
 from apps.storage import services as storage
 from apps.storage.client import ObjectNotFound, get_client, translate_errors
 from apps.storage.models import Bucket
@@ -222,9 +222,9 @@ def _new_version(
     return version
 
 
-def _source_path(user, project, path: str) -> BosPath:
-    uri = storage_selectors.project_path(user, project, path, "path", required=True)
-    return parse_bos_uri(uri, "path")
+def _source_path(user, project, path: str, field: str = "path") -> BosPath:
+    uri = ownership.owned_path(user, project, path, field, required=True)
+    return parse_bos_uri(uri, field)
 
 
 # -- imports -----------------------------------------------------------------------------
@@ -302,7 +302,9 @@ def release_from_job(
     subpath = (subpath or "output/").lstrip("/")
     if ".." in subpath.split("/"):
         raise ValidationError({"subpath": "The path inside the job's output cannot use '..'."})
-    copy_from = parse_bos_uri(job.output_path.rstrip("/") + f"/{job.job_id}/{subpath}")
+    # The job's output folder was its project's when it ran; the bucket must still be.
+    output = job.output_path.rstrip("/") + f"/{job.job_id}/{subpath}"
+    copy_from = _source_path(user, job.project, output, "subpath")
     if model is None:
         model = _create_model(user, job.project, validate_name(name))
         created = True
