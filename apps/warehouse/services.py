@@ -27,6 +27,7 @@ from apps.storage.client import ObjectNotFound, get_client, translate_errors
 from apps.storage.models import Bucket
 from apps.storage.paths import BosPath, parse_bos_uri
 from apps.warehouse.models import Model, ModelType, ModelVersion, Source
+from workers import confinement, sandbox
 
 MODEL_NAME_RULE = re.compile(r"^[^\W\d_][\w-]{0,49}$")
 MODEL_NAME_HELP = "1-50 letters, digits, '_' and '-', starting with a letter"
@@ -131,9 +132,12 @@ def download_files(bucket: str, prefix: str, into: Path) -> Path:
     return files[0] if len(files) == 1 and files[0].parent == into else into
 
 
-def check_loads(path: Path, model_type: str, fields: dict, workdir: Path) -> dict:
+def check_loads(
+    path: Path, model_type: str, fields: dict, workdir: Path, project_id: int = 0
+) -> dict:
     """Load the model in a separate process with a time limit and none of the appliance's
-    environment; the loader's error becomes a field error."""
+    environment, confined like user code (an imported pickle or a custom predictor.py is
+    user code); the loader's error becomes a field error."""
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": str(workdir),
@@ -144,9 +148,12 @@ def check_loads(path: Path, model_type: str, fields: dict, workdir: Path) -> dic
     }
     command = [sys.executable, "-m", "workers.runners.model_check", "--type", model_type]
     command += ["--path", str(path), "--fields", json.dumps(fields)]
+    rules = confinement.for_run(project_id, workdir, readable=[Path(path)])
+    sandbox.give_to_run(workdir, rules.uid)
     try:
         done = subprocess.run(
-            command,
+            sandbox.command(command, rules),
+            preexec_fn=sandbox.limits(rules),
             cwd=settings.BASE_DIR,
             env=env,
             capture_output=True,
@@ -199,7 +206,8 @@ def _new_version(
         with tempfile.TemporaryDirectory(prefix="bml-model-check-") as tmp:
             files = Path(tmp) / "model"
             files.mkdir()
-            info = check_loads(download_files(bucket, prefix, files), model_type, fields, Path(tmp))
+            local = download_files(bucket, prefix, files)
+            info = check_loads(local, model_type, fields, Path(tmp), model.project_id)
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 model=model,
