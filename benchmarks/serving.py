@@ -478,6 +478,7 @@ def replica_environment(pid: int, home: Path) -> tuple[dict, set]:
     """The replica's environment (thread counts, hidden GPUs) and CPU affinity."""
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    env.pop("BML_REPLICA_KEY", None)  # the replica's secret is the gateway's alone
     env.update(HOME=str(home), TMPDIR=str(home))
     return env, os.sched_getaffinity(pid)
 

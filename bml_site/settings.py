@@ -124,6 +124,9 @@ MAX_UPLOAD_BYTES = int(os.environ.get("BML_MAX_UPLOAD_MB", "5120")) * 1024 * 102
 # for a replica's answer before it answers 504.
 SERVING_MAX_BODY_BYTES = int(os.environ.get("BML_SERVING_MAX_BODY_MB", "32")) * 1024 * 1024
 SERVING_TIMEOUT_S = float(os.environ.get("BML_SERVING_TIMEOUT_S", "60"))
+# /metrics: the bearer token Prometheus sends (`Authorization: Bearer <token>`); unset, only
+# staff users signed in to the console may read it (it names every project's services).
+METRICS_TOKEN = os.environ.get("BML_METRICS_TOKEN", "")
 # Job webhooks to this machine's own addresses (loopback, link-local) are refused unless
 # allowed: the embedded store's admin ports listen there without authentication.
 NOTIFY_WEBHOOK_ALLOW_LOCAL = os.environ.get("BML_WEBHOOK_ALLOW_LOCAL", "0") == "1"

@@ -15,7 +15,9 @@ request goes to the next one, so killing a replica loses no request.
 
 The routing table (which services, keys, versions and ready replica ports) is read from the
 database at most once a second in a thread of its own, never per request; the quality
-figures are counted in memory and added to QualityBucket rows once a second.
+figures are counted in memory and added to QualityBucket rows once a second. With the table
+come the replicas' secrets (read from their files once per process, see replicas.py), sent
+as `X-BML-Replica-Key` on every forwarded request: a replica answers nobody else.
 """
 
 import asyncio
@@ -51,8 +53,15 @@ class Upstream:
     """One ready replica, with its idle keep-alive connections."""
 
     port: int
+    key: str = ""
     idle: list = field(default_factory=list)
     down_until: float = 0.0
+    head: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.head = "Host: replica\r\nContent-Type: application/json\r\n" + (
+            f"X-BML-Replica-Key: {self.key}\r\n" if self.key else ""
+        )
 
     def drop_idle(self) -> None:
         for _, writer in self.idle:
@@ -63,8 +72,7 @@ class Upstream:
         """One request over HTTP/1.1 keep-alive to our own model_serve (which always sends
         Content-Length): a few lines here cost less per request than a general client."""
         request = (
-            f"{method} {path} HTTP/1.1\r\nHost: replica\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{method} {path} HTTP/1.1\r\n{self.head}Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         for _ in range(2):
             pooled = bool(self.idle)
@@ -148,11 +156,15 @@ class Route:
         return [best, *(v for v in self.versions if v is not best)]
 
 
+_KEYS: dict[tuple, str] = {}  # (replica id, pid, port) -> the replica's secret
+
+
 def load_table() -> list[dict]:
     """The routing table as plain data (runs in the gateway's database thread)."""
     from django.db import close_old_connections
 
     from apps.serving.models import Desired, Replica, ReplicaStatus, Service, ServiceVersion
+    from apps.serving.replicas import read_key
 
     close_old_connections()
     services = {
@@ -169,9 +181,15 @@ def load_table() -> list[dict]:
         status=ReplicaStatus.RUNNING,
         port__isnull=False,
         host=settings.HOST_NAME,
-    ).values_list("version__service_id", "version_id", "port")
-    for service_id, version_id, port in ready:
-        services[service_id]["versions"][version_id]["ports"].append(port)
+    ).values_list("version__service_id", "version_id", "port", "pk", "pid")
+    keys = {}
+    for service_id, version_id, port, replica_id, pid in ready:
+        # A restart writes a new key, and brings a new pid (and port): read once per process.
+        process = (replica_id, pid, port)
+        key = keys[process] = _KEYS.get(process) or read_key(replica_id)
+        services[service_id]["versions"][version_id]["ports"].append((port, key))
+    _KEYS.clear()
+    _KEYS.update(keys)
     return list(services.values())
 
 
@@ -200,7 +218,7 @@ def write_quality(batch: dict) -> None:
 class Gateway:
     def __init__(self):
         self.routes: dict[str, Route] = {}
-        self.upstreams: dict[int, Upstream] = {}
+        self.upstreams: dict[tuple, Upstream] = {}
         self.loaded_at = 0.0
         self.refreshing: asyncio.Future | None = None
         self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-db")
@@ -231,7 +249,7 @@ class Gateway:
             states = {v.number: v for v in previous.versions} if previous else {}
             versions = []
             for v in sorted(service["versions"].values(), key=lambda v: v["number"]):
-                ups = [self.upstreams.setdefault(p, Upstream(p)) for p in sorted(v["ports"])]
+                ups = [self.upstreams.setdefault(p, Upstream(*p)) for p in sorted(v["ports"])]
                 seen.update(v["ports"])
                 route = VersionRoute(v["number"], v["proportion"], ups)
                 if v["number"] in states:
@@ -244,8 +262,8 @@ class Gateway:
                 service["desired"] == "running",
                 versions,
             )
-        for port in set(self.upstreams) - seen:
-            self.upstreams.pop(port).drop_idle()
+        for gone in set(self.upstreams) - seen:  # (port, key): a new process is a new upstream
+            self.upstreams.pop(gone).drop_idle()
         self.routes = routes
 
     async def route_for(self, endpoint: str) -> Route | None:

@@ -7,11 +7,20 @@ whose process is gone is started again at once (the model files are cached local
 restart is the process start and the model load, about a second for a small model); one
 that never comes up is retried with a growing pause and marked failed after a few tries.
 The gateway reads which replicas are ready (status running, a port) from the database.
+
+A replica's port is on loopback, where any process of the host can connect: each start
+makes a new random secret, given to the process in its environment (BML_REPLICA_KEY: not on
+its command line, which /proc shows to every user) and kept for the gateway in
+var/serving/replica-keys/<id>.key (0600), outside the replica's own directory: the model's
+code writes there and must not choose what file the gateway reads. The replica refuses
+requests without it; the gateway reads it with the routing table and sends it with every
+request. The file outlives the appliance, so adopted replicas keep theirs.
 """
 
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -125,6 +134,31 @@ def replica_marker(replica: Replica) -> str:
     return f"replica-{replica.pk}"
 
 
+def key_file(replica_id: int) -> Path:
+    return serving_root() / "replica-keys" / f"{replica_id}.key"
+
+
+def write_key(replica: Replica) -> str:
+    """A new secret for the process about to start (atomic: never half a key)."""
+    path = key_file(replica.pk)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    staging = path.with_suffix(".new")
+    staging.unlink(missing_ok=True)
+    with os.fdopen(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+        fh.write(key)
+    staging.replace(path)
+    return key
+
+
+def read_key(replica_id: int) -> str:
+    """The secret of the replica's running process ("" for one started without)."""
+    try:
+        return key_file(replica_id).read_text().strip()
+    except OSError:
+        return ""
+
+
 def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None:
     run_dir = replica_dir(replica)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +171,7 @@ def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None
         "LANG": "C.UTF-8",
         "KERAS_BACKEND": "torch",
         "PYTHONUNBUFFERED": "1",
+        "BML_REPLICA_KEY": write_key(replica),  # the gateway's; model_serve takes it out
         **devices.visible_devices_env(lease),
     }
     model = version.model_version
@@ -425,6 +460,7 @@ def remove(replicas) -> None:
     """Stop these replicas' processes (gracefully), free their leases and delete the rows."""
     for replica in replicas:
         stop_replica(replica)
+        key_file(replica.pk).unlink(missing_ok=True)
         replica.delete()
 
 

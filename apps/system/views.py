@@ -1,3 +1,6 @@
+import hmac
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -13,8 +16,30 @@ def healthz(request):
     return JsonResponse(report, status=200 if report["ok"] else 503)
 
 
+@require_safe
 def prometheus_metrics(request):
+    """The exposition names every project's services and traffic: it answers the bearer
+    token of BML_METRICS_TOKEN (what Prometheus sends) or a staff user signed in to the
+    console, and nobody else."""
+    given = request.headers.get("Authorization", "")
+    if given[:7].lower() == "bearer ":
+        expected = settings.METRICS_TOKEN
+        token = given[7:].strip()
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            return _metrics_refused(401, "wrong metrics token", 'error="invalid_token"')
+    elif not request.user.is_authenticated:
+        return _metrics_refused(401, "a metrics token is required (Authorization: Bearer)")
+    elif not request.user.is_staff:
+        return _metrics_refused(403, "only staff users or the metrics token may read /metrics")
     return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _metrics_refused(status: int, message: str, error: str = "") -> HttpResponse:
+    response = HttpResponse(message + "\n", status=status, content_type="text/plain")
+    if status == 401:
+        challenge = ['Bearer realm="bml-metrics"', *([error] if error else [])]
+        response["WWW-Authenticate"] = ", ".join(challenge)
+    return response
 
 
 @login_required

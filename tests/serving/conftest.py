@@ -50,12 +50,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+METRICS_TOKEN = "serving-tests-metrics-token"
+
+
 def _start(command, log_name):
     log = open(config.var_dir() / log_name, "ab")  # noqa: SIM115
     return subprocess.Popen(
         command,
         cwd=ROOT,
-        env=child_env(),
+        env={**child_env(), "BML_METRICS_TOKEN": METRICS_TOKEN},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -67,9 +70,9 @@ class Stack:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
 
-    def get_text(self, path: str) -> str:
+    def get_text(self, path: str, headers=None) -> str:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers or {})
         text = connection.getresponse().read().decode()
         connection.close()
         return text

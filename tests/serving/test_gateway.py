@@ -9,10 +9,10 @@ import threading
 import time
 from collections import Counter
 
-from apps.serving import services
+from apps.serving import replicas, services
 from apps.serving.models import QualityBucket, Replica
 from tests.conftest import wait_until
-from tests.serving.conftest import wait_running
+from tests.serving.conftest import METRICS_TOKEN, wait_running
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -142,7 +142,7 @@ def test_bad_requests_are_4xx_and_counted(owner, project, iris_version, stack):
     total = sum(r.requests for r in QualityBucket.objects.filter(service=service))
     assert total == len(cases) + 2
     # ... and exported for Prometheus (refusals before a version was chosen are version 0)
-    metrics = stack.get_text("/metrics")
+    metrics = stack.get_text("/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
     # (no key, wrong key and the oversize body are refused before a version is chosen)
     assert 'bml_serving_requests_total{code="4xx",service="iris",version="1"} 5.0' in metrics
     assert 'bml_serving_requests_total{code="4xx",service="iris",version="0"} 3.0' in metrics
@@ -165,3 +165,65 @@ def test_open_inference_protocol_v2(owner, project, iris_version, stack):
     missing = f"/v2/models/{service.endpoint}/versions/8/infer"
     assert stack.post(missing, body, key)[0] == 404
     assert base64  # image bodies are covered by the console test
+
+
+def test_replicas_answer_only_the_gateway(owner, project, iris_version, stack):
+    """A replica's loopback port refuses any other process of the host: only the gateway
+    knows its secret, which is on no command line and in no file the replica can write."""
+    import asyncio
+    import http.client
+    import json
+    import stat
+
+    import psutil
+    from django.db import connection
+
+    from apps.serving.gateway import Gateway
+
+    service = services.create_service(
+        owner, project, name="iris-direct", version=services.VersionConfig(1, iris_version)
+    )
+    wait_running(service)
+    replica = Replica.objects.get(version__service=service)
+    key_file = replicas.key_file(replica.pk)
+    key = key_file.read_text().strip()
+    assert len(key) >= 32 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert not key_file.is_relative_to(replica.run_dir)  # the model's code writes there
+    assert key not in " ".join(psutil.Process(replica.pid).cmdline())
+
+    def direct(method, path, headers=None, body=None):
+        connection = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=30)
+        connection.request(method, path, body and json.dumps(body), headers or {})
+        response = connection.getresponse()
+        answer = response.read()
+        connection.close()
+        return response.status, answer
+
+    rows = {"instances": [ROW]}
+    assert direct("POST", "/predict", body=rows)[0] == 403
+    assert direct("POST", "/predict", {"X-BML-Replica-Key": "x" * len(key)}, rows)[0] == 403
+    infer = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}]}
+    assert direct("POST", "/v2/models/m/infer", body=infer)[0] == 403
+    status, answer = direct("GET", "/healthz")
+    assert status == 403 and b"sklearn" not in answer  # the model's details stay private
+    assert direct("GET", "/v2/health/live") == (200, b"{}")  # a bare probe: no more than connect()
+    status, answer = direct("POST", "/predict", {"X-BML-Replica-Key": key}, rows)
+    assert status == 200 and json.loads(answer)["result"][0]["label"] == 0
+
+    # Through the gateway it works, and a gateway started afresh (an appliance restart that
+    # adopts the running replica) finds the secret without being told.
+    status, body, _ = invoke(stack, service, rows)
+    assert status == 200 and body["result"][0]["label"] == 0
+
+    async def through_a_new_gateway():
+        gateway = Gateway()
+        try:
+            route = await gateway.route_for(service.endpoint)
+            return await gateway.forward(route, "/predict", json.dumps(rows).encode(), None)
+        finally:
+            gateway.db.submit(lambda: connection.close()).result()  # its thread's connection
+            gateway.db.shutdown()
+
+    version, status, answer = asyncio.run(through_a_new_gateway())
+    assert (version, status) == (1, 200) and json.loads(answer)["result"][0]["label"] == 0

@@ -80,10 +80,13 @@ def test_replicas_start_are_replaced_on_edit_scale_down_stop_and_restart(owner, 
 
     # Stop: processes end, leases go; restart brings it back.
     (running_pid,) = pids(service)
+    (replica_id,) = Replica.objects.filter(version__service=service).values_list("pk", flat=True)
+    assert replicas.key_file(replica_id).exists()
     services.stop_service(owner, service)
     drive(lambda: not alive(running_pid), "the stop", 30)
     assert status_of(service) == "stopped"
     assert not Replica.objects.filter(version__service=service).exists()
+    assert not replicas.key_file(replica_id).exists()  # the gateway's copy of its secret
     assert not Lease.objects.filter(holder_type="replica", released_at=None).exists()
     services.restart_service(owner, service)
     drive(lambda: status_of(service) == "running", "the restart")

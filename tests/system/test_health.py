@@ -27,12 +27,40 @@ def test_healthz_names_the_part_that_is_down(db, settings):
     assert report["queue"] == {"ok": False, "error": "no Q cluster is running"}
 
 
-def test_metrics_are_prometheus_text(db):
-    response = Client().get("/metrics")
+def test_metrics_are_prometheus_text_for_the_configured_token(db, settings):
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metrics-token")
+    assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     text = response.content.decode()
     assert 'bml_component_up{component="database"} 1.0' in text
     assert "# TYPE bml_projects gauge" in text
+
+
+def test_metrics_refuse_anyone_without_the_token(db, settings, make_user):
+    """The exposition names every project's services and their traffic."""
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+    anonymous = Client().get("/metrics")
+    assert anonymous.status_code == 401
+    assert anonymous["WWW-Authenticate"].startswith("Bearer")
+    assert b"bml_" not in anonymous.content
+    for wrong in ("Bearer s3cret-metrics-tokeN", "Bearer ", "Token s3cret-metrics-token"):
+        response = Client().get("/metrics", HTTP_AUTHORIZATION=wrong)
+        assert response.status_code == 401 and b"bml_" not in response.content, wrong
+    # A signed-in user who is not staff is refused too; staff may look from the console.
+    user = Client()
+    user.force_login(make_user())
+    assert user.get("/metrics").status_code == 403
+    staff = Client()
+    staff.force_login(make_user(is_staff=True))
+    assert b"bml_projects" in staff.get("/metrics").content
+
+
+def test_metrics_without_a_configured_token_accept_no_bearer(db, settings):
+    settings.METRICS_TOKEN = ""
+    for given in ("Bearer ", "Bearer anything"):
+        response = Client().get("/metrics", HTTP_AUTHORIZATION=given)
+        assert response.status_code == 401 and b"bml_" not in response.content
 
 
 def test_api_schema_and_docs_are_served_offline(db, make_user):

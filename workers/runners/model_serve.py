@@ -10,6 +10,15 @@ prints ONE line `ready <port>` to stdout (with --port 0 the port the OS chose); 
 frameworks print while loading goes to stderr. SIGTERM (or SIGINT): stop accepting, finish the
 requests in flight, exit 0.
 
+With BML_REPLICA_KEY in its environment (the appliance always gives one; never on the
+command line, which /proc shows to every user) every request must carry that secret in
+`X-BML-Replica-Key`, or is answered 403: the port is on loopback, where any process of the
+host could otherwise call another project's model past the gateway's access key. Only the
+bare probes /v2/health/live and /v2/health/ready (an empty {}: no more than a connect() to
+the port tells) are answered without it. The variable is taken out of the environment before
+the model loads (its code and children do not inherit it). Without it the server answers
+anyone (a model served by hand, the tests).
+
 HTTP (JSON bodies, every error body is {"error": "<message>"}, never a traceback):
 - POST /predict {"instances": [...]} -> 200 {"result": [...]} (one result per instance);
   400 malformed JSON, "instances" missing or not a non-empty list, or the instances do not fit
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import os
 import signal
@@ -289,10 +299,23 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
 
 
+KEY_HEADER = b"x-bml-replica-key"
+OPEN_PATHS = frozenset(("/v2/health/live", "/v2/health/ready"))
+
+
 class App:
-    def __init__(self, engine: Engine, max_body: int):
+    def __init__(self, engine: Engine, max_body: int, key: bytes = b""):
         self.engine = engine
         self.max_body = max_body
+        self.key = key
+
+    def admitted(self, scope) -> bool:
+        if not self.key or scope["path"] in OPEN_PATHS:
+            return True
+        for name, value in scope["headers"]:
+            if name == KEY_HEADER:
+                return hmac.compare_digest(value, self.key)
+        return False
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -308,6 +331,8 @@ class App:
             return
         close = False
         try:
+            if not self.admitted(scope):
+                raise HTTPError(403, "this port answers only the appliance's gateway")
             status, body = await self.handle(scope, receive)
         except HTTPError as exc:
             status, body = exc.status, {"error": str(exc)}
@@ -386,7 +411,7 @@ class App:
 # ---- the process --------------------------------------------------------------------------
 
 
-def serve(engine: Engine, host: str, port: int, max_body: int) -> int:
+def serve(engine: Engine, host: str, port: int, max_body: int, key: bytes = b"") -> int:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -402,7 +427,7 @@ def serve(engine: Engine, host: str, port: int, max_body: int) -> int:
     sock.set_inheritable(True)
     bound = sock.getsockname()[1]
     config = uvicorn.Config(
-        App(engine, max_body),
+        App(engine, max_body, key),
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -447,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-size", type=int, default=1)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     args = parser.parse_args(argv)
+    key = os.environ.pop("BML_REPLICA_KEY", "").strip().encode()  # before the model's code runs
 
     # Frameworks print to fd 1 (C++ included): stdout holds only the ready line.
     stdout_fd = os.dup(1)
@@ -466,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(stdout_fd, 1)
         os.close(stdout_fd)
     engine = Engine(predictor, args.max_batch_size, args.max_wait_ms)
-    return serve(engine, args.host, args.port, int(args.max_body_mb * 1024 * 1024))
+    return serve(engine, args.host, args.port, int(args.max_body_mb * 1024 * 1024), key)
 
 
 if __name__ == "__main__":
