@@ -46,7 +46,7 @@ from apps.serving.models import (
 from apps.storage.paths import parse_bos_uri
 from apps.warehouse.models import ModelVersion
 from apps.warehouse.services import download_files
-from workers import devices, processes
+from workers import confinement, devices, processes, sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +163,18 @@ def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None
     run_dir = replica_dir(replica)
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)
+    # The model's code sees only home/ (and its files, read-only): not the logs beside it,
+    # whose first line tells the gateway the replica's port.
+    home = run_dir / "home"
+    home.mkdir(exist_ok=True)
     lease = replica.lease
+    project_id = version.service.project_id
+    rules = confinement.for_run(project_id, home, lease, readable=[Path(path)])
+    sandbox.give_to_run(home, rules.uid)
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": str(run_dir),
-        "TMPDIR": str(run_dir),
+        "HOME": str(home),
+        "TMPDIR": str(home),
         "LANG": "C.UTF-8",
         "KERAS_BACKEND": "torch",
         "PYTHONUNBUFFERED": "1",
@@ -195,7 +202,6 @@ def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None
         "--max-body-mb",
         str(settings.SERVING_MAX_BODY_BYTES / (1024 * 1024)),
     ]
-    cpus = set(lease.cpus) & os.sched_getaffinity(0)
     with open(run_dir / "stderr.log", "ab") as stderr, open(run_dir / "stdout.log", "wb") as out:
         stderr.write(
             f"[{timezone.now().isoformat()}] [bml] starting replica {replica.name} "
@@ -203,14 +209,14 @@ def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None
         )
         stderr.flush()
         process = subprocess.Popen(
-            command,
-            cwd=settings.BASE_DIR,  # for `-m workers...`; the model and logs are elsewhere
+            sandbox.command(command, rules),
+            cwd=settings.BASE_DIR,  # for `-m workers...` when unconfined
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            preexec_fn=sandbox.limits(rules),  # limits and the lease's cores
         )
     _LAUNCHED[process.pid] = process  # kept so that its exit is reaped (no zombies)
     replica.pid = process.pid
