@@ -5,21 +5,56 @@ suite start it before Django is configured.
 Traps of `weed` handled here: telemetry is on by default (turned off); it binds every
 address unless both -ip and -ip.bind are given (loopback only); the volume count runs out
 unless -volume.max=0; its memory grows unless GOMEMLIMIT is set.
+
+Loopback is not a boundary: runs (jobs, notebooks) share the host's network, so every
+internal weed port must ask for credentials only the appliance has, and only the S3 port
+(signed with the appliance's keys) may reach objects. weed's own security.toml does it,
+written to the data dir (under var/, hidden from runs) at each start, keys and certificates
+made at first start; -config_dir makes it the one weed reads:
+
+- volume HTTP: reads, writes and deletes need a JWT ([jwt.signing.read], [jwt.signing])
+  that weed mints for one file id at a time; only /status, /healthz and /readyz answer
+  without one (volume ids, bucket names, sizes: no object);
+- filer and master HTTP: their APIs are off (-disableHttp: the filer answers 404 to all,
+  also on its /tmp socket; weed itself uses gRPC); the filer keeps JWT keys
+  ([jwt.filer_signing], [jwt.filer_signing.read]) should its API come back;
+- master and admin HTTP ports (what is left: the master's status page, the admin's
+  /metrics and /health): TLS with a client certificate ([https.master], [https.admin]);
+- every gRPC port, and its /tmp/seaweedfs-*-grpc-<port>.sock (the same server): mutual
+  TLS with a private CA ([grpc]), one certificate for all components (weed checks no host
+  names); the CA key is deleted once it has signed;
+- [guard] white_list cannot refuse loopback: the volume server checks it for its gRPC
+  calls (from the Unix socket peer "@") and for uploads from the filer (127.0.0.1), so it
+  holds exactly those two and only refuses other hosts;
+- nothing from outside overrides it: WEED_* variables are dropped and HOME is the data
+  dir (weed also reads $HOME/.seaweedfs/*.toml);
+- weed falls back to no TLS when a certificate does not load, and to no checks when
+  security.toml does not parse: start() probes the ports and fails closed.
 """
 
+import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import urllib3
 
 LOOPBACK = "127.0.0.1"
+
+# [guard] white_list: the Unix socket peer and loopback, what weed's own calls come from.
+GUARD_WHITE_LIST = "@,127.0.0.1"
+GRPC_COMPONENTS = "master volume filer s3 admin worker msg_broker msg_agent mq client".split()
+# HTTP ports nothing of ours calls once -disableHttp is given: mutual TLS as well.
+HTTPS_COMPONENTS = ("master", "admin")
+CERT_DAYS = 3650
 
 
 def free_port(avoid=()) -> int:
@@ -55,6 +90,89 @@ def weed_binary() -> str | None:
     return str(here) if here.exists() else shutil.which("weed")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (created 0600, never readable in between)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def ensure_grpc_certificates(tls_dir: Path) -> tuple[Path, Path, Path]:
+    """A private CA and one certificate signed by it (server and client use), for weed's gRPC
+    mutual TLS: made once with the `openssl` CLI, reused while valid for 30 more days. The
+    CA's key is deleted once it has signed, so no other certificate can ever be made."""
+    ca, cert, key = tls_dir / "ca.pem", tls_dir / "weed.pem", tls_dir / "weed.key"
+    valid_until = tls_dir / "valid-until"  # epoch seconds; no openssl call on a restart
+    try:
+        if ca.exists() and key.exists() and cert.exists():
+            if float(valid_until.read_text()) > time.time() + 30 * 86400:
+                return ca, cert, key
+    except (OSError, ValueError):
+        pass
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise RuntimeError("openssl not found: it makes the object store's gRPC certificates")
+    tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(tls_dir, 0o700)
+    work = Path(tempfile.mkdtemp(dir=tls_dir, prefix="new-"))  # 0700
+
+    def run(args: str) -> None:
+        command = [openssl, *args.split()]
+        done = subprocess.run(command, cwd=work, capture_output=True, text=True, umask=0o077)
+        if done.returncode:
+            raise RuntimeError(f"openssl {args.split()[0]} failed: {done.stderr.strip()}")
+
+    started = time.time()
+    new_key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    try:
+        run(
+            f"req -x509 {new_key} -keyout ca.key -out ca.pem -days {CERT_DAYS}"
+            " -subj /CN=bml-objectstore-ca -addext basicConstraints=critical,CA:TRUE"
+            " -addext keyUsage=critical,keyCertSign,cRLSign"
+        )
+        run(f"req -new {new_key} -keyout weed.key -out weed.csr -subj /CN=bml-objectstore")
+        (work / "ext.cnf").write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n"
+            f"subjectAltName=DNS:localhost,IP:{LOOPBACK}\n"
+        )
+        run(
+            "x509 -req -in weed.csr -CA ca.pem -CAkey ca.key -sha256 -extfile ext.cnf"
+            f" -set_serial 0x{secrets.token_hex(16)} -days {CERT_DAYS} -out weed.pem"
+        )
+        # weed.pem goes last: the three exist together only once all are new.
+        cert.unlink(missing_ok=True)
+        valid_until.write_text(str(int(started + (CERT_DAYS - 1) * 86400)))
+        for name in ("ca.pem", "weed.key", "weed.pem"):
+            os.chmod(work / name, 0o600)
+            os.replace(work / name, tls_dir / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ca, cert, key
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def answers_plaintext_http2(port: int, timeout: float = 2) -> bool:
+    """True when the server on `port` answers an HTTP/2 preface sent in the clear (gRPC
+    without TLS) with a SETTINGS frame."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout) as conn:
+            conn.sendall(HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:  # refused, reset, timed out: nothing answered in the clear
+        return False
+    return len(head) == 9 and head[3] == 4 and head[5:9] == bytes(4)
+
+
 class EmbeddedStore:
     """Start, wait for, and stop one object store process whose data lives in `data_dir`."""
 
@@ -81,7 +199,8 @@ class EmbeddedStore:
             ports.append(free_port(avoid=ports))
         s3, master, volume, filer, admin = ports
         config = self.data_dir / "s3-identities.json"
-        config.write_text(
+        write_private(
+            config,
             json.dumps(
                 {
                     "identities": [
@@ -94,13 +213,14 @@ class EmbeddedStore:
                         }
                     ]
                 }
-            )
+            ),
         )
-        os.chmod(config, 0o600)
+        self._write_security_config()
         self.port = s3
         self.weed_ports = [p + offset for p in ports for offset in (0, 10000)]
         return [
             binary,
+            f"-config_dir={self.data_dir}",  # our security.toml before any other
             "mini",
             f"-dir={self.data_dir / 'seaweedfs'}",
             f"-ip={LOOPBACK}",
@@ -120,9 +240,63 @@ class EmbeddedStore:
             f"-admin.port.grpc={admin + 10000}",
             "-admin.ui=false",
             "-webdav=false",
+            "-disableHttp",  # the filer's and master's HTTP APIs: weed talks gRPC
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
+
+    def _write_security_config(self) -> None:
+        """weed's security.toml in the data dir: random JWT keys (kept in security-keys.json,
+        made at first start), the gRPC mTLS certificates, the guard. Rewritten at each start
+        from what is kept, so a restart reuses keys and certificates."""
+        keys_file = self.data_dir / "security-keys.json"
+        try:
+            keys = json.loads(keys_file.read_text())
+        except (OSError, ValueError):
+            keys = {}
+        names = ("volume_write", "volume_read", "filer_write", "filer_read", "admin_password")
+        if not all(isinstance(keys.get(name), str) and len(keys[name]) >= 32 for name in names):
+            keys = {name: secrets.token_hex(32) for name in names}
+            write_private(keys_file, json.dumps(keys))
+        ca, cert, key = ensure_grpc_certificates(self.data_dir / "tls")
+
+        def q(value) -> str:  # a TOML basic string (JSON's escapes are TOML's)
+            return json.dumps(str(value))
+
+        lines = [
+            "# Written by apps/storage/embedded.py at each start: edits here are lost.",
+            "[jwt.signing]",
+            f"key = {q(keys['volume_write'])}",
+            "expires_after_seconds = 10",
+            "[jwt.signing.read]",
+            f"key = {q(keys['volume_read'])}",
+            "expires_after_seconds = 60",
+            "[jwt.filer_signing]",
+            f"key = {q(keys['filer_write'])}",
+            "expires_after_seconds = 10",
+            "[jwt.filer_signing.read]",
+            f"key = {q(keys['filer_read'])}",
+            "expires_after_seconds = 60",
+            "[access]",
+            "ui = false",
+            "[guard]",
+            f"white_list = {q(GUARD_WHITE_LIST)}",
+            "[admin]",
+            'user = "admin"',
+            f"password = {q(keys['admin_password'])}",
+            "[grpc]",
+            f"ca = {q(ca)}",
+        ]
+        for component in GRPC_COMPONENTS:
+            lines += [f"[grpc.{component}]", f"cert = {q(cert)}", f"key = {q(key)}"]
+        for component in HTTPS_COMPONENTS:
+            lines += [
+                f"[https.{component}]",
+                f"cert = {q(cert)}",
+                f"key = {q(key)}",
+                f"ca = {q(ca)}",
+            ]
+        write_private(self.data_dir / "security.toml", "\n".join(lines) + "\n")
 
     def _minio_command(self) -> list[str]:
         self.port = free_port()
@@ -148,6 +322,11 @@ class EmbeddedStore:
             "MINIO_BROWSER": "off",
             "MINIO_UPDATE": "off",
         }
+        if self.kind == "seaweedfs":
+            # weed lets WEED_* variables override security.toml (WEED_JWT_SIGNING_KEY= turns a
+            # check off) and reads $HOME/.seaweedfs/*.toml: neither may come from outside.
+            env = {k: v for k, v in env.items() if not k.upper().startswith("WEED_")}
+            env["HOME"] = str(self.data_dir)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
             command,
@@ -159,7 +338,34 @@ class EmbeddedStore:
             preexec_fn=die_with_parent,
         )
         self.wait_ready(timeout)
+        if self.kind == "seaweedfs":
+            self.check_internal_ports_locked()
         return self
+
+    def check_internal_ports_locked(self) -> None:
+        """weed serves gRPC in the clear when it cannot load a certificate, and checks nothing
+        when it cannot read security.toml, saying so only in its log: look, and fail closed.
+        (A port not listening yet, the admin's at this moment, is not looked at.)"""
+        s3, master, volume, filer, admin = self.weed_ports[::2]
+        problems = [
+            f"gRPC port {port} answers without TLS"
+            for port in (s3, master, volume, filer, admin)
+            if answers_plaintext_http2(port + 10000)
+        ]
+        try:
+            connection = http.client.HTTPConnection(LOOPBACK, volume, timeout=5)
+            connection.request("GET", "/1,01637037d6")  # any file id: the JWT check is first
+            status = connection.getresponse().status
+            connection.close()
+        except OSError as exc:
+            status = exc
+        if status != 401:
+            problems.append(f"volume port {volume} reads without a JWT (got {status})")
+        if problems:
+            self.stop()
+            raise RuntimeError(
+                f"object store not locked ({'; '.join(problems)}); see {self.log_path}"
+            )
 
     def wait_ready(self, timeout: float) -> None:
         """Ready when an S3 request is answered with the generated credentials."""
