@@ -17,15 +17,17 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 up: $(STAMP) system
 	$(BIN)/python -m bml_site.launcher
 
-# Debian's bubblewrap confines user code (jobs, notebooks, model code); see README, "Security
-# model". Installed with apt when missing and we may (root); otherwise the launcher says
-# plainly that runs are not confined.
+# Debian's bubblewrap confines user code (jobs, notebooks, model code); openssl makes the
+# embedded store's private CA. See README, "Security model". Installed with apt when missing
+# and we may (root); otherwise the launcher says plainly that runs are not confined.
 system:
-	@command -v bwrap >/dev/null 2>&1 || { \
+	@missing=""; for tool in bwrap:bubblewrap openssl:openssl; do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "Installing Debian's bubblewrap (the sandbox of user code)..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
-	  else echo "bubblewrap is missing: sudo apt-get install bubblewrap (user code runs unconfined without it)"; fi; }
+	    echo "Installing Debian's$$missing..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Missing:$$missing (sudo apt-get install$$missing)"; fi; fi
 
 # Debian's chromium drives the browser tests (Playwright cannot download a browser here).
 browser:
