@@ -38,16 +38,14 @@ def tiny_wheel(directory) -> str:
     return path
 
 
-def test_code_packages_and_files_survive_stop_and_start(
-    notebooks, owner, project, cpu_package, tmp_path
-):
+def test_code_packages_and_files_survive_stop_and_start(notebooks, owner, project, cpu_package):
     notebook = wait_status(create(owner, project, cpu_package), "running")
     jupyter = Jupyter(notebooks, notebook, session_for(owner))
     assert jupyter.get("api/status").status_code == 200
 
     kernel = jupyter.start_kernel()
     assert jupyter.execute(kernel, "1 + 1")["result"] == "2"
-    wheel = tiny_wheel(tmp_path)
+    wheel = tiny_wheel(workspace.work_dir(notebook))  # the kernel sees only its instance
     installed = jupyter.execute(
         kernel,
         f"import subprocess, sys\n"
