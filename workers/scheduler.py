@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from apps.jobs import algorithms
 from apps.jobs.models import ACTIVE, Job, JobInstance, JobStatus
-from apps.storage import grants
+from apps.storage import grants, ownership
 from workers import confinement, devices
 
 # A run with no supervisor pid this long after start never came up.
@@ -172,6 +172,9 @@ def start_run(job: Job, run: JobInstance) -> None:
     for path, dest in data_paths if algo.stages_data_paths else ():
         if path:
             wanted.append((path, dest, shard))
+    foreign = ownership.foreign_paths(job.project_id, [uri for uri, _, _ in wanted] + [output])
+    if foreign:
+        raise ValueError(f"{foreign[0]} is not in the job's project")
     stage_in = [{"dest": dest, **grants.input_files(uri, shard)} for uri, dest, shard in wanted]
     port = 29500 + (job.pk % 1000) * 8
     config = {

@@ -61,3 +61,20 @@ def _walk(user, project, value, field: str, depth: int):
     if isinstance(value, dict):
         return {key: _walk(user, project, item, field, depth + 1) for key, item in value.items()}
     return value
+
+
+def foreign_paths(project_id: int, uris: Iterable[str]) -> list[str]:
+    """The paths among `uris` whose bucket is not the project's. Checked again when a run
+    starts: settings stored before a rule existed (or a bucket gone since) must not be
+    staged with the control plane's keys."""
+    from apps.storage.models import Bucket
+    from apps.storage.paths import parse_bos_uri
+
+    uris = [u for u in uris if u]
+    buckets = {u: parse_bos_uri(u).bucket for u in uris}
+    owned = set(
+        Bucket.objects.filter(project_id=project_id, name__in=set(buckets.values())).values_list(
+            "name", flat=True
+        )
+    )
+    return [u for u in uris if buckets[u] not in owned]

@@ -227,3 +227,19 @@ def test_a_job_runs_as_its_projects_own_user_with_no_privileges(attacker):
     if os.geteuid() == 0:
         assert me["uid"] == sandbox.run_uid(project.pk)
     assert max(me["processes"]) < 50  # only its own few processes, numbered from 1
+
+
+def test_a_stored_job_naming_another_projects_path_fails_at_start(attacker, victim):
+    """Settings stored before the path rule (or edited in the database) are checked again
+    when the run starts: nothing of the victim's is staged."""
+    from apps.jobs.models import Job
+
+    user, project = attacker
+    job = submit(user, project, "print('never')")
+    params = {"framework": "pytorch", "code_path": "bos://victim-data/", "start_command": "ls"}
+    Job.objects.filter(pk=job.pk).update(params=params)
+    run_until(lambda: status_of(job) not in ("queued", "running"), "job end")
+    assert job.status == "failed"
+    assert "bos://victim-data/ is not in the job's project" in job.reason
+    workspace = Path(job.runs.get().run_dir) / "workspace"
+    assert not list(workspace.rglob("secret.txt"))
