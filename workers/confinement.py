@@ -14,12 +14,14 @@ def for_run(
 ) -> sandbox.Confinement:
     """A run of `project_id`: its own user (as root), its working folder and `extra`
     folders, the devices of its lease, and none of var/ (database, store keys and data, the
-    Django secret, other runs and notebooks) except what it is explicitly given."""
+    Django secret, other runs and notebooks) except what it is explicitly given; the lease's
+    memory as its control group's limit when `extra` names the group."""
     return sandbox.Confinement(
         workdir=Path(workdir),
         hidden=[Path(settings.VAR_DIR)],
         uid=sandbox.run_uid(project_id),
         devices=bool(lease is not None and lease.devices.exists()),
         cpus=sorted(lease.cpus) if lease is not None else [],
+        memory_mb=lease.memory_mb if lease is not None else None,
         **extra,
     )

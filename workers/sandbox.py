@@ -14,7 +14,8 @@ Mechanisms that exist and are maintained, not home-made ones:
   folders it is shown. As an ordinary user, bwrap makes an unprivileged user namespace and
   the code keeps the appliance's uid, confined by the namespaces alone.
 - Resource limits (setrlimit): file size, core dumps off, open files, and as root the
-  number of processes of the run's user.
+  number of processes of the run's user; the package's memory and a process count through
+  a control group of the run's own (workers.cgroups) where the host lets us make one.
 
 The network is shared with the host (runs reach the package registry, the store's S3 port
 with their own presigned grant, the appliance's API with their token); every internal port
@@ -32,6 +33,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from workers import cgroups
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Files a run may write at most, when its caller does not say (the startup disk of a notebook
@@ -74,6 +77,8 @@ class Confinement:
     devices: bool = False  # GPUs/XPUs leased: their device nodes are shown
     file_size: int = DEFAULT_FILE_SIZE
     cpus: list[int] = field(default_factory=list)
+    memory_mb: int | None = None  # the lease's memory: a control group's limit
+    group: str = ""  # the run's control group's name ("" for none)
 
     @classmethod
     def from_json(cls, data: dict, workdir: Path) -> "Confinement":
@@ -86,6 +91,8 @@ class Confinement:
             devices=bool(data.get("devices")),
             file_size=int(data.get("file_size") or DEFAULT_FILE_SIZE),
             cpus=list(data.get("cpus") or []),
+            memory_mb=data.get("memory_mb"),
+            group=data.get("group") or "",
         )
 
     def to_json(self) -> dict:
@@ -97,6 +104,8 @@ class Confinement:
             "devices": self.devices,
             "file_size": self.file_size,
             "cpus": self.cpus,
+            "memory_mb": self.memory_mb,
+            "group": self.group,
         }
 
 
@@ -156,10 +165,16 @@ def describe() -> str:
         else "the appliance's user inside a user namespace (run the appliance as root for a "
         "separate user per project)"
     )
+    groups = cgroups.available()
+    memory = (
+        "the package's memory and a process count enforced by control groups"
+        if not groups
+        else f"memory NOT limited ({groups})"
+    )
     return (
         "Sandbox on (bubblewrap): runs see only their own folders, read-only system and "
         "appliance code, no var/; own pid, IPC and UTS namespaces; no_new_privs; "
-        f"file-size, open-file and process limits; runs as {who}."
+        f"file-size, open-file and process limits; {memory}; runs as {who}."
     )
 
 
@@ -272,8 +287,18 @@ def command(argv: list[str], confinement: Confinement, force: bool = False) -> l
     return [*args, *argv]
 
 
-def limits(confinement: Confinement):
-    """preexec_fn for the confined process: limits and CPU pinning, inherited by the code."""
+def control_groups(confinement: Confinement) -> list[Path]:
+    """The run's control group(s), made now with its memory and process limits; [] where
+    groups cannot be made here or the run is not confined."""
+    if not confinement.group or cgroups.available() or not active():
+        return []
+    memory = confinement.memory_mb * 1024**2 if confinement.memory_mb else None
+    return cgroups.create(confinement.group, memory, DEFAULT_PROCESSES)
+
+
+def limits(confinement: Confinement, groups: list[Path] = ()):
+    """preexec_fn for the confined process: limits, CPU pinning and its control groups,
+    inherited by all the code starts."""
     cpus = set(confinement.cpus) & os.sched_getaffinity(0)
 
     def apply() -> None:
@@ -290,6 +315,7 @@ def limits(confinement: Confinement):
         if confinement.uid is not None:
             # Counted per user: only meaningful when the run has a user of its own.
             resource.setrlimit(resource.RLIMIT_NPROC, (DEFAULT_PROCESSES, DEFAULT_PROCESSES))
+        cgroups.enter(groups)
 
     return apply
 

@@ -185,7 +185,9 @@ def start_run(job: Job, run: JobInstance) -> None:
         "time_limit_s": job.time_limit_s,
         "cpu_affinity": run.lease.cpus,
         # The project's own user (as root), and nothing of var/ but this run's workspace.
-        "sandbox": confinement.for_run(job.project_id, workspace, run.lease).to_json(),
+        "sandbox": confinement.for_run(
+            job.project_id, workspace, run.lease, group=f"job-{job.job_id}-{run.index}"
+        ).to_json(),
         # No store keys: presigned reads of its inputs, and writes under its own folder.
         "grant": grants.upload_grant(
             output + "/", timedelta(seconds=job.time_limit_s) + GRANT_MARGIN

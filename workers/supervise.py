@@ -39,7 +39,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workers import sandbox
+from workers import cgroups, sandbox
 
 GRACE_SECONDS = 5
 POLL_SECONDS = 0.2
@@ -90,6 +90,7 @@ class Supervisor:
         self.workspace = Path(self.config["workspace"])
         self.log_path = self.run_dir / "log.txt"
         self.child: subprocess.Popen | None = None
+        self.groups: list[Path] = []
         self.terminate_requested = False
 
     def log(self, message: str) -> None:
@@ -190,6 +191,7 @@ class Supervisor:
         confinement = self.confinement()
         # Staged in by us: the run's own user must own (and may change) what is there.
         sandbox.give_to_run(self.workspace, confinement.uid)
+        self.groups = sandbox.control_groups(confinement)
         with self.log_path.open("ab") as log:
             self.child = subprocess.Popen(
                 sandbox.command(self.config["command"], confinement),
@@ -200,7 +202,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: terminate takes the whole tree
                 # limits and pinning before the user code starts, so all it makes inherits them
-                preexec_fn=sandbox.limits(confinement),
+                preexec_fn=sandbox.limits(confinement, self.groups),
             )
         (self.run_dir / "child.pid").write_text(str(self.child.pid))
         started = time.monotonic()
@@ -215,6 +217,15 @@ class Supervisor:
         code = self.child.returncode
         if code == 0:
             return "succeeded", 0, ""
+        if cgroups.out_of_memory(self.groups):
+            return (
+                "failed",
+                code,
+                (
+                    f"out of memory: the run needed more than its {confinement.memory_mb} MB "
+                    "(the resource package's share); choose a larger package"
+                ),
+            )
         if code < 0:
             return "failed", code, f"killed by signal {signal.Signals(-code).name}"
         return "failed", code, f"user code exited with code {code}"
@@ -234,6 +245,7 @@ class Supervisor:
                 status, code, reason = "terminated", None, "terminated by request"
             else:
                 status, code, reason = self.run_user_code()
+                cgroups.remove(self.groups)
                 self.drop_links()
             if status == "succeeded":
                 self.stage_out()

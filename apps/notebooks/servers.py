@@ -204,6 +204,7 @@ def _spawn_confined(notebook: Notebook, command: list[str], log_path: Path, cpus
         notebook.lease,
         writable=[workspace.instance_dir(notebook)],
         file_size=quota,
+        group=f"notebook-{notebook.pk}",
     )
     rules.cpus = cpus
     sandbox.give_to_run(workspace.instance_dir(notebook), rules.uid)
@@ -216,7 +217,7 @@ def _spawn_confined(notebook: Notebook, command: list[str], log_path: Path, cpus
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=sandbox.limits(rules),
+            preexec_fn=sandbox.limits(rules, sandbox.control_groups(rules)),
         )
     _LAUNCHED[process.pid] = process  # kept so that its exit is reaped (no zombies)
     return process.pid

@@ -169,7 +169,9 @@ def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None
     home.mkdir(exist_ok=True)
     lease = replica.lease
     project_id = version.service.project_id
-    rules = confinement.for_run(project_id, home, lease, readable=[Path(path)])
+    rules = confinement.for_run(
+        project_id, home, lease, readable=[Path(path)], group=f"replica-{replica.pk}"
+    )
     sandbox.give_to_run(home, rules.uid)
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
@@ -216,7 +218,8 @@ def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None
             stdout=out,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=sandbox.limits(rules),  # limits and the lease's cores
+            # limits, the lease's cores and memory
+            preexec_fn=sandbox.limits(rules, sandbox.control_groups(rules)),
         )
     _LAUNCHED[process.pid] = process  # kept so that its exit is reaped (no zombies)
     replica.pid = process.pid

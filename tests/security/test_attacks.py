@@ -20,7 +20,7 @@ from apps.storage.client import get_client
 from bml_site import config
 from tests.jobs.helpers import package, run_until, status_of, stored, submit, wait_running
 from tests.security import probe
-from workers import devices, sandbox
+from workers import cgroups, devices, sandbox
 
 SECRET = "victim-secret-7f3a9c"
 
@@ -153,14 +153,15 @@ def test_attacks_from_a_job_fail_and_its_own_work_still_lands(attacker, victim, 
         "http": store_targets(object_store),
     }
     code = probe.program(targets, "output/report.json")
-    job = submit(user, project, code, name="attacker", pkg=package("cuda", 1))
-    run_until(lambda: status_of(job) not in ("queued", "running"), "attacker's end", timeout=90)
-    assert job.status == "succeeded", job.reason
-    report = json.loads(stored(f"results/{job.job_id}/output/report.json"))
-    assert_nothing_leaked(report)
-    assert not (Path(settings.BASE_DIR) / "pwned-by-run").exists()
-
-    (victim_workspace / "go").touch()
+    try:
+        job = submit(user, project, code, name="attacker", pkg=package("cuda", 1))
+        run_until(lambda: status_of(job) not in ("queued", "running"), "attacker's end", 90)
+        assert job.status == "succeeded", job.reason
+        report = json.loads(stored(f"results/{job.job_id}/output/report.json"))
+        assert_nothing_leaked(report)
+        assert not (Path(settings.BASE_DIR) / "pwned-by-run").exists()
+    finally:  # runs outlive the test by design: the victim must end either way
+        (victim_workspace / "go").touch()
     run_until(lambda: status_of(victim_job) not in ("queued", "running"), "victim's end")
     assert victim_job.status == "succeeded", victim_job.reason
     intact = get_client().get_object("victim-out", f"results/{victim_job.job_id}/output/intact.txt")
@@ -243,3 +244,29 @@ def test_a_stored_job_naming_another_projects_path_fails_at_start(attacker, vict
     assert "bos://victim-data/ is not in the job's project" in job.reason
     workspace = Path(job.runs.get().run_dir) / "workspace"
     assert not list(workspace.rglob("secret.txt"))
+
+
+@pytest.mark.skipif(bool(cgroups.available()), reason="control groups not writable here")
+def test_a_job_beyond_its_packages_memory_ends_with_a_clear_reason(attacker):
+    from apps.billing.models import ResourcePackage
+
+    user, project = attacker
+    small = ResourcePackage.objects.create(
+        module="train", name="tiny 1 GB", cpu_cores=1, memory_gb=1, price_per_minute=0
+    )
+    job = submit(
+        user,
+        project,
+        """
+        print("allocating", flush=True)
+        hog = bytearray(3 * 1024**3)
+        hog[::4096] = b"1" * len(hog[::4096])  # touched, so really held
+        print("survived")
+        """,
+        pkg=small,
+    )
+    run_until(lambda: status_of(job) not in ("queued", "running"), "job end", timeout=90)
+    assert job.status == "failed"
+    assert "out of memory" in job.reason and "1024 MB" in job.reason, job.reason
+    log = stored(f"results/{job.job_id}/log/{job.job_id}-0.log").decode()
+    assert "allocating" in log and "survived" not in log

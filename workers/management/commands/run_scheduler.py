@@ -7,9 +7,10 @@ from django.db import close_old_connections
 from apps.notebooks import servers as notebook_servers
 from apps.serving import replicas
 from apps.storage import services as storage
-from workers import scheduler
+from workers import cgroups, scheduler
 
-# Unfinished uploads older than a day are dropped hourly, the first time a minute after start.
+# Unfinished uploads older than a day (and the empty control groups of runs that ended) are
+# dropped hourly, the first time a minute after start.
 HOUSEKEEPING_DELAY_S, HOUSEKEEPING_EVERY_S = 60, 3600
 
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
                     storage.abort_stale_uploads()
                 except Exception as exc:  # the store may be down: next time
                     self.stderr.write(f"storage housekeeping failed: {type(exc).__name__}: {exc}")
+                cgroups.prune()  # the empty groups of runs killed with their supervisor
             if once:
                 return
             time.sleep(interval)
