@@ -229,7 +229,9 @@ def _mounts(confinement: Confinement, readable: list[Path], writable: list[Path]
 
     for target in list(kinds):
         for parent in target.parents:
-            if parent not in kinds and parent != Path("/") and covering(parent) == "tmpfs":
+            # On an empty tmpfs (ours, or a folder we made on one): make it, or bwrap copies
+            # the host's mode (a 0700 run folder would shut the run's user out).
+            if parent not in kinds and parent != Path("/") and covering(parent) in ("tmpfs", "dir"):
                 kinds[parent] = "dir"
     rank = {"dir": 0, "ro": 1, "tmpfs": 2, "rw": 3}
     args = []

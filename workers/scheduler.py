@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.jobs import algorithms
 from apps.jobs.models import ACTIVE, Job, JobInstance, JobStatus
 from apps.storage import grants, ownership
-from workers import confinement, devices
+from workers import confinement, devices, sandbox
 
 # A run with no supervisor pid this long after start never came up.
 START_GRACE = timedelta(seconds=30)
@@ -205,6 +205,7 @@ def start_run(job: Job, run: JobInstance) -> None:
     JobInstance.objects.filter(pk=run.pk).update(run_dir=str(run_dir))
     run.run_dir = str(run_dir)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    env["BML_SANDBOX"] = sandbox.mode()  # "required" must hold in supervise too
     subprocess.run(
         ["setsid", "-f", sys.executable, "-m", "workers.supervise", "--config", str(config_path)],
         cwd=settings.BASE_DIR,
