@@ -48,3 +48,10 @@ test: lint system browser
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/storage.py --quick
+
+# The GPU host check (issue 17): benchmarks/gpu_check.py, Django-free; the venv's python where
+# there is one, else the host's own python3 with its torch (a GPU host gets no venv).
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+.PHONY: gpu-check
+gpu-check:
+	$(GPU_CHECK_PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
