@@ -71,6 +71,11 @@ def targets_around(victim_services, object_store) -> dict:
     targets["pids"] = [os.getpid(), notebook.pid, replica.pid]
     targets["http"] = store_targets(object_store) + [
         {
+            "name": "another notebook's Jupyter server",
+            "url": f"http://127.0.0.1:{notebook.port}{notebook.base_url}api/contents/secret.txt",
+            "secret": SECRET,
+        },
+        {
             "name": "another service's replica",
             "url": f"http://127.0.0.1:{replica.port}/healthz",
         },
