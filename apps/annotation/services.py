@@ -33,6 +33,7 @@ from apps.annotation.models import (
 )
 from apps.projects.models import Role
 from apps.projects.services import require_role
+from apps.storage import ownership
 from apps.storage import selectors as storage_selectors
 from apps.storage import services as storage
 from apps.storage.paths import parse_bos_uri
@@ -81,7 +82,7 @@ def create_task(
         raise ValidationError({"name": TASK_NAME_HELP})
     if scenario not in Scenario.values:
         raise ValidationError({"scenario": "Choose entity-relationship or entity-attribute."})
-    path = storage_selectors.project_path(user, project, storage_path, "storage_path", True)
+    path = ownership.owned_path(user, project, storage_path, "storage_path", required=True)
     if guide is not None:
         _check_guide(*guide)
     try:
@@ -234,7 +235,7 @@ def upload(user, task: Task, files=None, bos_uri: str = "") -> Upload:
     require_role(user, task.project, Role.DEVELOPER)
     source = bos_uri or "local: " + ", ".join(name for name, _ in files or [])
     try:
-        received = _read_bos(user, bos_uri) if bos_uri else list(files or [])
+        received = _read_bos(user, task.project, bos_uri) if bos_uri else list(files or [])
         found = _unique_names(packages.unpack(received))
         extracted = sandbox.extract_texts(found)
         texts = [(name, data, text) for (name, data), text in zip(found, extracted, strict=True)]
@@ -281,8 +282,10 @@ def _unique_names(found: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     return unique
 
 
-def _read_bos(user, uri: str) -> list[tuple[str, bytes]]:
-    bucket, path = storage_selectors.resolve_path(user, uri, "files")
+def _read_bos(user, project, uri: str) -> list[tuple[str, bytes]]:
+    """One document (or zip) from a bucket of the task's own project."""
+    owned = ownership.owned_path(user, project, uri, "files", required=True)
+    bucket, path = storage_selectors.resolve_path(user, owned, "files")
     if not path.key or path.key.endswith("/"):
         raise ValidationError({"files": "Choose one file (a document or a zip) in storage."})
     try:

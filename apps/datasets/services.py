@@ -24,7 +24,7 @@ from apps.jobs import services as jobs
 from apps.jobs.models import Job, JobStatus
 from apps.projects.models import Role
 from apps.projects.services import require_role
-from apps.storage import selectors as storage_selectors
+from apps.storage import ownership
 from apps.storage import services as storage
 from apps.storage.client import ObjectNotFound
 from apps.storage.paths import parse_bos_uri
@@ -76,9 +76,7 @@ def create_dataset(user, project, name: str, storage_path: str = "", description
     if Dataset.objects.filter(project=project, name=name).exists():
         raise ValidationError({"name": f"This project already has a data set named '{name}'."})
     if storage_path:
-        path = storage_selectors.project_path(
-            user, project, storage_path, "storage_path", required=True
-        )
+        path = ownership.owned_path(user, project, storage_path, "storage_path", required=True)
         storage_path = path if path.endswith("/") else path + "/"
     else:
         storage_path = default_storage_path(user, project, name)
@@ -122,7 +120,7 @@ def _check_choice(value, choices, field: str, what: str):
 
 def _check_source(user, dataset: Dataset, source: str) -> tuple[str, list[tuple[str, int]]]:
     """The source path (a file, or a folder of files) and its files with their sizes."""
-    uri = storage_selectors.project_path(user, dataset.project, source, "source", required=True)
+    uri = ownership.owned_path(user, dataset.project, source, "source", required=True)
     files = source_files(parse_bos_uri(uri))
     if not files:
         raise ValidationError({"source": f"{uri} does not exist or holds no files."})

@@ -537,3 +537,17 @@ def test_another_users_task_is_404(owner, task, make_user, api_client_for):
     listing = stranger.get(API, {"project": task.project_id})
     assert listing.status_code == 404
     assert Task.objects.filter(pk=task.pk).exists()
+
+
+def test_documents_come_only_from_the_tasks_own_project(api, owner, task):
+    """A member of two projects cannot carry one project's objects into the other's task
+    through a storage path (one ownership rule for every path, apps.storage.ownership)."""
+    other = projects.create_project(owner, name="elsewhere")
+    bucket = storage.create_bucket(owner, other, "elsewhere-docs")
+    storage.upload_object(owner, bucket, "story.txt", io.BytesIO(txt_bytes()), len(txt_bytes()))
+    response = api.post(
+        url(task, "uploads/"), {"bos_uri": "bos://elsewhere-docs/story.txt"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "another project" in json.dumps(response.json())
+    assert not task.documents.exists()
