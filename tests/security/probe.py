@@ -12,6 +12,8 @@ targets:
     pids        [pid]: processes of the appliance and of other runs: signal, ptrace, environ
     http        [{name, url, secret?, method?}]: internal ports; leaked if a 2xx answer comes
                 back (or the body holds `secret`)
+    grant       [{name, bucket, key}]: writes with the run's own upload grant (the POST
+                policy in $BML_STORAGE_GRANT) aimed elsewhere; leaked if the store takes one
 """
 
 import ctypes
@@ -87,6 +89,44 @@ def _http(target):
     return f"blocked: HTTP {status}"
 
 
+def _post_with_grant(target):
+    """A browser-style POST upload with the run's own policy, aimed at another bucket or
+    outside the run's folder."""
+    path = os.environ.get("BML_STORAGE_GRANT")
+    if not path:
+        return "blocked: this run holds no grant"
+    with open(path) as fh:
+        grant = json.load(fh)
+    base = grant["url"].rsplit("/", 1)[0]
+    job_id = os.environ.get("BML_RUN_ID", "").rsplit("-", 1)[0]
+    fields = {**grant["fields"], "key": target["key"].format(job_id=job_id)}
+    boundary = "probe-boundary-7f3a"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in fields.items()
+    ]
+    body = (
+        "".join(parts).encode()
+        + (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\npwned\r\n--{boundary}--\r\n"
+        ).encode()
+    )
+    request = urllib.request.Request(
+        f"{base}/{target['bucket']}",
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return f"LEAKED: the store took it ({answer.status})"
+    except urllib.error.HTTPError as exc:
+        return f"blocked: HTTP {exc.code}"
+    except OSError as exc:
+        return f"blocked: {type(exc).__name__}: {exc}"
+
+
 def attack(targets):
     report = {}
     for path in targets.get("read", []):
@@ -102,6 +142,8 @@ def attack(targets):
         report[f"cwd {pid}"] = _list(f"/proc/{pid}/cwd")
     for target in targets.get("http", []):
         report[f"http {target['name']}"] = _http(target)
+    for target in targets.get("grant", []):
+        report[f"grant {target['name']}"] = _post_with_grant(target)
     return report
 
 

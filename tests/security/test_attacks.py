@@ -151,6 +151,13 @@ def test_attacks_from_a_job_fail_and_its_own_work_still_lands(attacker, victim, 
         **var_targets(victim_workspace),
         "pids": [os.getpid(), supervisor, child],
         "http": store_targets(object_store),
+        # The run's own POST policy (it may write under its own output folder only).
+        "grant": [
+            {"name": "into another project's bucket", "bucket": "victim-data", "key": "x.txt"},
+            {"name": "into its bucket outside its folder", "bucket": "jobs-out", "key": "x.txt"},
+            # The control: the same POST into its own folder must be taken (key: see below).
+            {"name": "control", "bucket": "jobs-out", "key": "results/{job_id}/output/ok.txt"},
+        ],
     }
     code = probe.program(targets, "output/report.json")
     try:
@@ -158,6 +165,7 @@ def test_attacks_from_a_job_fail_and_its_own_work_still_lands(attacker, victim, 
         run_until(lambda: status_of(job) not in ("queued", "running"), "attacker's end", 90)
         assert job.status == "succeeded", job.reason
         report = json.loads(stored(f"results/{job.job_id}/output/report.json"))
+        assert "the store took it" in report.pop("grant control"), "the probe's POST is broken"
         assert_nothing_leaked(report)
         assert not (Path(settings.BASE_DIR) / "pwned-by-run").exists()
     finally:  # runs outlive the test by design: the victim must end either way
