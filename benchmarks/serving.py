@@ -278,40 +278,56 @@ def loadgen(spec: dict) -> dict:
 # ---- the driver ---------------------------------------------------------------------------
 
 
-def build_models(folder: Path, image_size: int) -> dict:
-    """Model files and request bodies: iris (joblib) and ResNet-18 (TorchScript)."""
-    import base64
-    import io
+def scripted_resnet18(path: Path) -> None:
+    """A TorchScript ResNet-18 with seeded random weights (nothing downloaded)."""
     import warnings
 
-    import joblib
-    import numpy as np
     import torch
     import torchvision
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.jit.script is deprecated"
+        scripted = torch.jit.script(torchvision.models.resnet18(weights=None).eval())
+    scripted.save(str(path))
+
+
+def photo_jpeg(image_size: int) -> bytes:
+    """A smooth picture (gradients and a disc) as JPEG: it compresses as a photo, not noise."""
+    import io
+
+    import numpy as np
     from PIL import Image
+
+    y, x = np.mgrid[0:image_size, 0:image_size] / image_size
+    disc = ((x - 0.6) ** 2 + (y - 0.4) ** 2 < 0.08).astype(float)
+    rgb = np.stack([x, y, 0.5 * (1 - x) + 0.5 * disc], axis=-1)
+    jpeg = io.BytesIO()
+    Image.fromarray((rgb * 255).astype("uint8")).save(jpeg, format="JPEG", quality=90)
+    return jpeg.getvalue()
+
+
+def resnet_body(image_size: int) -> str:
+    """A prediction request of one base64 JPEG, as the console sends pictures."""
+    import base64
+
+    return json.dumps({"instances": [{"data": base64.b64encode(photo_jpeg(image_size)).decode()}]})
+
+
+def build_models(folder: Path, image_size: int) -> dict:
+    """Model files and request bodies: iris (joblib) and ResNet-18 (TorchScript)."""
+    import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
     joblib.dump(
         LogisticRegression(max_iter=500).fit(*load_iris(return_X_y=True)), folder / "iris.joblib"
     )
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "torch.jit.script is deprecated"
-        scripted = torch.jit.script(torchvision.models.resnet18(weights=None).eval())
-    scripted.save(str(folder / "resnet18.pt"))
-
-    # A smooth picture (gradients and a disc), as a photo compresses, not noise.
-    y, x = np.mgrid[0:image_size, 0:image_size] / image_size
-    disc = ((x - 0.6) ** 2 + (y - 0.4) ** 2 < 0.08).astype(float)
-    rgb = np.stack([x, y, 0.5 * (1 - x) + 0.5 * disc], axis=-1)
-    jpeg = io.BytesIO()
-    Image.fromarray((rgb * 255).astype("uint8")).save(jpeg, format="JPEG", quality=90)
-    image = base64.b64encode(jpeg.getvalue()).decode()
+    scripted_resnet18(folder / "resnet18.pt")
     (folder / "iris.json").write_text(json.dumps({"instances": [IRIS_ROW]}))
-    (folder / "resnet.json").write_text(json.dumps({"instances": [{"data": image}]}))
+    (folder / "resnet.json").write_text(resnet_body(image_size))
     return {
-        "jpeg_bytes": len(jpeg.getvalue()),
+        "jpeg_bytes": len(photo_jpeg(image_size)),
         "body_bytes": (folder / "resnet.json").stat().st_size,
     }
 

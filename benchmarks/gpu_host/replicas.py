@@ -25,33 +25,13 @@ BATCH_SIZE, BATCH_WAIT_MS = 16, 5.0
 
 
 def build_model(check: Check, size: int) -> tuple[Path, Path]:
-    """A TorchScript ResNet-18 (random weights) and a request body of one base64 JPEG, as
-    benchmarks/serving.py builds them."""
-    import base64
-    import io
-    import warnings
-
-    import numpy as np
-    import torch
-    import torchvision
-    from PIL import Image
-
+    """A TorchScript ResNet-18 (random weights) and a request body of one base64 JPEG, built
+    as benchmarks/serving.py builds them."""
     folder = check.var / "models" / "resnet18"
     folder.mkdir(parents=True)
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "torch.jit.script is deprecated"
-        scripted = torch.jit.script(torchvision.models.resnet18(weights=None).eval())
-    scripted.save(str(folder / "resnet18.pt"))
-    y, x = np.mgrid[0:size, 0:size] / size
-    disc = ((x - 0.6) ** 2 + (y - 0.4) ** 2 < 0.08).astype(float)
-    rgb = np.stack([x, y, 0.5 * (1 - x) + 0.5 * disc], axis=-1)
-    jpeg = io.BytesIO()
-    Image.fromarray((rgb * 255).astype("uint8")).save(jpeg, format="JPEG", quality=90)
+    serving.scripted_resnet18(folder / "resnet18.pt")
     body = check.tmp / "resnet.json"
-    body.write_text(
-        json.dumps({"instances": [{"data": base64.b64encode(jpeg.getvalue()).decode()}]})
-    )
+    body.write_text(serving.resnet_body(size))
     return folder, body
 
 
