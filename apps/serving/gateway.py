@@ -44,6 +44,14 @@ MAX_IDLE_PER_REPLICA = 64
 PREFIX_V1, PREFIX_V2 = "/v1/endpoints/", "/v2/models/"
 
 
+def client_query(raw: bytes) -> dict:
+    """The query of a prediction call. The spec's client appends `?interface=...` to the
+    ENDPOINT_URL it is given, so an address that already carries `?access_key=K` arrives as
+    `access_key=K?interface=predict&action=predict`: a second "?" separates parameters too
+    (no access key or parameter value of ours holds one)."""
+    return parse_qs(raw.decode("latin-1").replace("?", "&"))
+
+
 class UpstreamGone(Exception):
     """The replica refused or dropped the connection: try another."""
 
@@ -322,7 +330,7 @@ class Gateway:
             return await respond(send, 404, {"error": f"no prediction service '{endpoint}'"})
         version_number, status, size_in, answer = 0, 500, 0, b""
         try:
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            query = client_query(scope.get("query_string", b""))
             self.authorize(route, scope["headers"], query)
             if action == "ready":
                 ready = any(v.live(time.monotonic()) for v in route.versions)

@@ -255,6 +255,10 @@ def service_detail(request, pk):
         "versions": versions,
         "may_write": selectors.user_may_write(request.user, service),
         "access_url": request.build_absolute_uri(gateway_path(service)),
+        # What the spec's client takes as ENDPOINT_URL: it appends ?interface=... itself.
+        "client_url": request.build_absolute_uri(
+            f"/v1/endpoints/{service.endpoint}/invocations?access_key={service.access_key}"
+        ),
         "log_dir": replicas.serving_root() / "replicas",
         "live": service.status in (ServiceStatus.DEPLOYING, ServiceStatus.ABNORMAL),
         "ranges": RANGES,

@@ -130,17 +130,32 @@ def test_bad_requests_are_4xx_and_counted(owner, project, iris_version, stack):
     auth = {"Authorization": f"Bearer {service.access_key}"}
     assert len(stack.post(base, {"instances": [ROW, ROW]}, auth)[1]["result"]) == 2
 
+    # The console's address for the spec's client, pasted as ENDPOINT_URL: the client itself
+    # appends "?interface=predict&action=predict" to it.
+    import re
+
+    from django.test import Client
+
+    console = Client()
+    console.force_login(owner)
+    page = console.get(f"/services/{service.pk}/").content.decode()
+    endpoint_url = re.search(r'id="client-url"[^>]*value="([^"]+)"', page).group(1)
+    assert endpoint_url.endswith(f"/invocations?access_key={service.access_key}")
+    path = endpoint_url.split("://", 1)[1].partition("/")[2]
+    status, body, _ = stack.post(f"/{path}?interface=predict&action=predict", {"instances": [ROW]})
+    assert status == 200 and body["result"][0]["label"] == 0, body
+
     def counted():
         rows = QualityBucket.objects.filter(service=service)
         return (
             sum(r.status_4xx for r in rows) == len(cases)
-            and sum(r.status_2xx for r in rows) == 2
+            and sum(r.status_2xx for r in rows) == 3
             and sum(r.status_5xx for r in rows) == 0
         )
 
     wait_until(counted, 10, what="the quality figures")
     total = sum(r.requests for r in QualityBucket.objects.filter(service=service))
-    assert total == len(cases) + 2
+    assert total == len(cases) + 3
     # ... and exported for Prometheus (refusals before a version was chosen are version 0)
     metrics = stack.get_text("/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
     # (no key, wrong key and the oversize body are refused before a version is chosen)
