@@ -328,7 +328,7 @@ class Gateway:
         route = await self.route_for(endpoint)
         if route is None:
             return await respond(send, 404, {"error": f"no prediction service '{endpoint}'"})
-        version_number, status, size_in, answer = 0, 500, 0, b""
+        version_number, status, size_in, answer, retry_after = 0, 500, 0, b"", None
         try:
             query = client_query(scope.get("query_string", b""))
             self.authorize(route, scope["headers"], query)
@@ -346,6 +346,7 @@ class Gateway:
             version_number, status, answer = await self.forward(route, upstream_path, body, pinned)
         except Refusal as refusal:
             status, answer = refusal.status, dumps({"error": refusal.message})
+            retry_after = refusal.retry_after
         except TimeoutError:
             status = 504
             answer = dumps({"error": f"no answer within {settings.SERVING_TIMEOUT_S:g} s"})
@@ -353,6 +354,8 @@ class Gateway:
             logger.exception("gateway: %s failed", scope["path"])
             status, answer = 502, dumps({"error": f"bad answer from the replica: {exc}"})
         extra = [(b"x-bml-version", str(version_number).encode())] if version_number else []
+        if retry_after:
+            extra.append((b"retry-after", str(retry_after).encode()))
         await respond_raw(send, status, answer, extra)
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.record(route, version_number, status, size_in, len(answer), elapsed_ms)
@@ -388,8 +391,10 @@ class Gateway:
     async def forward(self, route: Route, path: str, body: bytes, pinned) -> tuple:
         now = time.monotonic()
         versions = route.pick(now, pinned)
-        if not versions:
+        if not versions and pinned is not None:
             raise Refusal(404, f"no version {pinned} in this service")
+        if not versions:  # deploying, or every replica restarting
+            raise Refusal(503, NOT_READY, retry_after=RETRY_AFTER_S)
         async with asyncio.timeout(settings.SERVING_TIMEOUT_S):
             for version in versions:
                 count = len(version.upstreams)
@@ -405,13 +410,17 @@ class Gateway:
                         upstream.drop_idle()
                         continue
                     return version.number, status, answer
-        raise Refusal(503, "no replica of this service is ready; try again shortly")
+        raise Refusal(503, NOT_READY, retry_after=RETRY_AFTER_S)
+
+
+NOT_READY = "no replica of this service is ready yet (deploying or restarting); try again shortly"
+RETRY_AFTER_S = 2
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after: int | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
 def dumps(value) -> bytes:

@@ -242,3 +242,15 @@ def test_replicas_answer_only_the_gateway(owner, project, iris_version, stack):
 
     version, status, answer = asyncio.run(through_a_new_gateway())
     assert (version, status) == (1, 200) and json.loads(answer)["result"][0]["label"] == 0
+
+
+def test_a_deploying_service_answers_503_with_retry_after(owner, project, iris_version, stack):
+    service = services.create_service(
+        owner, project, name="iris-early", version=services.VersionConfig(1, iris_version)
+    )
+    status, body, headers = invoke(stack, service, {"instances": [ROW]})  # no replica yet
+    assert status == 503, body
+    assert "deploying" in body["error"] and int(headers["retry-after"]) > 0
+    wait_running(service)
+    status, body, headers = invoke(stack, service, {"instances": [ROW]})
+    assert status == 200 and "retry-after" not in headers
