@@ -123,7 +123,11 @@ def task_create(request):
     project = current_project(request)
     if project is not None:  # a viewer is refused the form, not only its submission
         require_role(request.user, project, Role.DEVELOPER)
-    buckets = list(storage_selectors.buckets_for(request.user, project)) if project else []
+    buckets = (
+        list(storage_selectors.data_buckets_for(request.user, project).order_by("created_at"))
+        if project
+        else []
+    )
     form = {
         "name": "",
         "scenario": Scenario.RELATION,
@@ -444,7 +448,7 @@ def task_upload(request, pk):
             return redirect(task_url(task))
         except ValidationError as exc:
             errors = errors_by_field(exc, ("files", "bos_uri"))
-    buckets = storage_selectors.buckets_for(request.user, task.project)
+    buckets = storage_selectors.data_buckets_for(request.user, task.project)
     return render(
         request,
         "annotation/upload.html",

@@ -28,7 +28,7 @@ from apps.storage import ownership
 from apps.storage import services as storage
 from apps.storage.client import ObjectNotFound
 from apps.storage.paths import parse_bos_uri
-from apps.storage.selectors import buckets_for
+from apps.storage.selectors import data_buckets_for
 
 # Letters of any script, digits, '_' and '-', starting with a letter, at most 50 characters.
 DATASET_NAME_RULE = re.compile(r"^[^\W\d_][\w-]{0,49}$")
@@ -64,7 +64,7 @@ def validate_dataset_name(name: str) -> str:
 def default_storage_path(user, project, name: str) -> str:
     """The spec's default: a folder of the project's storage. The project's first bucket is
     used; a project without one gets a bucket for its data sets."""
-    bucket = buckets_for(user, project).order_by("created_at").first()
+    bucket = data_buckets_for(user, project).order_by("created_at").first()
     if bucket is None:
         bucket = storage.create_bucket(user, project, f"bml-datasets-p{project.pk}")
     return f"bos://{bucket.name}/{DATASETS_FOLDER}/{name}/"

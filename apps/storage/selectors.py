@@ -7,12 +7,24 @@ from apps.projects.models import Membership
 from apps.storage.models import Bucket
 from apps.storage.paths import BosPath, parse_bos_uri
 
+# Buckets the platform keeps for itself in a project (the model warehouse's files): browsable
+# in storage, but never offered as a place for a user's data (defaults, path pickers).
+INTERNAL_BUCKET_PREFIXES = ("bml-models-p",)
+
 
 def buckets_for(user, project=None):
     buckets = Bucket.objects.filter(project__memberships__user=user).select_related("project")
     if project is not None:
         buckets = buckets.filter(project=project)
     return buckets.distinct()
+
+
+def data_buckets_for(user, project=None):
+    """The buckets that hold a project's own data: all but the platform's internal ones."""
+    buckets = buckets_for(user, project)
+    for prefix in INTERNAL_BUCKET_PREFIXES:
+        buckets = buckets.exclude(name__startswith=prefix)
+    return buckets
 
 
 def get_bucket(user, name: str) -> Bucket:

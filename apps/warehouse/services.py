@@ -26,6 +26,7 @@ from apps.storage import services as storage
 from apps.storage.client import ObjectNotFound, get_client, translate_errors
 from apps.storage.models import Bucket
 from apps.storage.paths import BosPath, parse_bos_uri
+from apps.storage.selectors import INTERNAL_BUCKET_PREFIXES
 from apps.warehouse.models import Model, ModelType, ModelVersion, Source
 from workers import confinement, sandbox
 
@@ -81,7 +82,7 @@ def validate_type(model_type: str, fields) -> tuple[str, dict]:
 
 def warehouse_bucket(user, project) -> str:
     """The project's warehouse bucket (made on first use, owned by the project)."""
-    name = f"bml-models-p{project.pk}"
+    name = f"{INTERNAL_BUCKET_PREFIXES[0]}{project.pk}"
     if not Bucket.objects.filter(name=name, project=project).exists():
         storage.create_bucket(user, project, name)
     return name

@@ -454,3 +454,17 @@ def test_strangers_see_nothing(owner, task, make_user):
     # Another project's bucket is not a storage path of this one.
     response = stranger.post("/annotation/new/", create_form())
     assert "No bucket of yours is named in" in response.content.decode()
+
+
+def test_the_suggested_place_is_never_the_warehouses_internal_bucket(web, owner, project):
+    """The model warehouse keeps its files in a bucket of the project (bml-models-p<id>):
+    browsable, but never offered as the place for a task's or a data set's files."""
+    from apps.datasets.services import default_storage_path
+    from apps.storage import services as storage
+    from apps.warehouse.services import warehouse_bucket
+
+    internal = warehouse_bucket(owner, project)  # made first: the oldest bucket
+    storage.create_bucket(owner, project, "zz-texts")
+    form = page(web, "/annotation/new/")
+    assert 'value="bos://zz-texts/annotation/"' in form and internal not in form
+    assert default_storage_path(owner, project, "ds").startswith("bos://zz-texts/")
