@@ -91,7 +91,9 @@ def _validate_custom_code(params: dict) -> dict:
     if code is not None:
         if not isinstance(code, str) or len(code.encode()) > MAX_CODE_BYTES:
             raise ValidationError({"code": "Code must be text of at most 1 MB."})
-        return {"framework": framework, "code": code}
+        # A browser's textarea sends CRLF line ends (the HTML form rules); stored as Python
+        # writes them, the code shown, cloned and run is the code as typed.
+        return {"framework": framework, "code": code.replace("\r\n", "\n").replace("\r", "\n")}
     from apps.storage.paths import parse_bos_uri
 
     parse_bos_uri(code_path, field="code_path")

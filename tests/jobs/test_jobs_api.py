@@ -100,3 +100,10 @@ def test_bad_input_is_a_400_naming_the_field(owner, client, overrides, field):
     assert response.status_code == 400
     assert field in response.json()
     assert not Job.objects.exists()
+
+
+def test_code_typed_with_crlf_line_ends_is_stored_as_python_writes_it(owner, client):
+    typed = {"code": "x = 1\r\nif x:\r\n    print('ok')\r\n"}
+    created = client.post("/api/v1/jobs/", body(owner, params=typed), format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["params"]["code"] == "x = 1\nif x:\n    print('ok')\n"
