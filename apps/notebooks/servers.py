@@ -418,6 +418,10 @@ def _keep_running(notebook: Notebook, now) -> None:
                 shared_cpu=True,  # an instance idles most of the time: devices only
             )
         except devices.NoCapacity as exc:
+            never = devices.fits_host(notebook.package, devices.this_host())
+            if never:  # waiting would be forever (as a job says at once): say why now
+                notebook.status, notebook.reason = NotebookStatus.FAILED, never
+                return
             notebook.status, notebook.reason = NotebookStatus.STARTING, f"waiting: {exc}"
             return
     if zygote.warming():

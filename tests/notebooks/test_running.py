@@ -141,3 +141,20 @@ def test_kernels_see_only_the_instances_leased_devices(notebooks, owner, project
     leased = [str(d.index) for d in gpu.lease.devices.all()]
     assert seen == {gpu.name: repr(",".join(leased)), cpu.name: "''"}
     assert len(leased) == 1
+
+
+def test_an_instance_that_can_never_have_its_gpus_says_why_at_once(notebooks, owner, project):
+    from apps.billing.models import ResourcePackage
+
+    four = ResourcePackage.objects.create(
+        module="workarea",
+        name="GPU x4 (more than the host has)",
+        cpu_cores=4,
+        memory_gb=8,
+        device_kind="cuda",
+        device_count=4,
+        price_per_minute=0,
+    )  # the test host declares two CUDA devices (BML_DEVICES)
+    notebook = wait_status(create(owner, project, four), "failed", timeout=20)
+    assert "needs 4 cuda device(s); this host has 2" in notebook.reason
+    assert notebook.lease_id is None
