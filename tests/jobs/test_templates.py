@@ -74,7 +74,7 @@ def test_pytorch_template_trains_with_ddp_on_two_instances(owner, project):
     # each instance trained on its half of the data and reported its own curve
     assert "719 training" in logs and "718 training" in logs
     assert len(curve(job, 0)) == len(curve(job, 1)) == 20
-    weights = torch.load(io.BytesIO(stored(f"results/{job.job_id}/output/model.pt")))
+    weights = torch.load(io.BytesIO(stored(f"results/{job.job_id}/output/model_state.pt")))
     assert set(weights) >= {"0.weight", "4.bias"}  # the plain model, not the DDP wrapper
 
 
@@ -103,3 +103,36 @@ def test_a_framework_that_is_not_installed_is_refused_with_a_clear_message(owner
         )
     message = error.value.message_dict["framework"][0]
     assert "TensorFlow is not installed" in message and "pip install tensorflow" in message
+
+
+def test_the_pytorch_templates_model_goes_to_the_warehouse_and_predicts(owner, project):
+    """model.pt is TorchScript with the scaling inside: released as a PyTorch model (the
+    release's load check runs it), it reads raw digits rows."""
+    import tempfile
+    from pathlib import Path
+
+    from sklearn.datasets import load_digits
+
+    from apps.warehouse import services as warehouse
+    from workers.runners.model_loaders import load
+
+    job = submit_template(owner, project, "pytorch_digits")
+    finish(job)
+    version = warehouse.release_from_job(
+        owner,
+        job,
+        model_type="pytorch",
+        name="digits-mlp",
+        subpath="output/model.pt",
+        fields={"input_shape": [64]},
+    )
+    assert version.model_type == "pytorch" and version.info["format"] == "torchscript"
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.pt"
+        model.write_bytes(stored(f"results/{job.job_id}/output/model.pt"))
+        predictor = load("pytorch", model, {"input_shape": [64], "task": "classification"})
+        x, y = load_digits(return_X_y=True)
+        answers = predictor.predict(x[:200].tolist())
+    right = sum(answer["class"] == truth for answer, truth in zip(answers, y[:200], strict=True))
+    accuracy = right / 200
+    assert accuracy > 0.85, accuracy

@@ -5,7 +5,9 @@ training data path, otherwise the 8x8 digits bundled with scikit-learn (no downl
 Runs on the GPU the job leased, or on the CPU. With several instances it trains with
 DistributedDataParallel (nccl on GPUs, gloo on CPUs): the platform sets RANK, WORLD_SIZE,
 MASTER_ADDR and MASTER_PORT as torchrun does. Curves go to the job page with bml.report;
-the model is saved to output/, which the platform uploads when the job succeeds.
+the model is saved to output/, which the platform uploads when the job succeeds: model.pt is
+TorchScript with the input scaling inside (release it to the warehouse as a PyTorch model
+and serve it: an instance is the 64 raw pixel values), model_state.pt the plain weights.
 """
 
 import glob
@@ -43,7 +45,8 @@ def load_data():
 
 
 x, y, source = load_data()
-x = x / max(float(x.max()), 1.0)
+scale = max(float(x.max()), 1.0)
+x = x / scale
 rng = np.random.default_rng(0)
 order = rng.permutation(len(x))
 split = int(len(x) * 0.8)
@@ -89,10 +92,22 @@ for epoch in range(1, EPOCHS + 1):
 if rank == 0:  # one copy of the model, from the first instance
     os.makedirs("output", exist_ok=True)
     weights = model.module if world > 1 else model
-    torch.save(weights.state_dict(), "output/model.pt")
+    torch.save(weights.state_dict(), "output/model_state.pt")
+
+    class Servable(nn.Module):
+        """What a prediction service runs: raw features in (scaled here), class scores out."""
+
+        def __init__(self, net: nn.Module, scale: float):
+            super().__init__()
+            self.net, self.scale = net, scale
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return self.net(features / self.scale)
+
+    torch.jit.script(Servable(weights.cpu().eval(), scale)).save("output/model.pt")
     with open("output/metrics.json", "w") as fh:
         json.dump({"accuracy": accuracy, "epochs": EPOCHS, "instances": world}, fh)
-    print("saved output/model.pt", flush=True)
+    print("saved output/model.pt (TorchScript) and output/model_state.pt", flush=True)
 if world > 1:
     dist.barrier()  # leave together: a peer that quits early breaks the others' connections
     # torch 2.14's gloo can abort the interpreter's exit while a peer is still connected
