@@ -105,34 +105,42 @@ def test_a_framework_that_is_not_installed_is_refused_with_a_clear_message(owner
     assert "TensorFlow is not installed" in message and "pip install tensorflow" in message
 
 
-def test_the_pytorch_templates_model_goes_to_the_warehouse_and_predicts(owner, project):
-    """model.pt is TorchScript with the scaling inside: released as a PyTorch model (the
-    release's load check runs it), it reads raw digits rows."""
+@pytest.mark.parametrize(
+    "key, model_type, subpath, fields",
+    [
+        ("pytorch_digits", "pytorch", "output/model.pt", {"input_shape": [64]}),
+        ("paddle_digits", "paddle", "output/inference/", {}),
+    ],
+)
+def test_a_templates_model_goes_to_the_warehouse_and_predicts(
+    owner, project, key, model_type, subpath, fields
+):
+    """The templates save a servable model with the input scaling inside: released to the
+    warehouse (the release's load check runs it), it reads raw digits rows."""
     import tempfile
     from pathlib import Path
 
+    import numpy as np
     from sklearn.datasets import load_digits
 
+    from apps.storage.client import get_client
     from apps.warehouse import services as warehouse
     from workers.runners.model_loaders import load
 
-    job = submit_template(owner, project, "pytorch_digits")
+    job = submit_template(owner, project, key)
     finish(job)
     version = warehouse.release_from_job(
-        owner,
-        job,
-        model_type="pytorch",
-        name="digits-mlp",
-        subpath="output/model.pt",
-        fields={"input_shape": [64]},
+        owner, job, model_type=model_type, name=f"{key}-model", subpath=subpath, fields=fields
     )
-    assert version.model_type == "pytorch" and version.info["format"] == "torchscript"
+    assert version.model_type == model_type
+    prefix = f"results/{job.job_id}/{subpath}"
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "model.pt"
-        model.write_bytes(stored(f"results/{job.job_id}/output/model.pt"))
-        predictor = load("pytorch", model, {"input_shape": [64], "task": "classification"})
+        for item in get_client().list_objects("jobs-out", prefix, recursive=True):
+            target = Path(tmp) / Path(item.object_name).name
+            target.write_bytes(stored(item.object_name))
+        model = Path(tmp) / "model.pt" if model_type == "pytorch" else Path(tmp)
         x, y = load_digits(return_X_y=True)
-        answers = predictor.predict(x[:200].tolist())
-    right = sum(answer["class"] == truth for answer, truth in zip(answers, y[:200], strict=True))
-    accuracy = right / 200
+        answers = load(model_type, model, fields).predict(x[:200].astype("float32").tolist())
+    labels = [int(np.argmax(scores)) for scores in answers]  # each model's raw class scores
+    accuracy = float(np.mean(np.array(labels) == y[:200]))
     assert accuracy > 0.85, accuracy

@@ -3,7 +3,10 @@
 Data: CSV files in train_data/ (feature columns, the class label last) when the job has a
 training data path, otherwise the 8x8 digits bundled with scikit-learn (no download).
 Runs on the Kunlun XPU or GPU the job leased, or on the CPU. Curves go to the job page with
-bml.report; the model is saved to output/, which the platform uploads on success.
+bml.report; the model is saved to output/, which the platform uploads on success:
+output/inference/ is a Paddle inference model with the input scaling inside (release that
+folder to the warehouse as a Paddle model and serve it: an instance is the 64 raw pixel
+values), model.pdparams the plain weights.
 """
 
 import glob
@@ -37,7 +40,8 @@ def load_data():
 
 
 x, y, source = load_data()
-x = (x / max(float(x.max()), 1.0)).astype("float32")
+scale = max(float(x.max()), 1.0)
+x = (x / scale).astype("float32")
 order = np.random.default_rng(0).permutation(len(x))
 split = int(len(x) * 0.8)
 train, test = order[:split], order[split:]
@@ -72,6 +76,23 @@ for epoch in range(1, EPOCHS + 1):
 
 os.makedirs("output", exist_ok=True)
 paddle.save(model.state_dict(), "output/model.pdparams")
+
+
+class Servable(nn.Layer):
+    """What a prediction service runs: raw features in (scaled here), class scores out."""
+
+    def __init__(self, net: nn.Layer, scale: float):
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, features):
+        return self.net(features / self.scale)
+
+
+servable = Servable(model, scale)
+servable.eval()
+spec = [paddle.static.InputSpec([None, x.shape[1]], "float32", "features")]
+paddle.jit.save(servable, "output/inference/model", input_spec=spec)
 with open("output/metrics.json", "w") as fh:
     json.dump({"accuracy": accuracy, "epochs": EPOCHS}, fh)
-print("saved output/model.pdparams", flush=True)
+print("saved output/model.pdparams and output/inference/ (Paddle inference model)", flush=True)
