@@ -98,4 +98,9 @@ def ml_results(job: Job) -> dict:
         except (ObjectNotFound, StorageUnavailable, ValueError):
             metrics = None  # no evaluation data was given, or the store is away
     shown = {k: v for k, v in (metrics or {}).items() if not isinstance(v, dict)}
-    return {"result_bucket": base.bucket, "result_folders": folders, "metrics": shown}
+    return {
+        "result_bucket": base.bucket,
+        "result_prefix": base.key,
+        "result_folders": folders,
+        "metrics": shown,
+    }

@@ -2,6 +2,7 @@
 results (folders, evaluation) on the details page, list filtered by kind, clone."""
 
 import io
+import re
 
 import pytest
 from django.test import Client
@@ -67,6 +68,10 @@ def test_standardize_from_the_console_then_results_list_and_clone(web, owner, pr
     assert job.status == "succeeded", job.reason
     page = web.get(f"/jobs/{job.job_id}/").content.decode()
     assert f"prefix=ml/{job.job_id}/data/" in page
+    # The output path opens in the storage browser; the navigation shows where the job lives.
+    assert re.search(rf'id="output-link" href="/storage/jobs-out/\?prefix=ml/{job.job_id}/"', page)
+    active = re.findall(r'class="active">([^<]+)</a>', page)
+    assert active == ["Machine learning jobs"], active
     listing = web.get("/jobs/?kind=machine_learning").content.decode()
     assert "std-console" in listing and "Data standardization" in listing
     assert "std-console" not in web.get("/jobs/?kind=deep_learning").content.decode()
