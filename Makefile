@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint format install system browser benchmark clean-var
+.PHONY: up down test lint format install system browser benchmark clean-var
 
 install: $(STAMP) system
 
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 
 up: $(STAMP) system
 	$(BIN)/python -m bml_site.launcher
+
+# Job runs and notebook servers outlive `make up` (adopted by the next start); this ends them.
+down: $(STAMP)
+	$(BIN)/python -m bml_site.launcher down
 
 # Debian's bubblewrap confines user code (jobs, notebooks, model code); openssl makes the
 # embedded store's private CA. See README, "Security model". Installed with apt when missing

@@ -101,7 +101,32 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def say_what_goes_on(var: Path) -> None:
+    """Job runs and notebook servers outlive a stop by design (a long training is not lost):
+    say so, and how to end them."""
+    from workers.processes import runs_left
+
+    left = {kind: len(found) for kind, found in runs_left(var).items() if found}
+    if left:
+        counts = " and ".join(f"{n} {kind}" for kind, n in left.items())
+        print(
+            f"{counts} keep running; the next `make up` adopts them (`make down` ends them).",
+            flush=True,
+        )
+
+
+def down() -> int:
+    """`make down`: end the runs a stopped appliance left running."""
+    from workers.processes import end_runs
+
+    ended = end_runs(config.var_dir())
+    print(f"Ended {ended} run(s)." if ended else "No runs were left running.", flush=True)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["down"]:
+        return down()
     var = config.var_dir()
     logs = var / "log"
     logs.mkdir(exist_ok=True)
@@ -208,6 +233,7 @@ def main() -> int:
         if store:
             store.stop(grace=3)
         print("Stopped.", flush=True)
+        say_what_goes_on(var)
     return 0
 
 

@@ -59,3 +59,46 @@ def kill_processes_under(root: Path) -> int:
         except psutil.Error:
             continue
     return killed
+
+
+def runs_left(var: Path) -> dict[str, list[psutil.Process]]:
+    """The runs of the appliance whose state is in `var` that go on without it: job runs
+    (their supervise process) and notebook servers. Both are adopted by the next start."""
+    runs = str(Path(var) / "runs") + "/"
+    notebooks = str(Path(var) / "notebooks") + "/"
+    found: dict[str, list[psutil.Process]] = {"job runs": [], "notebook servers": []}
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if "workers.supervise" in cmdline and runs in cmdline:
+                found["job runs"].append(process)
+            elif "--ServerApp.base_url=/notebooks/" in cmdline and (
+                (process.info["cwd"] or "") + "/"
+            ).startswith(notebooks):
+                found["notebook servers"].append(process)
+        except psutil.Error:
+            continue
+    # A server's own children (bwrap's inner processes) carry its command line too: count
+    # only the leaders of their process groups.
+    for kind, processes in found.items():
+        found[kind] = [p for p in processes if _leads_its_group(p)]
+    return found
+
+
+def _leads_its_group(process: psutil.Process) -> bool:
+    try:
+        return os.getpgid(process.pid) == process.pid
+    except OSError:
+        return False
+
+
+def end_runs(var: Path, grace: float = 10) -> int:
+    """End every run left by the appliance of `var`: job runs are asked to stop (their logs
+    are kept and they end "terminated"), notebook servers are stopped (files kept)."""
+    left = [p for processes in runs_left(var).values() for p in processes]
+    for process in left:
+        signal_group(process, signal.SIGTERM)
+    gone, alive = psutil.wait_procs(left, timeout=grace)
+    for process in alive:
+        signal_group(process, signal.SIGKILL)
+    return len(left)
