@@ -43,6 +43,9 @@ class Algorithm:
     # Internal algorithms are steps of another module (a data set's conversion): they run
     # on the engine like any job, but are not listed or counted among the user's jobs.
     internal: bool = False
+    # Whether its runs report training curves (bml.report): the job page shows the curves
+    # box only then (user code may report; the built-in steps that have no curve say so).
+    reports_curves: bool = True
 
 
 _registry: dict[tuple[str, str], Algorithm] = {}

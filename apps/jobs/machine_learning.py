@@ -136,6 +136,7 @@ STANDARDIZE = register(
         outputs=("data",),
         outputs_from_every_instance=True,
         needs_train_data=True,
+        reports_curves=False,
     )
 )
 
@@ -237,6 +238,7 @@ KMEANS = register(
         prepare=_prepare_kmeans,
         outputs=("model", "cluster", "predict"),
         outputs_from_every_instance=True,
+        reports_curves=False,
         stages_data_paths=False,
         needs_train_data=True,
         check_inputs=check_standardized,

@@ -73,6 +73,14 @@ def instance_metrics(job: Job) -> list[dict]:
     return series
 
 
+def output_location(job: Job) -> dict:
+    """Where the job's results are: its folder's bucket and key, for the storage browser."""
+    from apps.storage.paths import parse_bos_uri
+
+    base = parse_bos_uri(job.output_path.rstrip("/") + f"/{job.job_id}/")
+    return {"result_bucket": base.bucket, "result_prefix": base.key}
+
+
 def ml_results(job: Job) -> dict:
     """A machine learning job's result folders (links into the storage browser) and, once
     it succeeded, its evaluation metrics."""
@@ -83,24 +91,19 @@ def ml_results(job: Job) -> dict:
         get_client,
         translate_errors,
     )
-    from apps.storage.paths import parse_bos_uri
 
-    base = parse_bos_uri(job.output_path.rstrip("/") + f"/{job.job_id}/")
-    folders = [(name, f"{base.key}{name}/") for name in get(job.kind, job.algorithm).outputs]
+    where = output_location(job)
+    bucket, prefix = where["result_bucket"], where["result_prefix"]
+    folders = [(name, f"{prefix}{name}/") for name in get(job.kind, job.algorithm).outputs]
     metrics = None
     if job.status == "succeeded" and "evaluate" in dict(folders):
         try:
             with translate_errors():
-                raw = get_client().get_object(base.bucket, f"{base.key}evaluate/metrics.json")
+                raw = get_client().get_object(bucket, f"{prefix}evaluate/metrics.json")
                 metrics = json.loads(raw.read())
                 raw.close()
                 raw.release_conn()
         except (ObjectNotFound, StorageUnavailable, ValueError):
             metrics = None  # no evaluation data was given, or the store is away
     shown = {k: v for k, v in (metrics or {}).items() if not isinstance(v, dict)}
-    return {
-        "result_bucket": base.bucket,
-        "result_prefix": base.key,
-        "result_folders": folders,
-        "metrics": shown,
-    }
+    return {**where, "result_folders": folders, "metrics": shown}

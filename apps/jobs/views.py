@@ -163,6 +163,11 @@ def job_detail(request, job_id):
         from apps.warehouse.models import ModelType
 
         context["model_types"] = ModelType.choices
+    context.update(selectors.output_location(job))
+    try:
+        context["algorithm"] = algorithms.get(job.kind, job.algorithm)
+    except ValidationError:  # an algorithm of an older version: the page still opens
+        context["algorithm"] = None
     if job.kind == "machine_learning":
         context.update(selectors.ml_results(job))
     return render(request, "jobs/detail.html", context)

@@ -72,6 +72,9 @@ def test_standardize_from_the_console_then_results_list_and_clone(web, owner, pr
     assert re.search(rf'id="output-link" href="/storage/jobs-out/\?prefix=ml/{job.job_id}/"', page)
     active = re.findall(r'class="active">([^<]+)</a>', page)
     assert active == ["Machine learning jobs"], active
+    # A built-in algorithm: its parameters, no code box, no curves it never reports.
+    assert "<h2>Parameters</h2>" in page and "<th>format</th><td>DENSE</td>" in page
+    assert "<h2>Code</h2>" not in page and "Training curves" not in page
     listing = web.get("/jobs/?kind=machine_learning").content.decode()
     assert "std-console" in listing and "Data standardization" in listing
     assert "std-console" not in web.get("/jobs/?kind=deep_learning").content.decode()
