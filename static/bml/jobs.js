@@ -59,15 +59,33 @@
     if (names.size) box.innerHTML = Array.from(names).map(function (n) { return chart(n, series); }).join("");
   }
 
+  // The status badge follows the job (Queued -> Running -> Succeeded) while the page is open;
+  // true once the job has ended.
+  async function refreshStatus(badge) {
+    const response = await fetch(badge.dataset.url, { credentials: "same-origin" });
+    if (!response.ok) return false;
+    const status = (await response.json()).status;
+    if (badge.dataset.status !== status) {
+      badge.dataset.status = status;
+      badge.className = "tag status-" + status;
+      badge.textContent = status.charAt(0).toUpperCase() + status.slice(1).replace("_", " ");
+    }
+    return status !== "queued" && status !== "running";
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     const logs = document.getElementById("logs");
     const curves = document.getElementById("curves");
+    const badge = document.getElementById("job-status");
     if (!logs) return;
     async function tick() {
+      const ended = badge ? await refreshStatus(badge) : false;
       const done = await refreshLogs(logs);
       if (curves) await refreshCurves(curves);
-      if (logs.dataset.live && !done) setTimeout(tick, 1000);
-      else if (logs.dataset.live && done) setTimeout(function () { window.location.reload(); }, 500);
+      if (!logs.dataset.live) return;
+      // The page is drawn again once the job has ended: results, release form, metrics.
+      if (ended || done) setTimeout(function () { window.location.reload(); }, 500);
+      else setTimeout(tick, 1000);
     }
     tick();
   });

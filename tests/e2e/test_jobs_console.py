@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tests.e2e.conftest import sign_in
@@ -23,6 +25,8 @@ def test_create_a_job_from_the_template_watch_log_and_curve_then_open_its_output
     page.click("button:text('Submit job')")
     page.wait_for_selector("text=Job template-job submitted")
     job_id = page.locator("h1 code").inner_text()
+    # The badge follows the job without a reload (Queued -> Running), then the rest.
+    page.wait_for_selector("#job-status:text('Running')", timeout=60_000)
 
     page.wait_for_function(
         "document.getElementById('log-0') && "
@@ -33,5 +37,8 @@ def test_create_a_job_from_the_template_watch_log_and_curve_then_open_its_output
     page.wait_for_selector("figure.chart[data-metric=acc] polyline", timeout=30_000)
     page.wait_for_selector("#job-status:text('Succeeded')", timeout=30_000)
 
+    page.wait_for_selector("#release")  # the page drawn again for the ended job
+    page.click("#output-link")  # the output path opens in the storage browser
+    page.wait_for_url(re.compile(rf"/storage/e2e-jobs/\?prefix=out/{job_id}/$"))
     page.goto(f"/storage/e2e-jobs/?prefix=out/{job_id}/output/")
     page.wait_for_selector("#entries tr[data-key$='model.pt']")
