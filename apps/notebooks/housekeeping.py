@@ -20,6 +20,7 @@ from django.utils import timezone
 from apps.notebooks import workspace
 from apps.notebooks.models import Desired, Notebook
 from apps.storage.paths import parse_bos_uri
+from workers import sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def synchronize(pk: int) -> None:
             path.bucket,
             prefix,
             workspace.instance_dir(notebook) / "sync-state.json",
+            owner=sandbox.run_uid(notebook.project_id) if sandbox.active() else None,
         )
     except Exception as exc:
         Notebook.objects.filter(pk=pk).update(sync_error=f"{type(exc).__name__}: {exc}"[:1000])

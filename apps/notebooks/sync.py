@@ -74,10 +74,12 @@ class Synced:
 
 
 def sync_folder(
-    local_dir: Path, bucket: str, prefix: str, state_path: Path, client=None
+    local_dir: Path, bucket: str, prefix: str, state_path: Path, client=None, owner=None
 ) -> SyncReport:
     """Synchronize `local_dir` with `bos://bucket/prefix` both ways; raises
-    StorageUnavailable when the store cannot be reached."""
+    StorageUnavailable when the store cannot be reached. `owner`: the uid the instance's
+    sandboxed kernels run as (files and folders written here become theirs, so a notebook
+    can change what came from storage)."""
     if prefix and not prefix.endswith("/"):
         raise ValueError(f"prefix must be empty or end with '/': {prefix!r}")
     local_dir, state_path = Path(local_dir), Path(state_path)
@@ -87,6 +89,8 @@ def sync_folder(
     created = not os.path.lexists(local_dir)
     if created:
         local_dir.mkdir(parents=True)
+        if owner is not None:
+            os.chown(local_dir, owner, owner)
     try:
         root_fd = os.open(local_dir, FOLDER_FLAGS)
     except OSError as exc:
@@ -95,7 +99,7 @@ def sync_folder(
     # A folder that vanished is a lost disk more likely than a wish to empty the bucket:
     # sync it as if for the first time, which never deletes.
     baseline = {} if created else previous
-    run = _SyncRun(client, bucket, prefix, root_fd, local_dir.name, report, baseline)
+    run = _SyncRun(client, bucket, prefix, root_fd, local_dir.name, report, baseline, owner)
     try:
         run.synchronize()
     finally:
@@ -108,8 +112,8 @@ def sync_folder(
 class _SyncRun:
     """One sync; `state` starts as the baseline and follows each completed step."""
 
-    def __init__(self, client, bucket, prefix, root_fd, folder_name, report, baseline):
-        self.client, self.bucket, self.prefix = client, bucket, prefix
+    def __init__(self, client, bucket, prefix, root_fd, folder_name, report, baseline, owner):
+        self.client, self.bucket, self.prefix, self.owner = client, bucket, prefix, owner
         self.root_fd, self.folder_name, self.report = root_fd, folder_name, report
         self.baseline: dict[str, Synced] = baseline
         self.state: dict[str, Synced] = dict(baseline)
@@ -251,7 +255,10 @@ class _SyncRun:
 
     def download(self, rel: str, expected_local: LocalFile | None, listed: RemoteObject) -> None:
         try:
-            with parent_folder(self.root_fd, rel, create=True) as (folder_fd, name):
+            with parent_folder(self.root_fd, rel, create=True, owner=self.owner) as (
+                folder_fd,
+                name,
+            ):
                 if regular_file_at(folder_fd, name) != expected_local:
                     self.skip(rel, NOT_OVERWRITTEN)
                     return
@@ -274,6 +281,8 @@ class _SyncRun:
         the user changed `name` meanwhile."""
         partial = f"{PARTIAL_DOWNLOAD_PREFIX}{secrets.token_hex(8)}.part"
         fd = os.open(partial, WRITE_FLAGS, 0o644, dir_fd=folder_fd)
+        if self.owner is not None:
+            os.fchown(fd, self.owner, self.owner)
         try:
             with os.fdopen(fd, "wb") as target:
                 with translate_errors():
@@ -341,7 +350,7 @@ def decide(local: LocalFile | None, remote: RemoteObject | None, synced: Synced 
 
 
 @contextlib.contextmanager
-def parent_folder(root_fd: int, rel: str, create: bool = False):
+def parent_folder(root_fd: int, rel: str, create: bool = False, owner: int | None = None):
     """(fd of the folder holding `rel`, its last name), reached one O_NOFOLLOW step at a
     time, so no symlinked folder, present or swapped in, leads outside the root."""
     *folders, name = rel.split("/")
@@ -351,6 +360,8 @@ def parent_folder(root_fd: int, rel: str, create: bool = False):
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(folder, 0o755, dir_fd=fd)
+                    if owner is not None:
+                        os.chown(folder, owner, owner, dir_fd=fd, follow_symlinks=False)
             child = os.open(folder, FOLDER_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = child

@@ -435,3 +435,14 @@ def test_a_data_folder_replaced_by_a_symlink_is_not_synchronized(sync, data, buc
     assert report.uploaded == report.downloaded == 0
     assert report.skipped and "not synchronized" in report.skipped[0]
     assert files_under(outside) == {"secret.txt"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_downloads_belong_to_the_instances_own_user(data, bucket, state_path):
+    """Kernels run sandboxed as the project's user: what the sync brings in (and the folders
+    it makes) must be theirs, or a notebook could not change a file that came from storage."""
+    put(bucket, PREFIX + "deep/er/table.csv", b"a,b\n1,2\n")
+    report = sync_folder(data, bucket, PREFIX, state_path, owner=2_000_123)
+    assert report.downloaded == 1
+    for path in (data / "deep", data / "deep/er", data / "deep/er/table.csv"):
+        assert path.stat().st_uid == 2_000_123 and path.stat().st_gid == 2_000_123, path
