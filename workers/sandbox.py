@@ -178,27 +178,30 @@ def describe() -> str:
     )
 
 
-def _system_binds() -> list[str]:
+def _merged_usr_links() -> list[str]:
+    """/bin, /lib, ... as the host has them: links into /usr, or folders of their own."""
     args = []
-    for path in SYSTEM_DIRS:
-        if os.path.isdir(path):
-            args += ["--ro-bind", path, path]
     for path in MERGED_USR_LINKS:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    resolv = os.path.realpath("/etc/resolv.conf")  # may point into /run (systemd-resolved)
-    if not resolv.startswith(("/etc/", "/usr/")) and os.path.exists(resolv):
-        args += ["--ro-bind", resolv, resolv]
     return args
 
 
-def _python_paths() -> list[Path]:
-    """The interpreter, its standard library and the venv's packages, wherever they live."""
-    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), BASE_DIR}
+def host_paths() -> list[Path]:
+    """What every run reads: the system folders, the interpreter with its standard library
+    and the venv's packages wherever they live, the appliance's code, and the resolver
+    configuration (which may point into /run, systemd-resolved's, where runs get a tmpfs)."""
+    paths = {Path(p) for p in SYSTEM_DIRS if os.path.isdir(p)}
+    paths |= {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), BASE_DIR}
     paths.add(Path(os.path.realpath(sys.executable)).parent)
-    return sorted(p for p in paths if not str(p).startswith(SYSTEM_DIRS))
+    resolv = Path(os.path.realpath("/etc/resolv.conf"))
+    if resolv.exists():
+        paths.add(resolv)
+    system = [Path(p) for p in SYSTEM_DIRS]
+    inside_system = [p for p in paths if any(s in p.parents for s in system)]
+    return sorted(paths - set(inside_system))
 
 
 def _device_binds(confinement: Confinement) -> list[str]:
@@ -215,8 +218,7 @@ def _mounts(confinement: Confinement, readable: list[Path], writable: list[Path]
     """The run's own view, mounted outside in: a folder is made (world-traversable) where a
     bound path's parent lies on an empty tmpfs, since bwrap would copy the host's mode there
     and /root (0700) above a Python under pyenv would shut the run's user out."""
-    kinds = {Path(p): "ro" for p in SYSTEM_DIRS if os.path.isdir(p)}
-    kinds.update({Path("/tmp"): "tmpfs", Path("/run"): "tmpfs"})
+    kinds = {Path("/tmp"): "tmpfs", Path("/run"): "tmpfs"}
     kinds.update({Path(p): "ro" for p in readable if Path(p).exists()})
     kinds.update({Path(p): "tmpfs" for p in confinement.hidden if Path(p).exists()})
     kinds.update({Path(p): "rw" for p in writable})
@@ -236,8 +238,6 @@ def _mounts(confinement: Confinement, readable: list[Path], writable: list[Path]
     rank = {"dir": 0, "ro": 1, "tmpfs": 2, "rw": 3}
     args = []
     for path, kind in sorted(kinds.items(), key=lambda item: (len(item[0].parts), rank[item[1]])):
-        if str(path) in SYSTEM_DIRS:
-            continue  # bound with the system folders
         if kind == "dir":
             args += ["--perms", "0755", "--dir", str(path)]
         elif kind == "ro":
@@ -254,7 +254,7 @@ def command(argv: list[str], confinement: Confinement, force: bool = False) -> l
     """`argv` confined as `confinement` says; `argv` itself when the sandbox is off."""
     if not force and not active():
         return list(argv)
-    readable = [*_python_paths(), *confinement.readable]
+    readable = [*host_paths(), *confinement.readable]
     writable = [confinement.workdir, *confinement.writable]
     args = [
         bwrap_binary(),
@@ -266,7 +266,7 @@ def command(argv: list[str], confinement: Confinement, force: bool = False) -> l
         "bml-run",
         "--die-with-parent",
         "--new-session",
-        *_system_binds(),
+        *_merged_usr_links(),
         "--proc",
         "/proc",
         "--dev",

@@ -169,7 +169,7 @@ def start_process(notebook: Notebook) -> None:
     if sandbox.active():
         # Confined: a fresh interpreter under bwrap (a fork of the warm start could not be
         # put in namespaces of its own), seeing only this instance's folder.
-        notebook.pid = _spawn_confined(notebook, command, log_path, cpus, quota)
+        notebook.pid = _spawn_confined(notebook, command, log_path, quota)
         notebook.port = port
         _mark_started(notebook)
         return
@@ -195,7 +195,7 @@ def _mark_started(notebook: Notebook) -> None:
     notebook.started_at, notebook.ready_at, notebook.retry_at = timezone.now(), None, None
 
 
-def _spawn_confined(notebook: Notebook, command: list[str], log_path: Path, cpus, quota) -> int:
+def _spawn_confined(notebook: Notebook, command: list[str], log_path: Path, quota) -> int:
     """The server and its kernels in the sandbox: the project's own user, this instance's
     folder read-write (work, home, env, runtime), none of var/ besides."""
     rules = confinement.for_run(
@@ -206,7 +206,6 @@ def _spawn_confined(notebook: Notebook, command: list[str], log_path: Path, cpus
         file_size=quota,
         group=f"notebook-{notebook.pk}",
     )
-    rules.cpus = cpus
     sandbox.give_to_run(workspace.instance_dir(notebook), rules.uid)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

@@ -110,7 +110,7 @@ class Check:
     def package_dirs(self) -> tuple[list[str], list[str]]:
         """Folders of the runtime packages the sandbox would not show (a user site, a
         folder outside the Python install), and which packages only the vendor folder has."""
-        shown = [*sandbox._python_paths(), *(Path(p) for p in sandbox.SYSTEM_DIRS)]
+        shown = sandbox.host_paths()
         dirs, vendored = [], []
         for name in RUNTIME_PACKAGES:
             spec = importlib.util.find_spec(name)
