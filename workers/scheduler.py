@@ -163,19 +163,24 @@ def start_run(job: Job, run: JobInstance) -> None:
     inputs = {"train_data_path": job.train_data_path, "test_data_path": job.test_data_path}
     command, code_stage = algo.prepare({**job.params, **inputs}, workspace)
     output = job.output_path.rstrip("/") + f"/{job.job_id}"
-    # With several instances each gets its share of the files, as the spec says.
+    # With several instances each gets its share of the files, as the spec says; of a
+    # line-oriented input with fewer files than instances, its share of the lines.
     shard = (run.index, job.instances) if job.instances > 1 else None
     wanted = [
-        (item["uri"], item["dest"], shard if item.get("shard") else None) for item in code_stage
+        (item["uri"], item["dest"], shard if item.get("shard") else None, item.get("split_rows"))
+        for item in code_stage
     ]
     data_paths = ((job.train_data_path, "train_data"), (job.test_data_path, "test_data"))
     for path, dest in data_paths if algo.stages_data_paths else ():
         if path:
-            wanted.append((path, dest, shard))
-    foreign = ownership.foreign_paths(job.project_id, [uri for uri, _, _ in wanted] + [output])
+            wanted.append((path, dest, shard, algo.split_data_rows))
+    foreign = ownership.foreign_paths(job.project_id, [w[0] for w in wanted] + [output])
     if foreign:
         raise ValueError(f"{foreign[0]} is not in the job's project")
-    stage_in = [{"dest": dest, **grants.input_files(uri, shard)} for uri, dest, shard in wanted]
+    stage_in = [
+        {"dest": dest, **grants.input_files(uri, shard, split_rows=bool(rows))}
+        for uri, dest, shard, rows in wanted
+    ]
     port = 29500 + (job.pk % 1000) * 8
     config = {
         "run_id": f"{job.job_id}-{run.index}",

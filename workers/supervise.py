@@ -19,9 +19,15 @@ run.json:
     grant           {prefix, url, fields}: an S3 POST policy to write under the job's own
                     output folder, and nowhere else (apps.storage.grants); the run holds
                     no store keys, and its user code gets the grant as BML_STORAGE_GRANT
-    stage_in        [{dest, source, files: [{path, url}], share?, error?}]: presigned GETs
-                    of the files (this instance's share) to fetch into workspace/dest
-                    before start; `error` (e.g. an empty data path) fails the run, logged
+    stage_in        [{dest, source, files: [{path, url, size, range?}], share?, rows?,
+                    input_files?, input_bytes?, error?}]: presigned GETs of the files (this
+                    instance's share: share [index, count]) to fetch into workspace/dest
+                    before start; `error` (e.g. an empty data path) fails the run, logged.
+                    A file with a `range` [start, end) is a row split of a line-oriented
+                    input (apps.storage.grants.input_files): only the whole lines that begin
+                    in that byte range are fetched (HTTP Range requests), the rest of the
+                    file belongs to the other instances. An instance whose share holds no
+                    data (fewer files or lines than instances) says so in its log and runs.
     stage_out       [{src, uri}]: workspace/src -> bos:// folder, on success only
     log_uri         bos:// folder the log goes to, whatever the outcome
 
@@ -115,14 +121,49 @@ class Supervisor:
             if item.get("error"):
                 raise FileNotFoundError(item["error"])
             dest.mkdir(parents=True, exist_ok=True)
+            fetched = 0
             for entry in item["files"]:
-                self.storage().fetch(entry["url"], self.inside_workspace(f"{dest}/{entry['path']}"))
-            share = (
-                f" (share {item['share'][0] + 1} of {item['share'][1]})"
-                if item.get("share")
-                else ""
+                target = self.inside_workspace(f"{dest}/{entry['path']}")
+                if entry.get("range"):
+                    start, end = entry["range"]
+                    size = entry["size"]
+                    fetched += self.storage().fetch_rows(entry["url"], target, start, end, size)
+                else:
+                    fetched += self.storage().fetch(entry["url"], target).stat().st_size
+            self.log_staged_in(item, fetched)
+
+    def log_staged_in(self, item: dict, fetched: int) -> None:
+        source, share = item["source"], item.get("share")
+        if not share:
+            self.log(f"staged in {len(item['files'])} file(s) from {source}")
+            return
+        index, count = share
+        whose = f"instance {index + 1} of {count}"
+        if item.get("rows"):
+            self.log(
+                f"staged in {fetched} byte(s) of whole lines from {len(item['files'])} file(s) "
+                f"of {source} (share {index + 1} of {count}: the lines that begin in its "
+                f"1/{count} of the bytes)"
             )
-            self.log(f"staged in {len(item['files'])} file(s) from {item['source']}{share}")
+            if not fetched:
+                self.log(
+                    f"warning: {whose} has no data: no line of {source} "
+                    f"({item.get('input_bytes')} byte(s) in {item.get('input_files')} file(s)) "
+                    f"begins in its 1/{count} of the bytes (fewer lines than instances, or "
+                    "very long ones); it runs on an empty share"
+                )
+            return
+        self.log(
+            f"staged in {len(item['files'])} file(s) from {source} (share {index + 1} of {count})"
+        )
+        if not fetched:
+            held = (
+                f"its {len(item['files'])} file(s) are empty"
+                if item["files"]
+                else f"{source} holds {item.get('input_files')} file(s), fewer than the "
+                f"{count} instances (each instance gets whole files)"
+            )
+            self.log(f"warning: {whose} has no data: {held}; it runs on an empty share")
 
     def stage_out(self) -> None:
         for item in self.config.get("stage_out") or []:

@@ -20,8 +20,10 @@ class Algorithm:
     name: str
     title: str
     validate: Callable[[dict], dict]
-    # prepare(params, workspace) -> (argv, extra stage_in items {uri, dest, shard?}); an item
-    # with shard true gives each instance its share of the files (data-parallel inputs).
+    # prepare(params, workspace) -> (argv, extra stage_in items {uri, dest, shard?,
+    # split_rows?}); an item with shard true gives each instance its share of the files
+    # (data-parallel inputs); with split_rows true too it is line-oriented, and with fewer
+    # files than instances each instance gets its share of the lines (grants.input_files).
     prepare: Callable[[dict, Path], tuple[list[str], list[dict]]]
     # Workspace folders uploaded to <output path>/<job_id>/<folder>/ when the job succeeds
     # (the spec's layout per algorithm: output, or data, model, evaluate, predict, cluster).
@@ -31,6 +33,11 @@ class Algorithm:
     # The job's training/test data paths are staged as train_data/ and test_data/ (each
     # instance its share); an algorithm that stages its inputs itself says False.
     stages_data_paths: bool = True
+    # Those data paths are line-oriented samples (the machine learning runners' input): with
+    # fewer files than instances (one big file) they are shared by rows, not left to one
+    # instance. Off for user code (deep learning, RAPIDS): its files may be binary, or CSVs
+    # with a header that only the first share would hold, so they always go whole.
+    split_data_rows: bool = False
     needs_train_data: bool = False
     # Params that hold bos:// paths (code, further inputs): like the job's own paths they
     # must lie in the job's project, and a value there that is not such a path is refused.

@@ -92,12 +92,14 @@ def check_standardized(inputs: dict) -> None:
 
 
 def standardized_stage(uri: str, dest: str) -> list[dict]:
-    """Stage a standardized folder: its description to every instance, its samples shared."""
+    """Stage a standardized folder: its description to every instance, its samples shared
+    (by part files, or by rows when there are fewer parts than instances)."""
     base = folder(uri)
+    samples = {"uri": base + "preprocess_out/", "dest": f"{dest}/preprocess_out"}
     return [
         {"uri": base + "dataset.info", "dest": dest},
         {"uri": base + "preprocess_dictionary/", "dest": f"{dest}/preprocess_dictionary"},
-        {"uri": base + "preprocess_out/", "dest": f"{dest}/preprocess_out", "shard": True},
+        samples | {"shard": True, "split_rows": True},
     ]
 
 
@@ -135,6 +137,7 @@ STANDARDIZE = register(
         prepare=_prepare_standardize,
         outputs=("data",),
         outputs_from_every_instance=True,
+        split_data_rows=True,  # "No,label,..." sample lines
         needs_train_data=True,
         reports_curves=False,
     )

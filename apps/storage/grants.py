@@ -2,7 +2,8 @@
 
 A run never holds the store's keys. The control plane, which does, hands it:
 - for each input folder: the list of its files, each with a presigned GET URL (so the run
-  can read exactly those objects, for a while, and nothing else);
+  can read exactly those objects, for a while, and nothing else), and its size and, when a
+  job's instances share a line-oriented file by rows, the byte range this instance reads;
 - one upload grant: a presigned S3 POST policy whose key must start with the job's own
   output folder (`<output path>/<job_id>/`), so logs, outputs and checkpoints can be
   written there and nowhere else.
@@ -25,39 +26,70 @@ READ_VALIDITY = timedelta(hours=12)
 MAX_POST_BYTES = 5 * 1024**3
 
 
-def input_files(uri: str, shard: tuple[int, int] | None = None) -> dict:
+def input_files(uri: str, shard: tuple[int, int] | None = None, split_rows: bool = False) -> dict:
     """What a run needs to stage in `uri` (a file, or a folder ending in '/'): its files
-    (this instance's share of them) with presigned GET URLs, or the error to fail with."""
+    (this instance's share of them) with presigned GET URLs, or the error to fail with.
+
+    `shard=(index, count)` gives instance `index` of `count` its share of a folder: the files
+    in key order, every count-th one from index (a single file path goes whole to every
+    instance). `split_rows` says the input is line-oriented samples (the machine learning
+    algorithms' data): its runners' hidden files ("." or "_" names) and empty files are left
+    out, and when fewer files remain than instances (typically one big file, or a file path)
+    each instance gets every file, but only the whole lines that begin in its 1/count of the
+    file's bytes: `range` [size * index // count, size * (index + 1) // count), read by
+    workers.supervise with HTTP Range requests (bml.storage.fetch_rows), so every line goes
+    to exactly one instance and none downloads the whole file.
+
+    An item: {source, files: [{path, url, size, range?}], share?: [index, count],
+    rows?: true (a row split), input_files?, input_bytes? (what there is to share)}."""
     path = parse_bos_uri(uri, field="path")
     client = get_client()
     item: dict = {"source": uri, "files": []}
     with translate_errors():
-        if path.key and not path.key.endswith("/"):
-            names = [(path.key, path.key.rsplit("/", 1)[-1])]
+        single = bool(path.key) and not path.key.endswith("/")
+        if single:
             try:
-                client.stat_object(path.bucket, path.key)
+                stat = client.stat_object(path.bucket, path.key)
             except Exception:
                 item["error"] = f"{uri} does not exist"
                 return item
+            found = [(path.key, path.key.rsplit("/", 1)[-1], stat.size or 0)]
         else:
             objects = client.list_objects(path.bucket, prefix=path.key or None, recursive=True)
-            keys = sorted(
-                o.object_name
+            found = sorted(
+                (o.object_name, o.object_name[len(path.key) :], o.size or 0)
                 for o in objects
                 if not o.object_name.endswith("/") and o.object_name[len(path.key) :]
             )
-            if not keys:
-                item["error"] = f"{uri} holds no files"
+            if split_rows:
+                found = [f for f in found if f[2] and not _hidden(f[1])]
+            if not found:
+                item["error"] = f"{uri} holds no {'non-empty data ' if split_rows else ''}files"
                 return item
-            if shard is not None:
-                index, count = shard
-                keys = keys[index::count]
-                item["share"] = [index, count]
-            names = [(key, key[len(path.key) :]) for key in keys]
-        for key, relative in names:
+        ranges: list = [None] * len(found)
+        if shard is not None:
+            index, count = shard
+            total = len(found)
+            if split_rows and total < count:
+                sizes = [size for *_, size in found]
+                ranges = [[size * index // count, size * (index + 1) // count] for size in sizes]
+                item.update(rows=True, input_bytes=sum(sizes))
+            elif not single:
+                found, ranges = found[index::count], ranges[index::count]
+            if item.get("rows") or not single:
+                item.update(share=[index, count], input_files=total)
+        for (key, relative, size), byte_range in zip(found, ranges, strict=True):
             url = client.presigned_get_object(path.bucket, key, expires=READ_VALIDITY)
-            item["files"].append({"path": relative, "url": url})
+            entry = {"path": relative, "url": url, "size": size}
+            if byte_range is not None:
+                entry["range"] = byte_range
+            item["files"].append(entry)
     return item
+
+
+def _hidden(relative: str) -> bool:
+    """Names the line-oriented runners skip (ml_standardize, ml_data): '.x', '_SUCCESS'."""
+    return any(part.startswith((".", "_")) for part in relative.split("/"))
 
 
 def upload_grant(prefix_uri: str, valid_for: timedelta) -> dict:

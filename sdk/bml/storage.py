@@ -198,3 +198,70 @@ def fetch(url: str, target: str | os.PathLike) -> Path:
             for chunk in response.iter_bytes(1024 * 1024):
                 fh.write(chunk)
     return target
+
+
+def _byte_range(url: str, first: int, last: int):
+    """The bytes first..last (inclusive) of a presigned URL's object, in chunks (an HTTP
+    Range request; a server that ignores Range and sends the whole object is cut to it)."""
+    import httpx
+
+    headers = {"Range": f"bytes={first}-{last}"}
+    timeout = httpx.Timeout(30.0, read=300.0)
+    with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
+        if response.status_code not in (200, 206):
+            raise RuntimeError(f"ranged download failed ({response.status_code})")
+        skip = first if response.status_code == 200 else 0
+        left = last - first + 1
+        for chunk in response.iter_bytes(1024 * 1024):
+            if skip:
+                cut = min(skip, len(chunk))
+                chunk, skip = chunk[cut:], skip - cut
+            chunk = chunk[:left]
+            left -= len(chunk)
+            if chunk:
+                yield chunk
+            if left <= 0:
+                return
+
+
+def fetch_rows(url: str, target: str | os.PathLike, start: int, end: int, size: int) -> int:
+    """Stream to `target` the whole lines (LF-terminated, so CR LF too) of a presigned URL's
+    object of `size` bytes that begin in its bytes [start, end): how the instances of a job
+    share one line-oriented file. The line under way at `start` is left to the range before
+    (unless start is 0), and the last line is read past `end` to its newline (or the end of
+    the object), so ranges that cut an object into pieces give every line to exactly one
+    of them, and each piece is a run of whole lines. Only about its own range is read.
+    Returns the bytes written; no file is made when no line begins in the range."""
+    end = min(end, size)
+    if start >= end:
+        return 0
+    target = Path(target)
+    written, last_byte, out = 0, b"", None
+    seeking = start > 0  # a line begins at start only if the byte before it ends one
+    try:
+        for chunk in _byte_range(url, start - 1 if seeking else 0, end - 1):
+            if seeking:
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    continue
+                chunk, seeking = chunk[newline + 1 :], False
+            if chunk:
+                if out is None:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    out = target.open("wb")
+                out.write(chunk)
+                written, last_byte = written + len(chunk), chunk[-1:]
+        position, step = end, 64 * 1024
+        while written and last_byte != b"\n" and position < size:
+            last = min(position + step, size) - 1
+            chunk = b"".join(_byte_range(url, position, last))
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                chunk = chunk[: newline + 1]
+            out.write(chunk)
+            written, last_byte = written + len(chunk), chunk[-1:]
+            position, step = last + 1, min(step * 2, 8 * 1024 * 1024)
+    finally:
+        if out is not None:
+            out.close()
+    return written

@@ -144,6 +144,33 @@ def test_kmeans_on_standardized_iris(owner, project):
     assert len(clustered) == 150 and all(";" in line for line in clustered)
 
 
+def test_two_instances_share_a_single_input_file_by_rows(owner, project):
+    rows = [f"r{i},{i % 2},{i}.5,{i * 3 % 7}" for i in range(12)]
+    data = "\r\n".join(rows).encode()  # CR LF line ends, none after the last row
+    source = put(owner, project, "raw/one/samples.csv", data)
+    std = finished(
+        ml_job(
+            owner,
+            project,
+            "std-rows",
+            "standardize",
+            {"format": "DENSE", "type": "classification"},
+            instances=2,
+            train_data_path=source,
+        )
+    )
+    parts = [
+        stored(f"ml/{std.job_id}/data/preprocess_out/part-{rank:05d}").decode().splitlines()
+        for rank in range(2)
+    ]
+    assert all(parts)  # both instances converted rows
+    assert sorted(parts[0] + parts[1]) == sorted(rows)  # each row once (labels kept as ids)
+    info = stored(f"ml/{std.job_id}/data/dataset.info").decode()
+    assert "sample_num 12" in info
+    log = stored(f"ml/{std.job_id}/log/{std.job_id}-1.log").decode()
+    assert "(share 2 of 2: the lines that begin in its 1/2 of the bytes)" in log
+
+
 @pytest.mark.parametrize(
     "algorithm, params, field, words",
     [

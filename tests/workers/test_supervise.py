@@ -35,7 +35,10 @@ def make_run(tmp_path, bucket):
         workspace.mkdir()
         (workspace / "main.py").write_text(textwrap.dedent(code))
         stage_in = [
-            {"dest": item["dest"], **grants.input_files(item["uri"], item.get("shard"))}
+            {
+                "dest": item["dest"],
+                **grants.input_files(item["uri"], item.get("shard"), item.get("split_rows")),
+            }
             for item in overrides.pop("stage_in", [])
         ]
         config = {
@@ -252,3 +255,51 @@ def test_an_instance_stages_in_only_its_share_of_the_files(make_run):
     assert result_of(run_dir)["status"] == "succeeded"
     assert stored("out/job-1/output/seen.txt") == b"b.csv"
     assert "(share 2 of 2)" in stored("out/job-1/log/job-1-worker-0.log").decode()
+
+
+SHOW_TRAIN_DATA = """
+import os
+seen = {n: open(f"train_data/{n}", "rb").read().decode() for n in os.listdir("train_data")}
+open("output/seen.txt", "w").write(repr(seen))
+"""
+
+
+def test_an_instance_stages_in_only_its_rows_of_a_single_file(make_run):
+    data = b"1,0,a\r\n2,1,bb\r\n3,0,c\r\n4,1,dd"
+    get_client().put_object("runs", "data/samples.txt", io.BytesIO(data), len(data))
+    item = {"uri": "bos://runs/data/samples.txt", "dest": "train_data", "split_rows": True}
+    run_dir = make_run(SHOW_TRAIN_DATA, stage_in=[item | {"shard": [1, 2]}])
+    supervise(run_dir)
+    assert result_of(run_dir)["status"] == "succeeded"
+    assert stored("out/job-1/output/seen.txt") == repr({"samples.txt": "3,0,c\r\n4,1,dd"}).encode()
+    log = stored("out/job-1/log/job-1-worker-0.log").decode()
+    assert "staged in 13 byte(s) of whole lines from 1 file(s)" in log
+    assert "(share 2 of 2: the lines that begin in its 1/2 of the bytes)" in log
+    assert "no data" not in log
+
+
+@pytest.mark.parametrize(
+    "source, split_rows, warning",
+    [
+        (
+            "bos://runs/data/one.txt",
+            True,
+            "warning: instance 3 of 3 has no data: no line of bos://runs/data/one.txt "
+            "(8 byte(s) in 1 file(s)) begins in its 1/3 of the bytes",
+        ),
+        (
+            "bos://runs/data/",
+            False,
+            "warning: instance 3 of 3 has no data: bos://runs/data/ holds 1 file(s), fewer "
+            "than the 3 instances",
+        ),
+    ],
+)
+def test_an_instance_left_without_data_says_so_and_runs(make_run, source, split_rows, warning):
+    get_client().put_object("runs", "data/one.txt", io.BytesIO(b"1,0,2,3\n"), 8)
+    item = {"uri": source, "dest": "train_data", "shard": [2, 3], "split_rows": split_rows}
+    run_dir = make_run(SHOW_TRAIN_DATA, stage_in=[item])
+    supervise(run_dir)
+    assert result_of(run_dir)["status"] == "succeeded"
+    assert stored("out/job-1/output/seen.txt") == b"{}"
+    assert warning in stored("out/job-1/log/job-1-worker-0.log").decode()

@@ -11,8 +11,10 @@ params.json: {"format": "DENSE" | "SPARSE_ID" | "SPARSE_ID_WEIGHT",
 
 `input` is a file or a folder (its files, nested or not; names starting with "." or "_" are
 left out). With several instances (WORLD_SIZE 2-4, RANK, MASTER_ADDR, MASTER_PORT as torchrun
-sets them) each instance holds only its share of the files: the feature and label dictionaries
-are built over all shares (ml_dist), so every instance converts with the same ids.
+sets them) each instance holds only its share of the files, or of their lines when there are
+fewer files than instances (the engine stages whole lines cut from byte ranges; the line
+numbers this instance reports then count from the start of its share): the feature and label
+dictionaries are built over all shares (ml_dist), so every instance converts with the same ids.
 
 Output under output_dir:
     preprocess_out/part-<rank:05d>   every instance, its converted samples (maybe empty)
