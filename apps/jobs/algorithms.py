@@ -6,12 +6,23 @@ at start, prepares the instance's workspace and returns the command to run there
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
 MAX_CODE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Release:
+    """What "Release to model warehouse" fills in for a succeeded job: the warehouse model
+    type (apps.warehouse.models.ModelType) and the file or folder of the job's results
+    (relative to <output>/<job_id>/) that holds a model of that type."""
+
+    model_type: str
+    subpath: str
+    fields: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,10 @@ class Algorithm:
     # Whether its runs report training curves (bml.report): the job page shows the curves
     # box only then (user code may report; the built-in steps that have no curve say so).
     reports_curves: bool = True
+    # release(params) -> Release | None: what its succeeded jobs release to the warehouse by
+    # default (None: nothing servable, e.g. data standardization). Every job kind that
+    # produces a model (AutoML, AutoDL, visual modeling, smart vision) says it here.
+    release: Callable[[dict], "Release | None"] | None = None
 
 
 _registry: dict[tuple[str, str], Algorithm] = {}
@@ -114,6 +129,19 @@ def _validate_custom_code(params: dict) -> dict:
     return {"framework": framework, "code_path": code_path, "start_command": command}
 
 
+# What the framework's code templates save (apps/jobs/code_templates/): a servable model.
+_CODE_RELEASES = {
+    "pytorch": Release("pytorch", "output/model.pt"),  # TorchScript
+    "paddlepaddle": Release("paddle", "output/inference/"),  # paddle.jit.save
+    "sklearn": Release("sklearn", "output/"),
+    "tensorflow": Release("keras", "output/"),
+}
+
+
+def _release_custom_code(params: dict) -> Release:
+    return _CODE_RELEASES.get(params.get("framework"), Release("custom", "output/"))
+
+
 def _prepare_custom_code(params: dict, workspace: Path):
     import sys
 
@@ -132,5 +160,6 @@ CUSTOM_CODE = register(
         validate=_validate_custom_code,
         prepare=_prepare_custom_code,
         path_params=("code_path",),
+        release=_release_custom_code,
     )
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
-from apps.jobs.algorithms import CUSTOM_CODE, Algorithm, register
+from apps.jobs.algorithms import CUSTOM_CODE, Algorithm, Release, register
 
 KIND = "machine_learning"
 PARAMS_FILE = "ml_params.json"
@@ -171,7 +171,7 @@ def _inputs_stage(params: dict) -> tuple[list[dict], dict]:
     return stage, paths
 
 
-def supervised(name: str, title: str, module: str, validate) -> Algorithm:
+def supervised(name: str, title: str, module: str, validate, model_type: str) -> Algorithm:
     """A trainer on standardized data with optional evaluation and prediction data (the
     spec's layout: model/, evaluate/, predict/, every instance writing its share)."""
 
@@ -194,12 +194,17 @@ def supervised(name: str, title: str, module: str, validate) -> Algorithm:
             needs_train_data=True,
             check_inputs=check_standardized,
             path_params=("predict_data_path",),
+            release=lambda params: Release(model_type, "model/"),
         )
     )
 
 
 LOGISTIC_REGRESSION = supervised(
-    "logistic_regression", "Logistic regression dichotomy", "ml_lr", _validate_lr
+    "logistic_regression",
+    "Logistic regression dichotomy",
+    "ml_lr",
+    _validate_lr,
+    "bml_logistic_regression",
 )
 
 
@@ -246,6 +251,7 @@ KMEANS = register(
         needs_train_data=True,
         check_inputs=check_standardized,
         path_params=("predict_data_path",),
+        release=lambda params: Release("bml_kmeans", "model/"),
     )
 )
 
@@ -272,7 +278,7 @@ def _validate_gbdt(params: dict) -> dict:
     }
 
 
-GBDT = supervised("gbdt", "GBDT (XGBoost)", "ml_gbdt", _validate_gbdt)
+GBDT = supervised("gbdt", "GBDT (XGBoost)", "ml_gbdt", _validate_gbdt, "bml_gbdt")
 
 
 # -- RAPIDS-cuML: the user's own code ----------------------------------------------------
@@ -294,6 +300,9 @@ RAPIDS = register(
         validate=_validate_rapids,
         prepare=_prepare_rapids,
         path_params=CUSTOM_CODE.path_params,
+        # the template pickles an XGBoost classifier and a KMeans: one of them, by default
+        # the classifier (a scikit-learn estimator for the loader)
+        release=lambda params: Release("sklearn", "output/xgboost.pkl"),
     )
 )
 

@@ -1,3 +1,5 @@
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -159,10 +161,8 @@ def job_detail(request, job_id):
         # "Clone" opens the create form of the current project (the clone is made there).
         "may_clone": may_write(request.user, project),
     }
-    if job.status == "succeeded" and not internal:
-        from apps.warehouse.models import ModelType
-
-        context["model_types"] = ModelType.choices
+    if not internal:
+        context.update(_release_context(request.user, job))
     context.update(selectors.output_location(job))
     try:
         context["algorithm"] = algorithms.get(job.kind, job.algorithm)
@@ -171,6 +171,26 @@ def job_detail(request, job_id):
     if job.kind == "machine_learning":
         context.update(selectors.ml_results(job))
     return render(request, "jobs/detail.html", context)
+
+
+def _release_context(user, job) -> dict:
+    """The job page's "Release to model warehouse" form (filled in from the algorithm's
+    defaults) and the versions the job released."""
+    from apps.warehouse import releases
+    from apps.warehouse.models import ModelType
+    from apps.warehouse.selectors import models_for
+
+    context = {"released": releases.released_by(job)}
+    if job.status == "succeeded":
+        defaults = releases.release_defaults(job)
+        context["model_types"] = ModelType.choices
+        context["release"] = {
+            "model_type": defaults.model_type if defaults else "",
+            "subpath": defaults.subpath if defaults else "output/",
+            "fields": json.dumps(defaults.fields if defaults else {}),
+        }
+        context["release_models"] = models_for(user, job.project).order_by("name")
+    return context
 
 
 @login_required

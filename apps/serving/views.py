@@ -31,6 +31,7 @@ from apps.serving.forms import (
     prediction_packages,
     version_config,
 )
+from apps.serving.model_io import model_io
 from apps.serving.models import Desired, ReplicaStatus, ServiceStatus
 from bml_site.numbers import as_id
 
@@ -238,6 +239,8 @@ def example_body(versions) -> str:
     model_version = versions[0].model_version
     if is_image_model(model_version):
         return json.dumps({"instances": [{"data": TINY_PNG}]})
+    if isinstance(model_version.info.get("example"), str):  # the loader's own example
+        return json.dumps({"instances": [model_version.info["example"]]})
     shape = model_version.info.get("input_shape") or []
     width = model_version.info.get("n_features") or (shape[0] if len(shape) == 1 else 4)
     return json.dumps({"instances": [[1.0] * int(width)]})
@@ -267,6 +270,7 @@ def service_detail(request, pk):
         context["revisions"] = _revisions(service)
         context["example"] = example_body(versions)
         context["image_model"] = bool(versions) and is_image_model(versions[0].model_version)
+        context["model_io"] = versions and model_io(versions[0].model_version.model_type)
     return render(request, "serving/detail.html", context)
 
 

@@ -15,6 +15,9 @@ class ModelType(models.TextChoices):
     XGBOOST = "xgboost", "XGBoost / GBDT (json, ubj)"
     PMML = "pmml", "PMML"
     CUSTOM = "custom", "Custom (a Python predictor)"
+    BML_LOGISTIC_REGRESSION = "bml_logistic_regression", "BML logistic regression (job model/)"
+    BML_KMEANS = "bml_kmeans", "BML KMeans clustering (job model/)"
+    BML_GBDT = "bml_gbdt", "BML GBDT (job model/)"
     IMAGE_CLASSIFICATION = "image_classification", "Transfer learning - image classification"
 
 
@@ -71,6 +74,9 @@ class ModelVersion(models.Model):
         "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     description = models.TextField(blank=True)
+    # Where a released version came from, kept as it was at release (the job may be deleted
+    # later): job, algorithm, parameters, evaluation metrics, data paths (services.lineage).
+    lineage = models.JSONField(default=dict, blank=True)
     info = models.JSONField(default=dict, help_text="what loading it found (warnings too)")
     size_bytes = models.PositiveBigIntegerField(default=0)
     created_by = models.ForeignKey(

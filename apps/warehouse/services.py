@@ -18,7 +18,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from minio.commonconfig import CopySource
 
-from apps.jobs.models import Job, JobStatus
 from apps.projects.models import Role
 from apps.projects.services import require_role
 from apps.storage import ownership
@@ -189,6 +188,7 @@ def _new_version(
     source=Source.IMPORTED,
     source_detail="",
     source_job=None,
+    lineage=None,
 ) -> ModelVersion:
     model_type, fields = validate_type(model_type, fields)
     number = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
@@ -219,6 +219,7 @@ def _new_version(
                 source=source,
                 source_detail=source_detail,
                 source_job=source_job,
+                lineage=lineage or {},
                 description=(description or "")[:2000],
                 info=info,
                 size_bytes=size_bytes,
@@ -297,47 +298,6 @@ def add_version(
         upload=upload,
         source_detail=str(copy_from or ""),
     )
-
-
-def release_from_job(
-    user, job: Job, *, model_type, name="", model: Model | None = None, subpath="output/",
-    fields=None, description="",
-) -> ModelVersion:  # fmt: skip
-    """Release a finished job's output (or a folder/file of it) to the warehouse: as a new
-    model, or as a new version of one of the project's models."""
-    require_role(user, job.project, Role.DEVELOPER)
-    if job.status != JobStatus.SUCCEEDED:
-        raise ValidationError({"job": f"Only a succeeded job can be released; it is {job.status}."})
-    subpath = (subpath or "output/").lstrip("/")
-    if ".." in subpath.split("/"):
-        raise ValidationError({"subpath": "The path inside the job's output cannot use '..'."})
-    # The job's output folder was its project's when it ran; the bucket must still be.
-    output = job.output_path.rstrip("/") + f"/{job.job_id}/{subpath}"
-    copy_from = _source_path(user, job.project, output, "subpath")
-    if model is None:
-        model = _create_model(user, job.project, validate_name(name))
-        created = True
-    else:
-        _require_own(user, model)
-        if model.project_id != job.project_id:
-            raise ValidationError({"model": "The model belongs to another project."})
-        created = False
-    try:
-        return _new_version(
-            user,
-            model,
-            model_type=model_type,
-            fields=fields,
-            description=description,
-            copy_from=copy_from,
-            source=Source.JOB,
-            source_detail=f"{job.name} ({job.job_id}): {subpath}",
-            source_job=job,
-        )
-    except BaseException:
-        if created:
-            model.delete()
-        raise
 
 
 # -- edits and deletes -------------------------------------------------------------------

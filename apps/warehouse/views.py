@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.projects.models import Role
@@ -9,7 +10,7 @@ from apps.projects.selectors import current_project, may_write
 from apps.projects.services import require_role
 from apps.projects.web import report_errors
 from apps.serving import selectors as serving_selectors
-from apps.warehouse import selectors, services
+from apps.warehouse import releases, selectors, services
 from apps.warehouse.models import ModelType
 
 PAGE_SIZE = 50
@@ -180,15 +181,19 @@ def release_job(request, job_id):
     from apps.jobs.selectors import get_job
 
     job = get_job(request.user, job_id)
+    target = request.POST.get("model") or ""
     with report_errors(request):
-        version = services.release_from_job(
+        model = selectors.get_model(request.user, int(target)) if target.isdigit() else None
+        version = releases.release_from_job(
             request.user,
             job,
             model_type=request.POST.get("model_type", ""),
             name=request.POST.get("name", ""),
-            subpath=request.POST.get("subpath") or "output/",
+            model=model,
+            subpath=request.POST.get("subpath", ""),
             fields=request.POST.get("fields") or "{}",
+            description=request.POST.get("description", ""),
         )
         messages.success(request, f"Released as {version.model.name} version {version.version}.")
         return redirect("warehouse:version", model_id=version.model_id, version=version.version)
-    return redirect("jobs:detail", job_id=job.job_id)
+    return redirect(f"{reverse('jobs:detail', args=[job.job_id])}#release")

@@ -114,4 +114,14 @@
     radios.forEach(function (radio) { radio.addEventListener("change", showSource); });
     showSource();
   });
+
+  // "Release to the model warehouse": a new model needs a name, a new version does not.
+  document.addEventListener("DOMContentLoaded", function () {
+    const target = document.getElementById("release-target");
+    if (!target) return;
+    const name = document.getElementById("release-name");
+    function showName() { name.hidden = target.value !== ""; }
+    target.addEventListener("change", showName);
+    showName();
+  });
 })();

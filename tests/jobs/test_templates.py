@@ -124,15 +124,22 @@ def test_a_templates_model_goes_to_the_warehouse_and_predicts(
     from sklearn.datasets import load_digits
 
     from apps.storage.client import get_client
-    from apps.warehouse import services as warehouse
+    from apps.warehouse import releases as warehouse
     from workers.runners.model_loaders import load
 
     job = submit_template(owner, project, key)
     finish(job)
-    version = warehouse.release_from_job(
-        owner, job, model_type=model_type, name=f"{key}-model", subpath=subpath, fields=fields
-    )
+    if fields:
+        version = warehouse.release_from_job(
+            owner, job, model_type=model_type, name=f"{key}-model", subpath=subpath, fields=fields
+        )
+    else:  # type and path left out: what the algorithm says its jobs produce
+        version = warehouse.release_from_job(owner, job, name=f"{key}-model")
     assert version.model_type == model_type
+    assert version.lineage["job_id"] == job.job_id and version.lineage["algorithm"] == "custom_code"
+    assert version.lineage["metrics"]["accuracy"] > 0.5  # the template's output/metrics.json
+    assert version.lineage["params"]["code"].endswith("lines (on the job's page)")
+    assert version.lineage["output"].endswith(f"{job.job_id}/{subpath}")
     prefix = f"results/{job.job_id}/{subpath}"
     with tempfile.TemporaryDirectory() as tmp:
         for item in get_client().list_objects("jobs-out", prefix, recursive=True):

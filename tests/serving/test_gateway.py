@@ -26,7 +26,7 @@ def released_from_a_job(owner, project):
     """The sklearn digits template run as a job (by the stack's scheduler), its output
     released to the warehouse."""
     from apps.storage import services as storage
-    from apps.warehouse import services as warehouse
+    from apps.warehouse import releases as warehouse
     from tests.jobs.helpers import submit_template
 
     storage.create_bucket(owner, project, "serving-jobs")

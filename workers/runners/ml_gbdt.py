@@ -12,7 +12,8 @@ model_dir, evaluate_dir, predict_dir.
 With several instances each trains on its share of the rows and XGBoost's own collective
 (a tracker on instance 0, its address passed over torch.distributed) builds every tree from
 all of them: data-parallel, one model. Outputs: model/model.json (XGBoost's format),
-model/feature_importance ("gain id original_name", most important first), evaluate/
+model/model_info.json (format, type, feature_names, label_names, objective: for serving on raw
+samples), model/feature_importance ("gain id original_name", most important first), evaluate/
 metrics, predict/part-<rank> ("No,prediction,label"). No Django import.
 """
 
@@ -112,6 +113,16 @@ def train_model(params: dict, train: ml_data.Standardized):
 def write_model(booster, train: ml_data.Standardized, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(folder / "model.json"))
+    # What serving the model on raw samples needs (workers/runners/model_loaders_bml.py).
+    info = {
+        "algorithm": "gbdt",
+        "format": train.info.get("format"),
+        "type": train.info.get("type"),
+        "feature_names": train.feature_names or [str(i) for i in range(train.X.shape[1])],
+        "label_names": train.label_names,
+        "objective": json.loads(booster.save_config())["learner"]["objective"]["name"],
+    }
+    (folder / "model_info.json").write_text(json.dumps(info, indent=1))
     gains = booster.get_score(importance_type="gain")  # keys "f<id>"
     ranked = sorted(((float(v), int(k[1:])) for k, v in gains.items()), reverse=True)
     with (folder / "feature_importance").open("w") as out:

@@ -55,7 +55,8 @@ Outputs:
                           sparse_centers, "cluster_id fid:weight fid:weight ..." (non-zeros)
     model/distance_type   "distance_type <DISTANCE_...>" and "feature_num <d>"
     model/model.json      centers (dense lists, or {"ids", "weights"} per center with
-                          sparse_centers), distance, feature_num, feature_names, k, objective
+                          sparse_centers), format (of the raw data), distance, feature_num,
+                          feature_names, k, objective
                           (total distance), sse (Euclidean distances only), cluster_sizes,
                           iterations, seed, restarts, params
     cluster/part-<rank:05d>  with output_cluster: "<sample line as in the input>;<cluster id>"
@@ -594,6 +595,7 @@ def run(raw: dict) -> None:
     if ml_dist.rank() == 0:
         meta = {
             "algorithm": "kmeans",
+            "format": train.info.get("format"),  # of the raw samples the served model takes
             "distance": distance,
             "feature_num": d,
             "feature_names": train.feature_names or [str(i) for i in range(d)],

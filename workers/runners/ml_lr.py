@@ -36,7 +36,7 @@ precision.
 Outputs:
     model/model        one line per feature "weight internal_id original_name", then
                        "<intercept> -1 __intercept__" (rank 0)
-    model/model.json   weights, intercept, feature_num, feature_names, label_names,
+    model/model.json   weights, intercept, format, feature_num, feature_names, label_names,
                        positive_label, objective, iterations, params (rank 0)
     evaluate/metrics.json, metrics.txt   accuracy, AUC, ... over every instance's share of the
                        evaluation data (rank 0 writes)
@@ -580,6 +580,7 @@ def run(raw: dict) -> None:
         f"{time.monotonic() - started:.1f} s; all instances: {n_total:,} samples"
     )
     feature_names = train.feature_names or [str(i) for i in range(d)]
+    data_format = train.info.get("format")
     loss = DistributedLoss(LocalLoss(X, y), n_total, params["l1"], params["l2"])
     rate = min(max(positives / n_total, 1e-12), 1 - 1e-12)
     b0 = math.log(rate / (1 - rate))
@@ -605,6 +606,9 @@ def run(raw: dict) -> None:
     if ml_dist.rank() == 0:
         model = {
             "algorithm": "logistic_regression",
+            # the data format of the samples before standardization: the served model takes
+            # raw samples (workers/runners/model_loaders_bml.py)
+            "format": data_format,
             "weights": w.tolist(),
             "intercept": b,
             "feature_num": d,

@@ -40,12 +40,17 @@ Inputs and outputs per type (instances is always a non-empty list):
 - xgboost: rows; binary objectives {"label": 0|1, "probability": p}, multi:softprob
   {"label", "probabilities": [...]}, multi:softmax {"label"}, others the value.
 - custom: whatever predictor.py's predict() takes; one JSON result per instance.
+- bml_logistic_regression, bml_kmeans, bml_gbdt: the platform's own machine learning jobs'
+  model/ folders; samples as the job read them before standardization (a line "No,label,..."
+  in the job's input format, a list of values, or {feature: weight}); {"probability",
+  "label"}, {"cluster", "distance"}, GBDT by objective (model_loaders_bml.py). Field: format.
 
 This module holds the registry, the base Predictor and the input/output helpers the loaders
 share. The loaders, by concept:
 - model_loaders_torch.py: pytorch, image_classification;
 - model_loaders_dl.py: paddle, onnx, keras;
-- model_loaders_ml.py: sklearn, xgboost, pmml, custom.
+- model_loaders_ml.py: sklearn, xgboost, pmml, custom;
+- model_loaders_bml.py: bml_logistic_regression, bml_kmeans, bml_gbdt.
 Each loader imports its framework only when called (importing torch takes seconds).
 """
 
@@ -115,6 +120,25 @@ TYPES: dict[str, ModelType] = {
         "model_loaders_ml",
         "load_custom",
         "folder with predictor.py defining class Predictor: load(model_dir), predict(instances)",
+    ),
+    # The platform's own machine learning jobs (model_loaders_bml.py): raw samples in.
+    "bml_logistic_regression": ModelType(
+        "model_loaders_bml",
+        "load_logistic_regression",
+        "BML logistic regression: a logistic regression job's model/ folder (model.json)",
+        {"format": "str"},
+    ),
+    "bml_kmeans": ModelType(
+        "model_loaders_bml",
+        "load_kmeans",
+        "BML KMeans clustering: a KMeans job's model/ folder (model.json)",
+        {"format": "str"},
+    ),
+    "bml_gbdt": ModelType(
+        "model_loaders_bml",
+        "load_gbdt",
+        "BML GBDT: a GBDT job's model/ folder (model.json, model_info.json)",
+        {"format": "str"},
     ),
     "image_classification": ModelType(
         "model_loaders_torch",

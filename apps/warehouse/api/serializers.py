@@ -16,6 +16,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "source",
             "source_detail",
             "source_job",
+            "lineage",
             "description",
             "info",
             "size_bytes",
@@ -64,9 +65,18 @@ class ImportSerializer(VersionInputSerializer):
 
 class ReleaseSerializer(serializers.Serializer):
     job_id = serializers.CharField()
-    model_type = serializers.ChoiceField(choices=ModelType.choices)
+    model_type = serializers.ChoiceField(
+        choices=ModelType.choices,
+        required=False,
+        help_text="default: what the job's algorithm produces (e.g. bml_logistic_regression)",
+    )
     name = serializers.CharField(required=False, help_text="a new model's name")
     model = serializers.IntegerField(required=False, help_text="or an existing model's id")
-    subpath = serializers.CharField(required=False, default="output/")
+    subpath = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="file or folder of the job's results; default: the algorithm's model",
+    )
     fields = serializers.JSONField(required=False)
     description = serializers.CharField(required=False, allow_blank=True, default="")

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from apps.jobs.selectors import get_job
 from apps.projects.selectors import get_project
-from apps.warehouse import selectors, services
+from apps.warehouse import releases, selectors, services
 from apps.warehouse.api.serializers import (
     ImportSerializer,
     ModelSerializer,
@@ -122,20 +122,21 @@ class ModelViewSet(
     @extend_schema(request=ReleaseSerializer, responses={201: ModelVersionSerializer})
     @action(detail=False, methods=["post"])
     def release(self, request):
-        """Release a succeeded job's output (default `output/`) as a new model (`name`) or
-        a new version of one (`model`)."""
+        """Release a succeeded job's results as a new model (`name`) or a new version of one
+        (`model`); type, subpath and fields default to what the job's algorithm produces.
+        The version records its lineage (job, algorithm, parameters, metrics, data paths)."""
         data = ReleaseSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         job = get_job(request.user, values["job_id"])
         model = selectors.get_model(request.user, values["model"]) if "model" in values else None
-        version = services.release_from_job(
+        version = releases.release_from_job(
             request.user,
             job,
-            model_type=values["model_type"],
+            model_type=values.get("model_type", ""),
             name=values.get("name", ""),
             model=model,
-            subpath=values.get("subpath") or "output/",
+            subpath=values.get("subpath", ""),
             fields=values.get("fields"),
             description=values.get("description", ""),
         )
