@@ -151,7 +151,10 @@ def preview_source(
     user, dataset: Dataset, *, source, separator=",", header=False, encoding="utf-8"
 ):
     """Step 1 of an upload: the first rows of the source as the settings read them, with
-    the column names and types guessed (the user confirms or changes them in step 2)."""
+    the column names and types guessed (the user confirms or changes them in step 2).
+    `header_guess` says whether the first line looks like a header; `header=None` reads the
+    file as it says (`header` in the answer is the setting used, `header_guessed` whether
+    it came from the guess)."""
     _require_own(user, dataset)
     _check_format(separator, encoding)
     uri, files = _check_source(user, dataset, source)
@@ -160,7 +163,10 @@ def preview_source(
     sample = read_object_bytes(bucket, first, PREVIEW_BYTES)
     try:
         result = _table_import().preview(
-            sample, separator=separator, header=bool(header), encoding=encoding
+            sample,
+            separator=separator,
+            header=None if header is None else bool(header),
+            encoding=encoding,
         )
     except ValueError as exc:
         raise ValidationError({"source": f"bos://{bucket}/{first}: {exc}"}) from None
@@ -170,6 +176,7 @@ def preview_source(
         "files": [{"key": key, "size": size} for key, size in files],
         "previewed": f"bos://{bucket}/{first}",
         "current_columns": current.columns if current else [],
+        "header_guessed": header is None,
         **result,
     }
 

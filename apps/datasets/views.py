@@ -59,7 +59,10 @@ def _source_form(data) -> dict:
         "separator": {"tab": "\t", "space": " "}.get(
             data.get("separator", ","), data.get("separator", ",")
         ),
-        "header": data.get("header") in ("1", "on", "true"),
+        # Not said (the form's default): guessed from the file's first rows.
+        "header": {"1": True, "on": True, "true": True, "0": False, "false": False}.get(
+            data.get("header", "")
+        ),
         "encoding": data.get("encoding", "utf-8"),
         "mode": data.get("mode", UploadMode.SUPPLEMENT),
     }
@@ -104,6 +107,7 @@ def dataset_upload(request, dataset_id):
         settings = {k: form[k] for k in ("source", "separator", "header", "encoding")}
         with report_errors(request):
             preview = services.preview_source(request.user, dataset, **settings)
+            form["header"] = settings["header"] = preview["header"]
             context.update(step=2, preview=preview, abnormal=AbnormalRule.SKIP)
             if step == "confirm":
                 columns = _columns_from_post(request.POST)

@@ -33,11 +33,13 @@ def test_the_iris_walkthrough_in_a_browser(page, tmp_path):
     assert page.input_value("#source").endswith("/uploads/iris.csv")
     page.check("input[name=mode][value=replace]")
     page.select_option("select[name=separator]", ",")
-    page.select_option("select[name=header]", "0")
+    assert page.input_value("select[name=header]") == ""  # guessed from the first rows
     page.click("button:text('Next')")
 
-    # Step 2: guessed types with the first rows; name the columns and confirm.
+    # Step 2: guessed header and types with the first rows; name the columns and confirm.
     page.wait_for_selector("#columns")
+    assert page.is_visible("text=header guessed from the first rows")
+    assert page.input_value("#header-choice select[name=header]") == "0"
     assert "Iris-setosa" in page.inner_text("#columns")
     assert page.input_value("select[name=col_type_0]") == "float"
     assert page.input_value("select[name=col_type_4]") == "string"

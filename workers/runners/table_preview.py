@@ -156,10 +156,12 @@ NULL_SPELLING_SET = frozenset(NULL_SPELLINGS)
 BOOL_SPELLING_SET = frozenset(TRUE_SPELLINGS + FALSE_SPELLINGS)
 
 
-def preview(sample: bytes, *, separator: str, header: bool, encoding: str) -> dict:
+def preview(sample: bytes, *, separator: str, header: bool | None, encoding: str) -> dict:
     """Columns (header name, a valid suggested name, a guessed type) and the first rows of a
-    file, from its first bytes (~64 KB, possibly cut mid-line). ValueError for an empty sample,
-    bytes the encoding cannot decode, or rows whose field counts disagree too much."""
+    file, from its first bytes (~64 KB, possibly cut mid-line), with whether the first line
+    looks like a header (`header_guess`). `header=None` reads the file as that guess says
+    (`header` in the answer is the setting used). ValueError for an empty sample, bytes the
+    encoding cannot decode, or rows whose field counts disagree too much."""
     problem = separator_problem(separator)
     if problem:
         raise ValueError(problem)
@@ -190,6 +192,9 @@ def preview(sample: bytes, *, separator: str, header: bool, encoding: str) -> di
         rows.append((line, tail_rows[0][1]))
     if not rows:
         raise ValueError("the file is empty")
+    header_guess = guess_header(rows)
+    if header is None:
+        header = header_guess
     warnings: list[str] = []
     header_row = rows[0][1] if header else None
     data = rows[1:] if header else rows
@@ -238,7 +243,30 @@ def preview(sample: bytes, *, separator: str, header: bool, encoding: str) -> di
         "columns": columns,
         "rows": [fields for _, fields in data[:PREVIEW_ROWS]],
         "warnings": warnings,
+        "header": bool(header),
+        "header_guess": header_guess,
     }
+
+
+def guess_header(rows: list[tuple[int, list[str]]]) -> bool:
+    """Whether the first row is a header: its cells are non-empty, unique (ignoring case)
+    text, none of which reads as a number, true/false or a date, above rows that have such
+    values in at least one column. A file of text only gives no evidence: no header."""
+    if len(rows) < 2:
+        return False
+    first, below = rows[0][1], rows[1:]
+    width = modal_width(below)
+    cells = [cell.strip() for cell in first]
+    if len(cells) != width or any(cell == "" for cell in cells):
+        return False
+    if len({cell.casefold() for cell in cells}) != width:
+        return False
+    if any(_guess_type([cell]) != "string" or cell in NULL_SPELLING_SET for cell in cells):
+        return False
+    return any(
+        _guess_type([fields[i] for _, fields in below if i < len(fields)]) != "string"
+        for i in range(width)
+    )
 
 
 def _warn_about_header(header_row, data, width: int, warnings: list[str]) -> None:

@@ -73,6 +73,15 @@ class SourceSerializer(serializers.Serializer):
     encoding = serializers.CharField(default="utf-8")
 
 
+class PreviewSerializer(SourceSerializer):
+    header = serializers.BooleanField(
+        default=False,
+        allow_null=True,
+        help_text="Whether the first line is a header; null: as the answer's `header_guess` "
+        "(whether the first rows look like a header) says.",
+    )
+
+
 class ColumnSerializer(serializers.Serializer):
     name = serializers.CharField()
     type = serializers.ChoiceField(choices=ColumnType.choices)

@@ -8,7 +8,7 @@ from apps.datasets import selectors, services
 from apps.datasets.api.serializers import (
     DatasetSerializer,
     DatasetVersionSerializer,
-    SourceSerializer,
+    PreviewSerializer,
     UploadSerializer,
 )
 from apps.datasets.models import Dataset
@@ -63,12 +63,13 @@ class DatasetViewSet(
     def perform_destroy(self, instance):
         services.delete_dataset(self.request.user, instance)
 
-    @extend_schema(request=SourceSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=PreviewSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def preview(self, request, pk=None):
-        """Step 1 of an upload: the source's first rows with guessed column names/types."""
+        """Step 1 of an upload: the source's first rows with guessed column names/types,
+        and `header_guess`: whether the first line looks like a header."""
         dataset = self.get_object()  # 404/403 before the body is looked at
-        source = SourceSerializer(data=request.data)
+        source = PreviewSerializer(data=request.data)
         source.is_valid(raise_exception=True)
         result = services.preview_source(request.user, dataset, **source.validated_data)
         return Response(result)
