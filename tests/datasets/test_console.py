@@ -48,6 +48,9 @@ def test_create_upload_and_see_the_three_tabs(web, owner, put):
     assert "Rows 101–150 of 150" in raw and "Iris-virginica" in raw
     stats = web.get(f"/datasets/{dataset.pk}/?tab=stats").content.decode()
     assert 'aria-label="histogram of sepal_length"' in stats and "Iris-versicolor" in stats
+    # A wide statistics table scrolls in its own box instead of losing its last columns.
+    assert '<div class="table-scroll" id="statistics-scroll"' in stats
+    assert stats.index('id="statistics-scroll"') < stats.index('id="statistics"')
     listing = web.get("/datasets/").content.decode()
     assert 'data-dataset="iris_flowers"' in listing and ">150<" in listing
     # The conversion's own page: its log, but neither training curves nor code.

@@ -55,6 +55,22 @@ def test_the_iris_walkthrough_in_a_browser(page, tmp_path):
     row = page.inner_text("#statistics tr[data-column=sepal_len]")
     assert "5.84333" in row and "4.3" in row and "7.9" in row
     assert "Iris-virginica" in page.inner_text("#statistics tr[data-column=kind]")
+    # A wide table scrolls in its box: scrolled to the end, its last column is in view and the
+    # column names stay.
+    edges = page.evaluate(
+        """() => {
+          const box = document.getElementById("statistics-scroll");
+          box.scrollLeft = box.scrollWidth;
+          const edge = (el) => el.getBoundingClientRect();
+          return {
+            box: edge(box),
+            last: edge(box.querySelector("thead th:last-child")),
+            name: edge(box.querySelector("tr[data-column=sepal_len] > td:first-child")),
+          };
+        }"""
+    )
+    assert edges["last"]["right"] <= edges["box"]["right"] + 1
+    assert edges["name"]["left"] >= edges["box"]["left"] - 1
 
     page.click("text=Raw data")
     assert page.locator("#raw-data tbody tr").count() == 50
