@@ -152,7 +152,7 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "apps.projects.api.permissions.ProjectRolePermission",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "bml_site.api_schema.ModuleTaggedSchema",
     "DEFAULT_PAGINATION_CLASS": "bml_site.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "apps.storage.api.exceptions.exception_handler",
@@ -160,8 +160,70 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "BML appliance API",
-    "DESCRIPTION": "Projects, object storage (bos://), devices and resource packages.",
+    "DESCRIPTION": (
+        "The appliance's modules, one tag each, as in the console. Sign in with a session or "
+        "send `Authorization: Token <key>` (the console's API token page). Everything a user "
+        "owns belongs to a project: another project's objects answer 404, and a viewer is "
+        "refused every write (403). Errors name the field they are about."
+    ),
     "VERSION": "1",
+    # One tag per module; bml_site.api_schema gives every operation its module's tag.
+    "TAGS": [
+        {
+            "name": "projects",
+            "description": "Projects and their members (owner, developer, viewer roles), "
+            "with running and total counts of notebooks, jobs and prediction services.",
+        },
+        {
+            "name": "storage",
+            "description": "Object storage (BOS): buckets of your projects, the folders and "
+            "files in them (list, upload, download, delete); the bos:// paths every other "
+            "module reads from and writes to.",
+        },
+        {
+            "name": "datasets",
+            "description": "Table data sets: create, upload csv/tsv/txt in two steps (preview "
+            "with guessed header, column names and types; then a conversion job to parquet), "
+            "read rows, per-column statistics and the parquet parts; public data sets.",
+        },
+        {
+            "name": "annotation",
+            "description": "Text annotation tasks (entity-relationship, entity-attribute): "
+            "tags, uploads of txt/docx/pdf files, documents split into sentences, spans and "
+            "triples by character offsets, finishing and review, exports.",
+        },
+        {
+            "name": "jobs",
+            "description": "Training jobs (your code or a built-in algorithm) on a resource "
+            "package: create, list, logs, metrics, terminate, clone, delete.",
+        },
+        {
+            "name": "notebooks",
+            "description": "Notebook instances (JupyterLab) of your projects: create, start, "
+            "stop, delete, their log; list their notebooks and convert one to a job's code.",
+        },
+        {
+            "name": "warehouse",
+            "description": "The model warehouse: models and their versions, imported from "
+            "bos:// or an upload and validated by loading, or released from a job; the "
+            "common models.",
+        },
+        {
+            "name": "serving",
+            "description": "Online prediction services: versions (a warehouse model version "
+            "each, with replicas and a share of the traffic), configuration history and "
+            "rollback, stop/restart, access keys, call quality over time, replica logs.",
+        },
+        {
+            "name": "billing",
+            "description": "Resource packages (the price table): the CPU, memory and "
+            "accelerators that notebooks, jobs and prediction services can ask for.",
+        },
+        {
+            "name": "system",
+            "description": "The machine: its accelerators (GPUs, Kunlun XPUs) and what holds each.",
+        },
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
