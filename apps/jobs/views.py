@@ -181,13 +181,14 @@ def _release_context(user, job) -> dict:
     from apps.warehouse.selectors import models_for
 
     context = {"released": releases.released_by(job)}
-    if job.status == "succeeded":
-        defaults = releases.release_defaults(job)
+    defaults = releases.release_defaults(job)
+    # No form where the results hold no model (data standardization writes data).
+    if job.status == "succeeded" and defaults is not None:
         context["model_types"] = ModelType.choices
         context["release"] = {
-            "model_type": defaults.model_type if defaults else "",
-            "subpath": defaults.subpath if defaults else "output/",
-            "fields": json.dumps(defaults.fields if defaults else {}),
+            "model_type": defaults.model_type,
+            "subpath": defaults.subpath,
+            "fields": json.dumps(defaults.fields),
         }
         context["release_models"] = models_for(user, job.project).order_by("name")
     return context

@@ -1,6 +1,9 @@
+import json
 import re
 
+import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from tests.e2e.conftest import sign_in
 
@@ -42,3 +45,25 @@ def test_create_a_job_from_the_template_watch_log_and_curve_then_open_its_output
     page.wait_for_url(re.compile(rf"/storage/e2e-jobs/\?prefix=out/{job_id}/$"))
     page.goto(f"/storage/e2e-jobs/?prefix=out/{job_id}/output/")
     page.wait_for_selector("#entries tr[data-key$='model.pt']")
+
+    # The cycle: release with what the page fills in (TorchScript output/model.pt), deploy
+    # from the version page, ask the service about a digit from its test console.
+    page.goto(f"/jobs/{job_id}/")
+    assert page.input_value("#release select[name=model_type]") == "pytorch"
+    assert page.input_value("#release input[name=subpath]") == "output/model.pt"
+    page.fill("#release input[name=name]", "template-digits")
+    page.click("#release-button")
+    page.wait_for_selector("text=Released as template-digits version 1.")
+    assert page.get_attribute("#lineage-job", "href") == f"/jobs/{job_id}/"
+    assert "accuracy" in page.inner_text("#lineage-metrics")
+    page.click("#create-service")
+    page.fill("input[name=name]", "template-digits")
+    page.click("#service-form button:text('Confirm')")
+    page.wait_for_selector("#service-status:text('In service')", timeout=120_000)
+    digits = load_digits()
+    page.fill("#test-body", json.dumps({"instances": digits.data[:10].tolist()}))
+    page.click("#test-send")
+    page.wait_for_selector("#test-status:text('200')")
+    scores = json.loads(page.inner_text("#test-response"))["result"]
+    right = sum(int(np.argmax(s)) == t for s, t in zip(scores, digits.target[:10], strict=True))
+    assert right >= 8, scores
