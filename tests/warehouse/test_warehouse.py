@@ -140,3 +140,17 @@ def test_release_a_succeeded_jobs_output_as_a_model(api, owner, project, bucket)
     body = released.json()
     assert body["source"] == "job" and body["source_job"] == job.job_id
     assert json.dumps(body["info"])  # what loading found is kept
+    lineage = body["lineage"]
+    assert lineage["job_id"] == job.job_id and lineage["algorithm"] == "custom_code"
+    assert lineage["metrics"] == {"accuracy": pytest.approx(0.9, abs=0.1), "trees": 100}
+    assert lineage["params"]["framework"] == "sklearn"
+
+    # Again as a new version of that model, everything else left to the algorithm's defaults.
+    again = api.post(
+        "/api/v1/models/release/", {"job_id": job.job_id, "model": body["model"]}, format="json"
+    )
+    assert again.status_code == 201, again.json()
+    assert again.json()["version"] == 2 and again.json()["model_type"] == "sklearn"
+    assert again.json()["lineage"]["output"].endswith(f"/{job.job_id}/output/")
+    listed = api.get(f"/api/v1/models/{body['model']}/versions/").json()
+    assert [v["lineage"]["job_id"] for v in listed["results"]] == [job.job_id] * 2
