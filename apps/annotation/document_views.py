@@ -70,6 +70,7 @@ def sentence_payload(document, sentence) -> dict:
         "progress": {
             "done": document.sentences.filter(done=True).count(),
             "total": document.sentence_count,
+            "unannotated": selectors.unannotated_count(document),
         },
         "status": document.status,
         "status_label": document.get_status_display(),
@@ -239,7 +240,10 @@ def document_finish(request, pk, document):
     """The spec's "Save and go to next file"."""
     found = _writable_document(request, pk, document)
     with report_errors(request):
-        following = services.finish_document(request.user, found)
+        finished = services.finish_document(request.user, found)
+        following = finished.next
+        for warning in finished.warnings:
+            messages.warning(request, f"{found.name}: {warning}")
         done = "submitted for review" if found.task.review_required else "annotated"
         if following is None:
             messages.success(request, f"{found.name} {done}. No file is left to annotate.")

@@ -48,6 +48,12 @@ def get_sentence(document: Document, index) -> Sentence:
         raise Http404("No such sentence.") from None
 
 
+def unannotated_count(document: Document) -> int:
+    """Sentences with no span that were not checked as done either: nobody has looked at
+    them yet (a sentence with nothing to annotate is marked as done)."""
+    return document.sentences.filter(done=False).exclude(spans__isnull=False).count()
+
+
 def progress(task: Task) -> dict:
     """Files by status, sentences done, annotations: the task management figures."""
     by_status = dict(

@@ -11,13 +11,14 @@ import io
 import posixpath
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.annotation import documents, packages, sandbox, sentences
+from apps.annotation import documents, packages, sandbox, selectors, sentences
 from apps.annotation.models import (
     Document,
     DocumentStatus,
@@ -451,13 +452,28 @@ def mark_sentence(user, sentence: Sentence, done: bool = True) -> Sentence:
     return sentence
 
 
-def finish_document(user, document: Document) -> Document | None:
-    """The spec's "Save and go to next file": to review (or done), and the next open file."""
+@dataclass
+class Finished:
+    next: Document | None  # the next open file, if any is left
+    warnings: list[str]  # what the annotator may have missed; finishing went ahead
+
+
+def finish_document(user, document: Document) -> Finished:
+    """The spec's "Save and go to next file": to review (or done), and the next open file.
+    Sentences left without any annotation are only warned about: a file may well hold
+    sentences with nothing to mark."""
     _may_annotate(user, document)
+    warnings = []
+    if left := selectors.unannotated_count(document):
+        total = document.sentence_count
+        verb = "has" if left == 1 else "have"
+        warnings.append(
+            f"{left} of {total} sentences {verb} no annotation (no span, not marked as done)."
+        )
     status = DocumentStatus.SUBMITTED if document.task.review_required else DocumentStatus.DONE
     document.status = status
     document.save(update_fields=["status", "updated_at"])
-    return next_open_document(document.task, after=document.position)
+    return Finished(next_open_document(document.task, after=document.position), warnings)
 
 
 def next_open_document(task: Task, after: int = 0) -> Document | None:

@@ -235,6 +235,8 @@
       document.getElementById("document-progress").textContent = data.progress.done + " / " + data.progress.total;
       const bar = document.getElementById("document-progress-bar");
       bar.max = data.progress.total; bar.value = data.progress.done;
+      const finish = document.getElementById("finish-form");
+      if (finish) finish.dataset.unannotated = data.progress.unannotated;
       const status = document.getElementById("document-status");
       status.textContent = data.status_label;
       status.className = "tag doc-" + data.status;
@@ -451,9 +453,25 @@
     root.dataset.ready = "1";
   }
 
+  // "Save and go to next file" asks first while sentences have no annotation (the count is
+  // the server's, kept current by every answer of the annotator).
+  function setupFinishForm() {
+    const form = document.getElementById("finish-form");
+    if (!form) return;
+    form.addEventListener("submit", function (ev) {
+      const left = Number(form.dataset.unannotated || 0);
+      if (!left) return;
+      const total = Number(form.dataset.total || 0);
+      const message = left + " of " + total + " sentences " + (left === 1 ? "has" : "have") +
+        " no annotation (no span, not marked as done). Save and go to the next file anyway?";
+      if (!window.confirm(message)) ev.preventDefault();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupCreateForm();
     setupUploadForm();
     setupAnnotator();
+    setupFinishForm();
   });
 })();

@@ -451,6 +451,28 @@ def test_without_review_a_finished_file_is_done(api, owner, task):
     assert refused.status_code == 400
 
 
+def test_finishing_warns_about_sentences_left_without_annotation(api, owner, task):
+    """Four sentences: one with a span (twice), one marked as done, two not looked at. The
+    file is finished all the same; a file fully looked at gets no warning."""
+    document = upload_txt(owner, task)
+    assert document.sentence_count == 4
+    span(api, document, "Alice", 0)
+    span(api, document, "Bob", 0)  # a second span in the same sentence counts once
+    marked = api.post(doc_url(document, "sentences/3/done/"), {"done": True}, format="json")
+    assert marked.status_code == 200, marked.json()
+
+    body = api.post(doc_url(document, "finish/"), {}, format="json").json()
+    assert body["warnings"] == [
+        "2 of 4 sentences have no annotation (no span, not marked as done)."
+    ]
+    assert body["document"]["status"] == "submitted"  # warned, not refused
+
+    complete = upload_txt(owner, task, "one.txt", "Alice met Bob in Paris.")
+    span(api, complete, "Alice")
+    body = api.post(doc_url(complete, "finish/"), {}, format="json").json()
+    assert body["warnings"] == [] and body["document"]["status"] == "submitted"
+
+
 # -- export ------------------------------------------------------------------------------
 
 

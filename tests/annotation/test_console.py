@@ -215,7 +215,7 @@ def test_the_annotation_page_renders_one_sentence_with_its_neighbours(web, owner
     data = web.get(doc_url(task, document, "sentences/2999/")).json()
     assert data["sentence"]["text"] == "Sentence number 2999 talks about Alice."
     assert data["previous"]["index"] == 2998 and data["next"] is None
-    assert data["progress"] == {"done": 0, "total": 3000}
+    assert data["progress"] == {"done": 0, "total": 3000, "unannotated": 3000}
     assert [s["index"] for s in data["nearby"]] == list(range(2991, 3000))
     assert web.get(doc_url(task, document, "sentences/3000/")).status_code == 404
 
@@ -325,6 +325,30 @@ def test_save_and_go_to_next_file_then_review_pass_and_fail(web, owner, task, me
     assert first.status == DocumentStatus.PASSED
     response = web.post(doc_url(task, first, "review/"), {"decision": "pass"})
     assert "is not waiting for review" in page(web, response.url)
+
+
+def test_save_and_go_to_next_file_counts_the_sentences_left_without_annotation(web, owner, task):
+    """The page gives the finish button the count its confirmation uses (and every answer
+    of the annotator keeps it current); finishing anyway says what was left."""
+    document = upload_txt(owner, task)  # four sentences
+    html = page(web, doc_url(task, document))
+    assert 'id="finish-form" data-unannotated="4" data-total="4"' in html
+    data = post_json(
+        web,
+        doc_url(task, document, "spans/"),
+        {"start": 0, "end": 5, "tag": tag_of(task, "person").pk},
+    ).json()
+    assert data["progress"]["unannotated"] == 3
+    data = post_json(web, doc_url(task, document, "sentences/3/done/"), {"done": True}).json()
+    assert data["progress"] == {"done": 1, "total": 4, "unannotated": 2}
+    assert 'data-unannotated="2"' in page(web, doc_url(task, document))
+
+    response = web.post(doc_url(task, document, "finish/"))
+    assert response.status_code == 302
+    shown = page(web, response.url)
+    assert "story.txt: 2 of 4 sentences have no annotation" in shown
+    document.refresh_from_db()
+    assert document.status == DocumentStatus.SUBMITTED
 
 
 def test_the_manual_annotation_tab_opens_the_next_open_file(web, owner, task):

@@ -162,8 +162,23 @@ def test_annotate_two_triples_review_them_and_export_the_exact_words(page, tmp_p
     page.wait_for_selector("#triple-list li[data-triple]:has-text('spouse')")
     assert page.inner_text("#triple-list li[data-triple]").startswith("Alice Smith —spouse→ Bob")
 
+    # The second sentence has no annotation: the button asks first. Cancel stays on the file.
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss() if len(asked) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.click("#finish")
+    page.evaluate("1")  # runs once the dialog is answered
+    assert asked == ["1 of 2 sentences has no annotation (no span, not marked as done). "
+                     "Save and go to the next file anyway?"]  # fmt: skip
+    assert page.is_visible("#annotator") and "family.docx" in page.inner_text("h1")
     page.click("#finish")
     page.wait_for_selector("text=family.docx submitted for review. Next file: curie.pdf.")
+    assert len(asked) == 2
+    assert page.is_visible("text=family.docx: 1 of 2 sentences has no annotation")
 
     # The owner fails it, with a note.
     page.goto(task_url + "?tab=review")
@@ -178,6 +193,8 @@ def test_annotate_two_triples_review_them_and_export_the_exact_words(page, tmp_p
     assert "The visit to Paris is missing" in page.inner_text("#review-note")
     # The page opens at the first sentence not done yet; the sentence list goes back.
     assert page.inner_text("#sentence-text") == DOCX_PARAGRAPHS[1]
+    page.click("#mark-done")  # nothing to mark in it: no question when saving this time
+    page.wait_for_selector("#sentence-done:not([hidden])")
     page.click("#sentence-list li[data-index='0'] a")
     page.wait_for_function("document.getElementById('sentence-text').dataset.index === '0'")
     assert page.locator("#span-list li[data-span]").count() == 2
@@ -192,6 +209,7 @@ def test_annotate_two_triples_review_them_and_export_the_exact_words(page, tmp_p
     assert page.locator("#triple-list li[data-triple]").count() == 2
     page.click("#finish")
     page.wait_for_selector("text=family.docx submitted for review.")
+    assert len(asked) == 2  # every sentence had an annotation: not asked
 
     page.goto(task_url + "?tab=review")
     page.locator("article[data-document='family.docx'] button:text('Pass')").click()

@@ -274,6 +274,10 @@ class TripleSerializer(serializers.ModelSerializer):
 class FinishSerializer(serializers.Serializer):
     document = DocumentSerializer()
     next = serializers.IntegerField(allow_null=True, help_text="the next open file, or null")
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="what may have been missed, e.g. sentences without annotation (not refused)",
+    )
 
 
 class ExportSerializer(serializers.ModelSerializer):

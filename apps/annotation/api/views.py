@@ -320,13 +320,15 @@ class AnnotationTaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path=DOCUMENT + "/finish", url_name="finish")
     def finish(self, request, pk=None, document=None):
         """The spec's "Save and go to next file": to review (or done), and the next open
-        file's id (null when none is left)."""
+        file's id (null when none is left). `warnings` says what may have been missed
+        (sentences left without annotation); the file is finished all the same."""
         found = self.get_document()
-        following = services.finish_document(request.user, found)
+        finished = services.finish_document(request.user, found)
         return Response(
             {
                 "document": DocumentSerializer(found).data,
-                "next": following.pk if following else None,
+                "next": finished.next.pk if finished.next else None,
+                "warnings": finished.warnings,
             }
         )
 
