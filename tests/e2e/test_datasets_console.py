@@ -40,6 +40,14 @@ def test_the_iris_walkthrough_in_a_browser(page, tmp_path):
     page.wait_for_selector("#columns")
     assert page.is_visible("text=header guessed from the first rows")
     assert page.input_value("#header-choice select[name=header]") == "0"
+    # The guess can be overridden here: the rows are read again with the other setting.
+    page.select_option("#header-choice select[name=header]", "1")
+    page.click("#header-choice button:text('Read again')")
+    page.wait_for_selector("text=the header line looks like data")
+    assert page.is_hidden("#header-guessed")
+    page.select_option("#header-choice select[name=header]", "0")
+    page.click("#header-choice button:text('Read again')")
+    page.wait_for_selector("#columns td:text('5.1')")
     assert "Iris-setosa" in page.inner_text("#columns")
     assert page.input_value("select[name=col_type_0]") == "float"
     assert page.input_value("select[name=col_type_4]") == "string"
