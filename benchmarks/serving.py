@@ -11,6 +11,7 @@ at 1 and 32 concurrent clients; for ResNet-18 at 32 clients also with adaptive b
 are 112x112 and each case runs once for 1 s, otherwise 224x224 and the median of 3 rounds.
 
     .venv/bin/python benchmarks/serving.py [--quick] [--seconds S] [--rounds N] [--image-size N]
+    .venv/bin/python benchmarks/serving.py --memory-only     # the replica memory alone (~1 min)
 
 Services are created the way the console does it (apps.serving.services.create_service, in
 a Django script with the appliance's database) from models imported through the warehouse
@@ -38,10 +39,25 @@ comes from their CPU times, less what each spends idle. On a 2-core machine the 
 gateway and the replica share two cores, so throughput at 32 clients is bound by the CPU
 all of them spend per request.
 
+Replica memory per model type (after the throughput runs, with the appliance stopped; alone
+with --memory-only): a small model of each type whose framework is installed (iris
+LogisticRegression as .skops and as .joblib, an XGBoost Booster, a TorchScript MLP, a Paddle
+linear layer, ONNX, Keras, PMML, a custom predictor.py; one iris row in) is served by a bare
+replica (`python -m workers.runners.model_serve --port 0` with the environment the appliance
+gives a replica on a 1-core CPU lease), one at a time: its VmRSS from /proc after loading and
+after 50 predictions, its peak VmHWM, and which heavy libraries (torch, pandas, pyarrow,
+scipy, ...) its /proc/<pid>/maps shows loaded. The full run also reads the VmRSS of the
+appliance's own replicas (iris, ResNet-18: the Python process under the sandbox). RESULT
+fields: replica_memory_mb and replica_peak_memory_mb {model: MB}, replica_libraries {model:
+[...]}, replica_memory_goal, replica_memory_meets, appliance_replica_memory_mb; the full
+run's "meets" includes replica_memory_meets.
+
 Goals (the serving issue): throughput through the appliance >= 0.8 of the bare server's
 (headline: the small model at 32 clients; ResNet-18 too), <= 1 ms added p50 for the small
 model at 1 client, batching >= 2x the throughput of no batching at 32 clients with a p99 no
 worse than 2x. Everything here runs on the CPU, where batching pays far less than on a GPU.
+A scikit-learn replica (skops and joblib) holds <= 200 MB resident: a replica imports only
+what its model type needs (issue 18).
 """
 
 import argparse
@@ -275,6 +291,300 @@ def loadgen(spec: dict) -> dict:
     }
 
 
+# ---- replica memory per model type (`serving.py --memory-only`) --------------------------
+
+MEMORY_GOAL_MB = 200  # a scikit-learn replica's resident memory, skops or joblib
+MEMORY_REQUESTS = 50
+# Packages whose shared objects in a replica's /proc/<pid>/maps show what it imported.
+LIBRARIES = (
+    "torch", "tensorflow", "jax", "paddle", "pandas", "pyarrow", "scipy", "sklearn", "xgboost",
+    "onnxruntime", "PIL",
+)  # fmt: skip
+PMML_REGRESSION = """<?xml version="1.0" encoding="UTF-8"?>
+<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4">
+  <Header/>
+  <DataDictionary>
+    <DataField name="sepal_length" optype="continuous" dataType="double"/>
+    <DataField name="sepal_width" optype="continuous" dataType="double"/>
+    <DataField name="petal_length" optype="continuous" dataType="double"/>
+    <DataField name="petal_width" optype="continuous" dataType="double"/>
+    <DataField name="y" optype="continuous" dataType="double"/>
+  </DataDictionary>
+  <RegressionModel functionName="regression">
+    <MiningSchema>
+      <MiningField name="sepal_length"/>
+      <MiningField name="sepal_width"/>
+      <MiningField name="petal_length"/>
+      <MiningField name="petal_width"/>
+      <MiningField name="y" usageType="target"/>
+    </MiningSchema>
+    <RegressionTable intercept="0.5">
+      <NumericPredictor name="sepal_length" coefficient="0.1"/>
+      <NumericPredictor name="sepal_width" coefficient="-0.2"/>
+      <NumericPredictor name="petal_length" coefficient="0.3"/>
+      <NumericPredictor name="petal_width" coefficient="0.4"/>
+    </RegressionTable>
+  </RegressionModel>
+</PMML>
+"""
+CUSTOM_PREDICTOR = """
+class Predictor:
+    def load(self, model_dir):
+        self.weights = [0.1, -0.2, 0.3, 0.4]
+
+    def predict(self, instances):
+        return [sum(w * x for w, x in zip(self.weights, row)) for row in instances]
+"""
+
+
+def memory_models(folder: Path) -> dict:
+    """Small models of each type, all taking an iris row: name -> (type, path, fields).
+    A type whose framework is not installed is left out."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    models = {}
+
+    def sklearn_models():
+        import joblib
+        import skops.io
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(max_iter=500).fit(x, y)
+        skops.io.dump(model, folder / "iris.skops")
+        joblib.dump(model, folder / "iris.joblib")
+        models["sklearn"] = ("sklearn", folder / "iris.skops", {})
+        models["sklearn-joblib"] = ("sklearn", folder / "iris.joblib", {})
+
+    def xgboost_model():
+        import xgboost
+
+        params = {"objective": "multi:softprob", "num_class": 3, "max_depth": 3, "nthread": 1}
+        booster = xgboost.train(params, xgboost.DMatrix(x, label=y), num_boost_round=20)
+        booster.save_model(str(folder / "iris-xgb.json"))
+        models["xgboost"] = ("xgboost", folder / "iris-xgb.json", {})
+
+    def pytorch_model():
+        import warnings
+
+        import torch
+
+        torch.manual_seed(0)
+        mlp = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "torch.jit.trace is deprecated"
+            torch.jit.trace(mlp.eval(), torch.zeros(1, 4)).save(str(folder / "iris-mlp.pt"))
+        fields = {"input_shape": [4], "task": "classification"}
+        models["pytorch"] = ("pytorch", folder / "iris-mlp.pt", fields)
+
+    def paddle_model():
+        import paddle
+
+        paddle.seed(0)
+        spec = [paddle.static.InputSpec(shape=[None, 4], dtype="float32", name="x")]
+        paddle.jit.save(paddle.nn.Linear(4, 3), str(folder / "paddle" / "inference"), spec)
+        models["paddle"] = ("paddle", folder / "paddle", {})
+
+    def onnx_model():
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        weights = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "W"], ["y"])],
+            "linear",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+            [numpy_helper.from_array(weights, "W")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(folder / "iris-linear.onnx"))
+        models["onnx"] = ("onnx", folder / "iris-linear.onnx", {})
+
+    def keras_model():
+        if "keras" not in sys.modules:
+            os.environ["KERAS_BACKEND"] = "torch"  # as the replicas run it
+        import keras
+
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input(shape=(4,)), keras.layers.Dense(16, activation="relu"),
+             keras.layers.Dense(3)]
+        )  # fmt: skip
+        model.save(str(folder / "iris-dense.keras"))
+        models["keras"] = ("keras", folder / "iris-dense.keras", {})
+
+    def pmml_model():
+        import sklearn_pmml_model  # noqa: F401  (only whether it is installed)
+
+        (folder / "iris-regression.pmml").write_text(PMML_REGRESSION)
+        models["pmml"] = ("pmml", folder / "iris-regression.pmml", {})
+
+    def custom_model():
+        (folder / "custom").mkdir(exist_ok=True)
+        (folder / "custom" / "predictor.py").write_text(CUSTOM_PREDICTOR)
+        models["custom"] = ("custom", folder / "custom", {})
+
+    for build in (
+        sklearn_models, xgboost_model, pytorch_model, paddle_model, onnx_model, keras_model,
+        pmml_model, custom_model,
+    ):  # fmt: skip
+        try:
+            build()
+        except ImportError as exc:
+            progress(f"{build.__name__}: not installed ({exc}); left out")
+    return models
+
+
+def proc_memory(pid: int) -> dict:
+    """VmRSS and VmHWM (the peak) in MB, and the LIBRARIES whose shared objects it maps."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    figures = {
+        line.split(":")[0]: int(line.split()[1]) / 1024
+        for line in status
+        if line.startswith(("VmRSS:", "VmHWM:"))
+    }
+    mapped = set()
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    except PermissionError:  # a replica confined as another user: its status only
+        maps = None
+    for line in maps or ():
+        parts = line.split(maxsplit=5)
+        path = parts[5] if len(parts) == 6 else ""
+        if "site-packages/" in path and (".so" in path or path.endswith(".pyd")):
+            top = path.split("site-packages/", 1)[1].split("/", 1)[0]
+            mapped.add(top.removesuffix(".libs").split("-")[0])
+    return {
+        "rss_mb": round(figures["VmRSS"], 1),
+        "hwm_mb": round(figures["VmHWM"], 1),
+        "libraries": None if maps is None else [n for n in LIBRARIES if n in mapped],
+    }
+
+
+def replica_memory(folder: Path, models: dict) -> dict:
+    """Starts one bare replica per model (model_serve --port 0, the environment the appliance
+    gives a replica on a 1-core CPU lease), one at a time; after it is ready and after
+    MEMORY_REQUESTS predictions of one iris row, reads its memory from /proc; stops it."""
+    import http.client
+
+    results = {}
+    for name, (model_type, path, fields) in models.items():
+        home = folder / f"home-{name}"
+        home.mkdir(exist_ok=True)
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(home),
+            "TMPDIR": str(home),
+            "LANG": "C.UTF-8",
+            "KERAS_BACKEND": "torch",
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        command = [sys.executable, "-m", "workers.runners.model_serve", "--type", model_type]
+        command += ["--path", str(path), "--fields", json.dumps(fields), "--port", "0"]
+        started = time.monotonic()
+        with open(home / "stderr.log", "wb") as stderr:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+        try:
+            line = read_line(process, 300)
+            if not line.startswith("ready "):
+                log = (home / "stderr.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the {name} replica did not start: {line!r}\n{log}")
+            ready_s = time.monotonic() - started
+            loaded = proc_memory(process.pid)
+            connection = http.client.HTTPConnection("127.0.0.1", int(line.split()[1]), timeout=60)
+            body = json.dumps({"instances": [IRIS_ROW]})
+            for _ in range(MEMORY_REQUESTS):
+                connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{name}: {response.status} {answer[:300]!r}")
+            connection.close()
+            served = proc_memory(process.pid)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        results[name] = {
+            "type": model_type,
+            "loaded_mb": loaded["rss_mb"],
+            "rss_mb": served["rss_mb"],
+            "hwm_mb": served["hwm_mb"],
+            "libraries": served["libraries"],
+            "ready_s": round(ready_s, 2),
+        }
+        progress(f"replica memory {name}: {served['rss_mb']:.1f} MB ({served['libraries']})")
+    return results
+
+
+def memory_report(memory: dict) -> dict:
+    """Prints the table; the RESULT line's fields."""
+    print(
+        f"\nReplica memory (bare model_serve, OMP_NUM_THREADS=1, one iris-row model per type; "
+        f"MB; after loading, and after {MEMORY_REQUESTS} predictions: VmRSS and its peak "
+        "VmHWM; the heavy libraries it mapped):"
+    )
+    header = (
+        f"{'model':<15} {'type':<9} {'loaded':>7} {'served':>7} {'peak':>7} {'ready s':>8}"
+        "  libraries"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, m in memory.items():
+        print(
+            f"{name:<15} {m['type']:<9} {m['loaded_mb']:>7.1f} {m['rss_mb']:>7.1f} "
+            f"{m['hwm_mb']:>7.1f} {m['ready_s']:>8.2f}  {', '.join(m['libraries']) or '-'}"
+        )
+    sklearn = [m["rss_mb"] for name, m in memory.items() if m["type"] == "sklearn"]
+    meets = bool(sklearn) and max(sklearn) <= MEMORY_GOAL_MB
+    print(
+        f"scikit-learn replica: {max(sklearn, default=float('nan')):.1f} MB "
+        f"(goal <= {MEMORY_GOAL_MB} MB, skops and joblib)"
+    )
+    return {
+        "replica_memory_mb": {name: m["rss_mb"] for name, m in memory.items()},
+        "replica_peak_memory_mb": {name: m["hwm_mb"] for name, m in memory.items()},
+        "replica_libraries": {name: m["libraries"] for name, m in memory.items()},
+        "replica_memory_goal": f"sklearn <= {MEMORY_GOAL_MB}",
+        "replica_memory_meets": meets,
+    }
+
+
+def run_memory() -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bml-bench-memory-"))
+    try:
+        models = memory_models(work)
+        progress("memory: models built")
+        return memory_report(replica_memory(work, models))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def memory_only() -> None:
+    fields = run_memory()
+    result = {
+        "figure": "replica memory per model type (VmRSS MB after loading and 50 predictions)",
+        "ours": fields["replica_memory_mb"].get("sklearn"),
+        "goal": f"<= {MEMORY_GOAL_MB}",
+        "meets": fields["replica_memory_meets"],
+        **fields,
+    }
+    print("RESULT " + json.dumps(result))
+
+
 # ---- the driver ---------------------------------------------------------------------------
 
 
@@ -499,6 +809,23 @@ def replica_environment(pid: int, home: Path) -> tuple[dict, set]:
     return env, os.sched_getaffinity(pid)
 
 
+def replica_python(pid: int) -> int:
+    """The replica's Python process: the replica's pid is its sandbox (bwrap, a few MB) when
+    the sandbox is on, with the model_serve process below it."""
+    import psutil
+
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)][::-1]:
+        try:
+            if "python" in process.name().lower() and any(
+                "workers.runners.model_serve" in arg for arg in process.cmdline()
+            ):
+                return process.pid
+        except psutil.Error:
+            continue
+    return pid
+
+
 def web_pid(appliance) -> int:
     import psutil
 
@@ -514,7 +841,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="measured seconds per sklearn run")
     parser.add_argument("--rounds", type=int, help="runs of each case (the median is kept)")
     parser.add_argument("--image-size", type=int, help="the images' and the model's size")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only the replica memory per model type"
+    )
     args = parser.parse_args()
+    if args.memory_only:
+        memory_only()
+        return
     image_size = args.image_size or (112 if args.quick else 224)
     seconds = args.seconds or (1.0 if args.quick else 3.0)
     small_warmup, big_warmup = (0.3, 0.5) if args.quick else (1.0, 1.5)
@@ -701,6 +1034,10 @@ def main() -> None:
             key: sorted(found, key=lambda f: f["rps"])[len(found) // 2]
             for key, found in runs.items()
         }
+        appliance_memory = {
+            name: proc_memory(replica_python(service["pid"]))["rss_mb"]
+            for name, service in services.items()
+        }
         finished = True
     finally:
         if creator is not None and creator.poll() is None:
@@ -773,6 +1110,8 @@ def main() -> None:
         "batching_speedup": speedup >= 2.0,
         "batching_p99_ratio": p99_ratio <= 2.0,
     }
+    memory = run_memory()  # bare replicas, one at a time, with the appliance stopped
+    goals["replica_memory"] = memory["replica_memory_meets"]
     print(
         f"\nsklearn c=32: {ratio:.2f} of the bare server's throughput (goal >= 0.8); "
         f"ResNet-18 c=32: {resnet_ratio:.2f} (goal >= 0.8)\n"
@@ -799,6 +1138,8 @@ def main() -> None:
         "batching_p99_ratio": round(p99_ratio, 2),
         "batching_p99_goal": "<= 2",
         "batching_p99_meets": goals["batching_p99_ratio"],
+        **memory,
+        "appliance_replica_memory_mb": appliance_memory,
         "loadgen_ceiling_rps": round(calibration["rps"]),
         "image_size": image_size,
         "rounds": rounds,

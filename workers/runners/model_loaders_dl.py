@@ -7,6 +7,9 @@ the installed onnxruntime has one (the onnxruntime wheel is CPU-only; onnxruntim
 paddle the GPU when the paddle wheel is a CUDA build and a GPU is present, a Kunlun XPU when
 it is an XPU build and one is present; otherwise the CPU, with as many threads as the lease
 has cores (`model_loaders.cpu_threads`).
+
+Keras is imported without pandas, pyarrow and scikit-learn, which it imports only in case they
+are installed (model_loaders_ml.imports_without): a replica of a keras model is torch and keras.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from workers.runners.model_loaders import (
     numeric_batch,
     split_outputs,
 )
+from workers.runners.model_loaders_ml import imports_without
 
 # ---- paddle ------------------------------------------------------------------------------
 
@@ -261,7 +265,9 @@ def load_keras(path: Path, fields: dict) -> Predictor:
     file = find_file(path, (".keras", ".h5", ".hdf5"), "Keras")
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = "torch"
-    import keras
+    # keras imports these in case they are installed (data adapters, scikit-learn wrappers)
+    with imports_without("pandas", "pyarrow", "sklearn"):
+        import keras
 
     if file.suffix == ".keras" and not zipfile.is_zipfile(file):
         raise ModelLoadError(f"{file.name} is not a Keras 3 .keras file (not a zip archive)")

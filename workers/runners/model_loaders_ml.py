@@ -4,6 +4,14 @@ model_loaders.py for the contract; each function imports its framework when call
 Classifiers answer {"label": <label>, "probabilities": {"<class>": p, ...}} per instance
 (probabilities where the model gives them), regressors the predicted value. Rows of numbers
 in; where the model knows its feature names an instance may also be {feature name: value}.
+
+A loader runs in a process of its own (a replica, the import check) and imports only what its
+model needs: frameworks import some packages only in case they are installed, and those are
+hidden while the framework is imported (imports_without, also used by the keras loader):
+scikit-learn imports pandas (and with it pyarrow) if it can, skops imports every
+scikit-learn module, one of which imports torch, xgboost imports scikit-learn for its
+estimator classes. A model that does need pandas (a scikit-learn model fitted on a
+DataFrame, PMML) gets it (PMML's pandas without pyarrow).
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import importlib.util
 import json
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +45,42 @@ from workers.runners.model_loaders import (
 
 PICKLE_WARNING = "pickle/joblib files run code when loaded; prefer skops"
 
+
+class _Without:
+    """A finder of sys.meta_path that finds nothing of the hidden packages."""
+
+    def __init__(self, finder: Any, hidden: frozenset[str]):
+        self.finder, self.hidden = finder, hidden
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name.partition(".")[0] in self.hidden:
+            return None
+        find = getattr(self.finder, "find_spec", None)
+        return None if find is None else find(name, path, target)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.finder, name)
+
+
+@contextmanager
+def imports_without(*packages: str) -> Iterator[None]:
+    """While the block runs, the packages not imported yet look not installed: importing them
+    raises ModuleNotFoundError, importlib.util.find_spec() gives None. For a framework's
+    imports of optional packages (`try: import pandas except ImportError`); only the
+    framework's own import goes in the block, not the model's loading. A package that was
+    imported before stays as it is. The module that tried keeps going without it for the
+    life of the process: what a process of one model does not need."""
+    hidden = frozenset(p for p in packages if p not in sys.modules)
+    if not hidden:
+        yield
+        return
+    sys.meta_path[:] = [_Without(finder, hidden) for finder in sys.meta_path]
+    try:
+        yield
+    finally:
+        sys.meta_path[:] = [f.finder if isinstance(f, _Without) else f for f in sys.meta_path]
+
+
 # ---- sklearn -----------------------------------------------------------------------------
 
 
@@ -50,13 +96,16 @@ class EstimatorPredictor(Predictor):
             self.info["n_features"] = len(names)
         if self.info["n_features"]:
             self.info["input_shape"] = [self.info["n_features"]]
+        self.pandas = None
+        if names and hasattr(model, "feature_names_in_"):  # fitted on a DataFrame: fed one
+            import pandas
+
+            self.pandas = pandas
 
     def prepare(self, instances: list) -> Any:
         x = numeric_batch(instances, [self.info["n_features"] or -1], np.float64, self.names)
-        if self.names and hasattr(self.model, "feature_names_in_"):
-            import pandas as pd
-
-            return pd.DataFrame(x, columns=self.names)
+        if self.pandas is not None:
+            return self.pandas.DataFrame(x, columns=self.names)
         return x
 
     def run(self, batch: Any) -> list:
@@ -71,7 +120,8 @@ class EstimatorPredictor(Predictor):
 
 def load_sklearn(path: Path, fields: dict) -> Predictor:
     file = find_file(path, (".skops", ".joblib", ".pkl", ".pickle"), "scikit-learn")
-    import sklearn
+    with imports_without("pandas", "pyarrow"):
+        import sklearn
 
     info = {
         "framework": "sklearn",
@@ -83,8 +133,11 @@ def load_sklearn(path: Path, fields: dict) -> Predictor:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if file.suffix == ".skops":
-            import skops
-            import skops.io
+            # skops lists the trusted types by importing every scikit-learn package, tests
+            # and the torch glue of its array API included
+            with imports_without("torch", "pytest", "pandas", "pyarrow"):
+                import skops
+                import skops.io
 
             info["skops_version"] = skops.__version__
             untrusted = skops.io.get_untrusted_types(file=file)
@@ -169,7 +222,8 @@ class XGBoostPredictor(Predictor):
 
 def load_xgboost(path: Path, fields: dict) -> Predictor:
     file = find_file(path, (".json", ".ubj"), "XGBoost")
-    import xgboost
+    with imports_without("sklearn", "pandas", "pyarrow"):  # a Booster needs none of them
+        import xgboost
 
     booster = xgboost.Booster()
     booster.load_model(str(file))
@@ -253,8 +307,9 @@ def load_pmml(path: Path, fields: dict) -> Predictor:
     head = file.read_bytes()[:65536]
     if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
         raise ModelLoadError("PMML files with a DOCTYPE or entities are refused")
-    import sklearn_pmml_model
-    from sklearn_pmml_model.auto_detect import auto_detect_estimator
+    with imports_without("pyarrow"):  # it needs pandas, pandas takes pyarrow if it can
+        import sklearn_pmml_model
+        from sklearn_pmml_model.auto_detect import auto_detect_estimator
 
     model = auto_detect_estimator(pmml=str(file))
     keep_category_order(model)

@@ -5,6 +5,10 @@ No Django import.
         [--host 127.0.0.1] [--max-body-mb 32] [--max-batch-size B --max-wait-ms W]
 
 The appliance runs N of these per model version and its gateway forwards requests to them.
+A replica imports only what its model type needs: the loader's framework, without the packages
+frameworks take only in case they are installed (model_loaders_ml.imports_without: no pandas,
+pyarrow or torch for scikit-learn), and uvicorn without websockets (benchmarks/serving.py
+--memory-only measures each type; a scikit-learn replica holds well under 200 MB).
 A load failure prints the error to stderr and exits 1. Once the server accepts requests it
 prints ONE line `ready <port>` to stdout (with --port 0 the port the OS chose); whatever the
 frameworks print while loading goes to stderr. SIGTERM (or SIGINT): stop accepting, finish the
@@ -430,6 +434,7 @@ def serve(engine: Engine, host: str, port: int, max_body: int, key: bytes = b"")
         App(engine, max_body, key),
         loop="uvloop",
         http="httptools",
+        ws="none",  # no websocket endpoints: not even importing websockets
         lifespan="on",
         access_log=False,
         log_level="warning",
