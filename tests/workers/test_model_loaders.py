@@ -845,4 +845,7 @@ def test_registry_lists_the_types():
         "pmml",
         "custom",
         "image_classification",
+        "bml_logistic_regression",
+        "bml_kmeans",
+        "bml_gbdt",
     }
