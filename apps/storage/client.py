@@ -6,6 +6,7 @@ import functools
 
 import urllib3
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from minio import Minio
 from minio.error import S3Error
 
@@ -26,6 +27,18 @@ class StorageUnavailable(Exception):
 
 class ObjectNotFound(Exception):
     pass
+
+
+class PathConflict(ValidationError):
+    """A file and a folder would share a name (the store refuses a folder `f1/` beside an
+    object `f1`): the API answers 409, the console shows the message."""
+
+
+# What S3 servers answer for that: SeaweedFS, then MinIO's two directions.
+CONFLICT_CODES = frozenset(
+    ("ExistingObjectIsFile", "ExistingObjectIsDirectory", "XMinioParentIsObject",
+     "XMinioObjectExistsAsDirectory")
+)  # fmt: skip
 
 
 class UploadTooLarge(Exception):
@@ -63,12 +76,18 @@ def get_client() -> Minio:
 
 @contextlib.contextmanager
 def translate_errors():
-    """Map transport errors to StorageUnavailable and missing keys to ObjectNotFound."""
+    """Map transport errors to StorageUnavailable, missing keys to ObjectNotFound and a
+    file/folder name clash to PathConflict."""
     try:
         yield
     except S3Error as exc:
         if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
             raise ObjectNotFound(exc.code) from exc
+        if exc.code in CONFLICT_CODES:
+            name = exc.object_name or ""
+            raise PathConflict(
+                f"'{name}' cannot be created: a file and a folder cannot share a name."
+            ) from exc
         raise
     except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
         raise StorageUnavailable(type(exc).__name__) from exc

@@ -21,6 +21,7 @@ from apps.storage.client import (
     PART_SIZE,
     UPLOAD_PARALLELISM,
     ObjectNotFound,
+    PathConflict,
     UploadTooLarge,
     get_client,
     translate_errors,
@@ -112,8 +113,14 @@ def create_folder(user, bucket: Bucket, path: str) -> str:
     key = validate_prefix((path or "").strip(), field="path")
     if not key:
         raise ValidationError({"path": "A folder needs a name."})
-    with translate_errors():
-        get_client().put_object(bucket.name, key, io.BytesIO(b""), 0)
+    try:
+        with translate_errors():
+            get_client().put_object(bucket.name, key, io.BytesIO(b""), 0)
+    except PathConflict as exc:
+        name = key.rstrip("/")
+        raise PathConflict(
+            {"path": f"A file named '{name}' already exists here: a folder cannot take its name."}
+        ) from exc
     return key
 
 

@@ -66,6 +66,13 @@ def test_browse_folders_and_files(client, bucket):
     assert data[1]["uri"] == f"bos://{bucket}/data/readme.txt"
 
 
+def test_folder_beside_a_file_of_its_name_is_409(client, bucket):
+    put(client, bucket, "f1", b"x")
+    response = client.post(f"/api/v1/buckets/{bucket}/folders/", {"path": "f1"})
+    assert response.status_code == 409, response.content
+    assert "'f1' already exists" in response.json()["path"][0]
+
+
 def test_several_files_in_one_multipart_form(client, bucket):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

@@ -6,10 +6,13 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.storage.client import ObjectNotFound, StorageUnavailable, UploadTooLarge
+from apps.storage.client import ObjectNotFound, PathConflict, StorageUnavailable, UploadTooLarge
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, PathConflict):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        return Response(detail, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail)
