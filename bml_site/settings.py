@@ -152,6 +152,11 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "apps.projects.api.permissions.ProjectRolePermission",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "bml_site.api_body.JSONParser",  # 400, not 500: deep nesting, NaN, 1e400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "bml_site.api_schema.ModuleTaggedSchema",
     "DEFAULT_PAGINATION_CLASS": "bml_site.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,

@@ -120,6 +120,21 @@ def test_bad_bucket_name_names_the_rule(client, project):
     assert "lowercase letters" in response.json()["name"][0]
 
 
+@pytest.mark.parametrize(
+    "body, rule",
+    [
+        ('{"name": ' + "[" * 100_000 + "]" * 100_000 + "}", "nesting depth limit"),
+        ('{"name": "b-nan", "project": NaN}', "NaN is not a number"),
+        ('{"name": "b-inf", "project": -Infinity}', "must be finite"),
+        ('{"name": "b-big", "project": 1e400}', "1e400 is out of range"),
+    ],
+)
+def test_hostile_json_is_400_naming_the_rule(client, body, rule):
+    response = client.generic("POST", "/api/v1/buckets/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert rule in response.json()["detail"]
+
+
 def test_duplicate_bucket_is_refused(client, project, bucket):
     response = client.post("/api/v1/buckets/", {"project": project.pk, "name": bucket})
     assert response.status_code == 400

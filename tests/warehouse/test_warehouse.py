@@ -89,6 +89,12 @@ def test_api_import_upload_list_versions_edit_and_delete(api, owner, project, pu
     assert edited.status_code == 200 and edited.json()["tags"] == ["prod"]
     renamed = api.patch(f"/api/v1/models/{model_id}/", {"name": "other"}, format="json")
     assert renamed.status_code == 400 and "name" in renamed.json()  # refused, not ignored
+    deep = '{"description": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    for body, rule in ((deep, "nesting depth limit"), ('{"tags": [NaN]}', "must be finite")):
+        hostile = api.generic(
+            "PATCH", f"/api/v1/models/{model_id}/", body, content_type="application/json"
+        )
+        assert hostile.status_code == 400 and rule in hostile.json()["detail"], hostile.content
     version_url = f"/api/v1/models/{model_id}/versions/1/"
     assert api.patch(version_url, {"description": "first"}, format="json").status_code == 200
     assert api.patch(version_url, {}, format="json").json()["description"] == "first"

@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.annotation import export, selectors, services
@@ -32,7 +32,7 @@ from apps.annotation.api.serializers import (
 )
 from apps.annotation.models import DocumentStatus, Sentence, Span, Triple
 from apps.projects.selectors import get_project
-from bml_site.api_body import object_body
+from bml_site.api_body import JSONParser, object_body
 
 DOCUMENT = r"documents/(?P<document>[0-9]+)"
 DOCUMENT_PARAM = OpenApiParameter("document", int, OpenApiParameter.PATH)

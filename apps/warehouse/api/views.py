@@ -2,7 +2,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.jobs.selectors import get_job
@@ -16,7 +16,7 @@ from apps.warehouse.api.serializers import (
     VersionInputSerializer,
 )
 from apps.warehouse.models import Model
-from bml_site.api_body import object_body
+from bml_site.api_body import JSONParser, object_body
 
 
 def _upload(data):
