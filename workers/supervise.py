@@ -32,12 +32,36 @@ run.json:
     log_uri         bos:// folder the log goes to, whatever the outcome
 
 result.json: {status, exit_code, reason, started_at, ended_at}, status one of
-succeeded, failed, timed_out, terminated.
+succeeded, failed, timed_out, terminated, or staging (below).
+
+Outputs that could not be stored. The store may be away when a run ends (down, restarting,
+moved to another port with the appliance) or the grant may have expired. Then nothing is
+thrown away: the outputs stay in the workspace, the log in the run dir, and result.json says
+status "staging" with `outcome` (what the user code did), `pending` (the bos:// folders not
+written), `staging_error`, `staging_since` and `attempted_at`. Such errors are the transient
+ones (no answer, 403 of an expired or foreign grant, 5xx); any other refusal of an output
+(a file over the 5 GB a POST may carry) fails the run as before. The control plane
+(workers.scheduler) retries by running this module again in the same run dir:
+
+    python -m workers.supervise --config <run_dir>/run.json --stage-out
+
+which stages out only the pending outputs (idempotent: same keys) and the log again (it
+now says when they were stored), and rewrites result.json,
+either with the final status (the outcome) or still "staging" with the new error. One
+stage-out at a time per run dir (a lock); it writes supervisor.pid like a run does.
+
+Fresh grants. Before staging out (at the end of a run, and on every retry) the supervisor
+reads `<run_dir>/grant.json` when there is one: the scheduler writes it there when the
+grant in run.json no longer points at the store (an adopted run after a restart) or is
+about to expire, and before every retry. While the user code runs, a fresh grant is also
+copied to the workspace's grant file (BML_STORAGE_GRANT), so the code's own uploads work.
 """
 
 import argparse
+import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +77,22 @@ WORKSPACE_DIRS = ("train_data", "test_data", "output", "tmp", ".bml/packages")
 METRICS_FILE = ".bml/metrics.jsonl"
 GRANT_FILE = ".bml/grant.json"
 PACKAGES_DIR = ".bml/packages"
+# In the run dir (not the workspace): a grant the scheduler issued after start.
+FRESH_GRANT_FILE = "grant.json"
+STAGE_LOCK_FILE = "stage.lock"
+LOG_PENDING = "log"  # how the log stands in `pending` next to the outputs' bos:// folders
+
+
+def transient(exc: Exception) -> bool:
+    """Whether a failed upload may work later, with the store back or a fresh grant: no
+    answer at all, or a refusal of the grant (403), a busy or failing store (408, 429, 5xx).
+    Any other refusal (400: a file larger than one POST may carry) is final."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
+        return True
+    refused = re.search(r"refused \((\d{3})\)", str(exc))
+    return bool(refused) and (int(refused[1]) in (403, 408, 429) or int(refused[1]) >= 500)
 
 
 def now() -> str:
@@ -165,12 +205,24 @@ class Supervisor:
             )
             self.log(f"warning: {whose} has no data: {held}; it runs on an empty share")
 
-    def stage_out(self) -> None:
-        for item in self.config.get("stage_out") or []:
+    def stage_out(self, items: list[dict]) -> tuple[list[str], str]:
+        """Store the outputs `items` (workspace/src -> uri). Returns the folders that must
+        wait for the store (and the last error): transient failures; others raise."""
+        pending, error = [], ""
+        for item in items:
             src = self.workspace / item["src"]
-            if src.exists() and any(src.rglob("*")):
+            if not (src.exists() and any(src.rglob("*"))):
+                continue
+            try:
                 uploaded = self.storage().upload(src, item["uri"])
-                self.log(f"staged out {len(uploaded)} file(s) to {item['uri']}")
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                pending.append(item["uri"])
+                error = f"{type(exc).__name__}: {exc}"
+                continue
+            self.log(f"staged out {len(uploaded)} file(s) to {item['uri']}")
+        return pending, error
 
     def upload_log(self) -> None:
         uri = self.config.get("log_uri")
@@ -186,6 +238,99 @@ class Supervisor:
             with open(os.open(metrics, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
                 kept.write_bytes(fh.read())
             self.storage().upload(kept, target)
+
+    def use_fresh_grant(self) -> None:
+        """A grant the scheduler wrote into the run dir since start replaces run.json's."""
+        try:
+            self.config["grant"] = json.loads((self.run_dir / FRESH_GRANT_FILE).read_text())
+        except (OSError, ValueError):
+            pass
+
+    def share_fresh_grant(self) -> None:
+        """Give the running user code a grant the scheduler refreshed (its own uploads):
+        written into the workspace's .bml/ without following a link the code put there."""
+        try:
+            mtime = (self.run_dir / FRESH_GRANT_FILE).stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime == getattr(self, "_shared_grant_mtime", None):
+            return
+        self._shared_grant_mtime = mtime
+        self.use_fresh_grant()
+        folder, name = os.path.split(self.workspace / GRANT_FILE)
+        try:
+            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return  # the code removed or replaced .bml/: it gets no grant
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+            fd = os.open(name + ".tmp", flags, 0o644, dir_fd=dir_fd)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.config["grant"], fh)
+            os.replace(name + ".tmp", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
+    def store_results(self, result: dict, outputs: list[dict], with_log: bool) -> dict:
+        """Stage out `outputs` (when the run succeeded) and upload the log, then settle
+        result.json: the outcome, or "staging" with what still waits for the store."""
+        self.use_fresh_grant()
+        outcome = result.get("outcome") or result["status"]
+        pending, error = [], ""
+        if outcome == "succeeded" and outputs:
+            try:
+                pending, error = self.stage_out(outputs)
+            except Exception as exc:  # refused for good: the run fails, as it always did
+                outcome, result["reason"] = "failed", f"{type(exc).__name__}: {exc}"
+        if not result.get("outcome"):  # the first time: say how the run ended
+            reason = result["reason"]
+            self.log(f"run {outcome}" + (f": {reason}" if reason else ""))
+        if pending:
+            self.log(
+                f"outputs not stored ({error}): {', '.join(pending)} wait in the workspace "
+                "and are staged out again when the object store answers"
+            )
+        if with_log:
+            try:
+                self.upload_log()
+            except Exception as exc:  # the log waits in the run dir, like outputs do
+                pending.append(LOG_PENDING)
+                error = error or f"log upload failed: {type(exc).__name__}: {exc}"
+        result.update(ended_at=result.get("ended_at") or now(), attempted_at=now())
+        if pending:
+            result.update(
+                status="staging",
+                outcome=outcome,
+                pending=pending,
+                staging_error=error,
+                staging_since=result.get("staging_since") or now(),
+            )
+        else:
+            for key in ("outcome", "pending", "staging_error"):
+                result.pop(key, None)
+            result["status"] = outcome
+        write_json_atomically(self.run_dir / "result.json", result)
+        return result
+
+    def stage_out_again(self) -> dict:
+        """Retry what a run could not store (`--stage-out`), once, with the freshest grant."""
+        lock = open(self.run_dir / STAGE_LOCK_FILE, "w")  # noqa: SIM115 - held until exit
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return {"status": "staging"}  # another stage-out of this run is under way
+        result = json.loads((self.run_dir / "result.json").read_text())
+        if result.get("status") != "staging":
+            return result
+        (self.run_dir / "supervisor.pid").write_text(str(os.getpid()))
+        pending = set(result.get("pending") or [])
+        self.log(f"staging out again: {', '.join(sorted(pending))}")
+        self.drop_links()
+        outputs = [i for i in self.config.get("stage_out") or [] if i["uri"] in pending]
+        # The log goes again either way: it now tells when the outputs were stored.
+        return self.store_results(result, outputs, with_log=True)
 
     def drop_links(self) -> None:
         """Remove the symbolic links the user code left in its workspace: staging out and
@@ -248,6 +393,7 @@ class Supervisor:
         (self.run_dir / "child.pid").write_text(str(self.child.pid))
         started = time.monotonic()
         while self.child.poll() is None:
+            self.share_fresh_grant()
             if self.terminate_requested:
                 self.kill_tree()
                 return "terminated", None, "terminated by request"
@@ -288,25 +434,21 @@ class Supervisor:
                 status, code, reason = self.run_user_code()
                 cgroups.remove(self.groups)
                 self.drop_links()
-            if status == "succeeded":
-                self.stage_out()
         except Exception as exc:  # staging or start failures are the run's outcome, not a crash
             status, code, reason = "failed", None, f"{type(exc).__name__}: {exc}"
-        self.log(f"run {status}" + (f": {reason}" if reason else ""))
-        try:
-            self.upload_log()
-        except Exception as exc:  # the result must still be written; say why the log is missing
-            reason = (reason + "; " if reason else "") + f"log upload failed: {exc}"
-        result.update(status=status, exit_code=code, reason=reason, ended_at=now())
-        write_json_atomically(self.run_dir / "result.json", result)
-        return result
+        result.update(status=status, exit_code=code, reason=reason)
+        return self.store_results(result, self.config.get("stage_out") or [], with_log=True)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument(
+        "--stage-out", action="store_true", help="retry storing what a finished run left"
+    )
     args = parser.parse_args(argv)
-    result = Supervisor(args.config.resolve()).run()
+    supervisor = Supervisor(args.config.resolve())
+    result = supervisor.stage_out_again() if args.stage_out else supervisor.run()
     return 0 if result["status"] == "succeeded" else 1
 
 

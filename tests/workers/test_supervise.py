@@ -303,3 +303,46 @@ def test_an_instance_left_without_data_says_so_and_runs(make_run, source, split_
     assert result_of(run_dir)["status"] == "succeeded"
     assert stored("out/job-1/output/seen.txt") == b"{}"
     assert warning in stored("out/job-1/log/job-1-worker-0.log").decode()
+
+
+def dead_store_grant() -> dict:
+    """A grant like the scheduler issues, but for a store that no longer listens there (the
+    appliance restarted and the store came up elsewhere, or it is down)."""
+    from apps.storage.embedded import free_port
+
+    grant = grants.upload_grant("bos://runs/out/job-1/", timedelta(minutes=10))
+    return {**grant, "url": f"http://127.0.0.1:{free_port()}/runs"}
+
+
+def test_outputs_the_store_could_not_take_wait_and_are_staged_out_again(make_run):
+    run_dir = make_run(
+        """
+        open("output/model.txt", "w").write("weights")
+        print("trained")
+        """,
+        grant=dead_store_grant(),
+    )
+    supervise(run_dir)
+    result = result_of(run_dir)
+    assert result["status"] == "staging" and result["outcome"] == "succeeded"
+    assert result["pending"] == ["bos://runs/out/job-1/output/", "log"]
+    assert "ConnectError" in result["staging_error"]
+    workspace = run_dir.parent / "workspace"
+    assert (workspace / "output" / "model.txt").read_text() == "weights"  # kept
+    assert not list(get_client().list_objects("runs", prefix="out/", recursive=True))
+
+    # The store answers again; the scheduler writes a fresh grant and asks for a retry.
+    fresh = grants.upload_grant("bos://runs/out/job-1/", timedelta(minutes=10))
+    (run_dir / "grant.json").write_text(json.dumps(fresh))
+    retry = subprocess.run(
+        [sys.executable, "-m", "workers.supervise", "--config", str(run_dir / "run.json")]
+        + ["--stage-out"],
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert retry.returncode == 0
+    result = result_of(run_dir)
+    assert result["status"] == "succeeded" and "pending" not in result
+    assert stored("out/job-1/output/model.txt") == b"weights"
+    log = stored("out/job-1/log/job-1-worker-0.log").decode()
+    assert "trained" in log and "outputs not stored" in log and "staging out again" in log
