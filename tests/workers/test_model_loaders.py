@@ -849,3 +849,12 @@ def test_registry_lists_the_types():
         "bml_kmeans",
         "bml_gbdt",
     }
+
+
+def test_non_finite_numbers_are_bad_input_naming_the_instance():
+    rows = [[1.0, 2.0], [3.0, float("nan")]]
+    with pytest.raises(BadInput, match=r"instances\[1\]: values must be finite numbers"):
+        model_loaders.numeric_batch(rows)
+    with pytest.raises(BadInput, match=r"instances\[0\].*\(NaN/Infinity refused\)"):
+        model_loaders.numeric_batch([[1e39, 1.0]])  # beyond float32: inf once converted
+    assert model_loaders.numeric_batch([[1e39, 1.0]], dtype=np.float64).shape == (1, 2)

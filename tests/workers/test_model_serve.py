@@ -104,6 +104,9 @@ def test_a_fast_model_moves_into_the_event_loop_and_still_answers_and_refuses(se
     assert bad.status_code == 400 and "4 features" in bad.json()["error"]
 
 
+DEEP = b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # under the 0.01 MB limit
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -113,6 +116,10 @@ def test_a_fast_model_moves_into_the_event_loop_and_still_answers_and_refuses(se
         (b'{"instances": []}', "non-empty list"),
         (b'{"instances": [[1, 2, 3]]}', "4 features"),
         (b'{"instances": [["a", 2, 3, 4]]}', "number"),
+        (b'{"instances": [[NaN, 1, 1, 1]]}', "instances[0]: values must be finite numbers"),
+        (b'{"instances": [[1, 2, 3, 4], [1e400, 1, 1, 1]]}', "instances[1]: values must be"),
+        (b'{"instances": [[1, -Infinity, 1, 1]]}', "(NaN/Infinity refused)"),
+        (DEEP, "JSON nesting depth limit exceeded"),
     ],
 )
 def test_bad_requests_are_400(server, body, message):
@@ -175,6 +182,14 @@ def test_oip_v2_infer(server, iris):
     )
     assert bad.status_code == 400
     assert "shape" in bad.json()["error"]
+    nan = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3]}]}
+    nan["inputs"][0]["data"].insert(0, float("nan"))
+    for body, message in (
+        (json.dumps(nan).encode(), "inputs[0].data: values must be finite numbers"),
+        (DEEP.replace(b"instances", b"inputs"), "JSON nesting depth limit exceeded"),
+    ):
+        bad = server.client.post("/v2/models/iris/infer", content=body)
+        assert bad.status_code == 400 and message in bad.json()["error"], bad.text
 
 
 def test_batching_and_sigterm(iris):

@@ -18,7 +18,8 @@ shape, None where unknown), n_features, classes (None where unknown), warnings (
 strings) and load_seconds.
 
 Bad requests: predict() (and validate_instances(), which checks without predicting) raises
-BadInput, a ValueError, for a wrong feature count, non-numeric values, bad base64 or an
+BadInput, a ValueError, for a wrong feature count, non-numeric or non-finite values (NaN,
+Infinity, 1e400), bad base64 or an
 undecodable image; the serving layer answers those with a 4xx. Any other exception from
 predict() is the model's error. load() raises ModelLoadError with a message for the user when
 anything goes wrong while loading: its message is for the user (one paragraph, the framework's
@@ -70,6 +71,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+FINITE_NUMBERS = "finite numbers (NaN/Infinity refused)"
 
 
 class BadInput(ValueError):
@@ -301,7 +304,13 @@ def numeric_batch(
             raise BadInput(f"instance {i} has shape {list(row.shape)}, instance 0 {list(first)}")
     if shape is not None:
         check_shape(first, shape)
-    return np.stack(rows).astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused just below
+        batch = np.stack(rows).astype(dtype, copy=False)
+    if batch.dtype.kind == "f":  # NaN, or 1e400 (inf), or beyond float32's range
+        finite = np.isfinite(batch.reshape(len(batch), -1)).all(axis=1)
+        if not finite.all():
+            raise BadInput(f"instances[{int(np.argmin(finite))}]: values must be {FINITE_NUMBERS}")
+    return batch
 
 
 def row_from_names(instance: dict, names: list[str] | None, i: int) -> list:

@@ -25,8 +25,9 @@ anyone (a model served by hand, the tests).
 
 HTTP (JSON bodies, every error body is {"error": "<message>"}, never a traceback):
 - POST /predict {"instances": [...]} -> 200 {"result": [...]} (one result per instance);
-  400 malformed JSON, "instances" missing or not a non-empty list, or the instances do not fit
-  the model (model_loaders.BadInput); 413 a body over --max-body-mb; 500 anything else.
+  400 malformed JSON (or nested past the parser's depth limit), "instances" missing or not a
+  non-empty list, or the instances do not fit the model (model_loaders.BadInput: NaN and
+  Infinity included); 413 a body over --max-body-mb; 500 anything else.
 - GET /healthz -> 200 {"status": "ready", "info": <predictor info>, "requests": n,
   "predict_calls": n, "instances": n, "max_batch_size": b, "max_wait_ms": w}.
 - Open Inference Protocol v2 (minimal, tabular numeric models): GET /v2/health/live and
@@ -63,6 +64,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from workers.runners.model_loaders import (
+    FINITE_NUMBERS,
     BadInput,
     ModelLoadError,
     error_text,
@@ -269,6 +271,8 @@ def oip_instances(body: Any) -> list:
         array = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise HTTPError(400, "the input's data must be numbers") from exc
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise HTTPError(400, f"inputs[0].data: values must be {FINITE_NUMBERS}")
     try:
         array = array.reshape(shape)
     except ValueError as exc:
@@ -408,8 +412,19 @@ class App:
                 break
         try:
             return json.loads(b"".join(chunks))
+        except RecursionError as exc:  # the parser recurses per level: no walk of the body
+            raise HTTPError(400, json_depth_refusal()) from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, f"the body is not valid JSON: {exc}") from exc
+
+
+def json_depth_refusal() -> str:
+    """Python's JSON parser recurses once per level and stops at the interpreter's recursion
+    limit (less the frames already on the stack): bml_site.api_body says the same."""
+    return (
+        "JSON nesting depth limit exceeded: arrays and objects may nest fewer than "
+        f"{sys.getrecursionlimit()} levels deep"
+    )
 
 
 # ---- the process --------------------------------------------------------------------------
