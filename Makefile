@@ -23,10 +23,15 @@ down: $(STAMP)
 
 # Debian's bubblewrap confines user code (jobs, notebooks, model code); openssl makes the
 # embedded store's private CA. See README, "Security model". Installed with apt when missing
-# and we may (root); otherwise the launcher says plainly that runs are not confined.
+# and we may (root); otherwise the launcher says plainly that runs are not confined. The
+# DejaVu and Liberation fonts are what the common digits model learns printed digits from
+# (apps/warehouse/common.py; without them, from Pillow's own font only).
 system:
 	@missing=""; for tool in bwrap:bubblewrap openssl:openssl; do \
 	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	for font in dejavu/DejaVuSans.ttf:fonts-dejavu-core \
+	  liberation/LiberationSans-Regular.ttf:fonts-liberation; do \
+	  test -f /usr/share/fonts/truetype/$${font%%:*} || missing="$$missing $${font#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing Debian's$$missing..."; \
