@@ -10,8 +10,10 @@ The access key is taken from `X-BML-Access-Key`, `Authorization: Bearer <key>` o
 parameter `access_key`, so the spec's client works with only its URL changed. Traffic is
 split across versions by their proportions with smooth weighted round robin (nginx's
 upstream algorithm: 3:7 gives exactly 3 of every 10, interleaved), and across a version's
-replicas round robin; a replica that refuses or drops a connection is skipped and the
-request goes to the next one, so killing a replica loses no request.
+replicas round robin; a request whose replica refuses the connection or drops it before
+any byte of an answer goes to the version's next replica (prediction is idempotent; an
+answer cut short is a 502, never sent twice), and a version's replicas are all tried before
+a 503, so killing a replica loses no request.
 
 The routing table (which services, keys, versions and ready replica ports) is read from the
 database at most once a second in a thread of its own, never per request; the quality
@@ -53,7 +55,12 @@ def client_query(raw: bytes) -> dict:
 
 
 class UpstreamGone(Exception):
-    """The replica refused or dropped the connection: try another."""
+    """The replica refused or dropped the connection before any byte of an answer: try
+    another (prediction is idempotent)."""
+
+
+class UpstreamBroken(Exception):
+    """The replica's answer was cut short: not retried (a 502)."""
 
 
 @dataclass(eq=False)
@@ -78,38 +85,51 @@ class Upstream:
 
     async def exchange(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         """One request over HTTP/1.1 keep-alive to our own model_serve (which always sends
-        Content-Length): a few lines here cost less per request than a general client."""
+        Content-Length): a few lines here cost less per request than a general client.
+
+        UpstreamGone when no byte of an answer came (refused, or reset or closed before the
+        head): the request may go to another replica, a prediction being idempotent.
+        UpstreamBroken when the answer was cut short: not retried."""
         request = (
             f"{method} {path} HTTP/1.1\r\n{self.head}Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        for _ in range(2):
-            pooled = bool(self.idle)
-            if pooled:
-                reader, writer = self.idle.pop()
-            else:
-                try:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError as exc:
-                    raise UpstreamGone(str(exc)) from exc
+        pooled = bool(self.idle)
+        if pooled:
+            reader, writer = self.idle.pop()
             try:
-                writer.write(request)
+                return await self._send(reader, writer, request)
+            except UpstreamGone:  # the replica had closed this idle connection: once, fresh
+                self.drop_idle()  # its siblings are as old or older
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError as exc:
+            raise UpstreamGone(str(exc)) from exc
+        return await self._send(reader, writer, request)
+
+    async def _send(self, reader, writer, request: bytes) -> tuple[int, bytes]:
+        try:
+            writer.write(request)
+            try:
                 head = await reader.readuntil(b"\r\n\r\n")
-                status, length, close = _parse_head(head)
-                payload = await reader.readexactly(length)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-                writer.close()
-                if pooled:
-                    continue  # the replica closed an idle connection: once more, fresh
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    raise UpstreamBroken("the replica closed the connection mid-answer") from exc
+                raise UpstreamGone("closed before answering") from exc
+            except OSError as exc:  # reset: the head (one write of model_serve's) never came
                 raise UpstreamGone(str(exc)) from exc
-            except BaseException:  # cancelled (timeout): the connection's state is unknown
-                writer.close()
-                raise
-            if close or len(self.idle) >= MAX_IDLE_PER_REPLICA:
-                writer.close()
-            else:
-                self.idle.append((reader, writer))
-            return status, payload
-        raise UpstreamGone("no connection")
+            status, length, close = _parse_head(head)
+            try:
+                payload = await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                raise UpstreamBroken("the replica closed the connection mid-answer") from exc
+        except BaseException:  # failed, or cancelled (timeout): the connection's state is unknown
+            writer.close()
+            raise
+        if close or len(self.idle) >= MAX_IDLE_PER_REPLICA:
+            writer.close()
+        else:
+            self.idle.append((reader, writer))
+        return status, payload
 
 
 def _parse_head(head: bytes) -> tuple[int, int, bool]:
@@ -136,6 +156,18 @@ class VersionRoute:
 
     def live(self, now: float) -> list:
         return [u for u in self.upstreams if u.down_until <= now]
+
+    def attempts(self, now: float) -> list:
+        """Every replica once, round robin: the next one first, those that refused a
+        connection lately last (rather than none: they may be back). The turn is taken once
+        per request, since concurrent requests move it while this one waits."""
+        count = len(self.upstreams)
+        if not count:
+            return []
+        start = self.next_replica
+        self.next_replica += 1
+        turn = [self.upstreams[(start + i) % count] for i in range(count)]
+        return sorted(turn, key=lambda u: u.down_until > now)  # stable: the turn kept
 
 
 @dataclass(eq=False)
@@ -236,23 +268,29 @@ class Gateway:
     # ---- routing table -----------------------------------------------------------------
 
     async def refresh(self) -> None:
+        """Read the table once for every request waiting on it. The reading task installs
+        the table before it is done: a request that finds it done finds the new table too
+        (a future's done callback would run a loop turn later: a request could see the read
+        finished and the old table, and answer 404 for a service just created)."""
         if self.refreshing is None:
-            loop = asyncio.get_running_loop()
-            self.refreshing = loop.run_in_executor(self.db, load_table)
-            self.refreshing.add_done_callback(self._install)
-        try:
-            await asyncio.shield(self.refreshing)
-        except Exception:  # logged by _install; the previous table stays in use
-            pass
+            self.refreshing = asyncio.ensure_future(self._reload())
+        await asyncio.shield(self.refreshing)
 
-    def _install(self, future) -> None:
+    async def _reload(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            table = await loop.run_in_executor(self.db, load_table)
+        except Exception as exc:  # the previous table stays in use
+            logger.error("gateway: reading the routing table failed: %r", exc)
+            table = None
         self.refreshing = None
         self.loaded_at = time.monotonic()
-        if future.cancelled() or future.exception():
-            logger.error("gateway: reading the routing table failed: %r", future.exception())
-            return
+        if table is not None:
+            self._install(table)
+
+    def _install(self, table: list[dict]) -> None:
         old_routes, routes, seen = self.routes, {}, set()
-        for service in future.result():
+        for service in table:
             previous = old_routes.get(service["endpoint"])
             states = {v.number: v for v in previous.versions} if previous else {}
             versions = []
@@ -397,18 +435,16 @@ class Gateway:
             raise Refusal(503, NOT_READY, retry_after=RETRY_AFTER_S)
         async with asyncio.timeout(settings.SERVING_TIMEOUT_S):
             for version in versions:
-                count = len(version.upstreams)
-                for _ in range(count):
-                    upstream = version.upstreams[version.next_replica % count]
-                    version.next_replica += 1
-                    if upstream.down_until > now:
-                        continue
+                for upstream in version.attempts(now):
                     try:
                         status, answer = await upstream.exchange("POST", path, body)
                     except UpstreamGone:
                         upstream.down_until = time.monotonic() + DOWN_S
                         upstream.drop_idle()
                         continue
+                    except UpstreamBroken as exc:
+                        raise Refusal(502, f"{exc}; the request was not retried") from exc
+                    upstream.down_until = 0.0
                     return version.number, status, answer
         raise Refusal(503, NOT_READY, retry_after=RETRY_AFTER_S)
 

@@ -254,3 +254,53 @@ def test_a_deploying_service_answers_503_with_retry_after(owner, project, iris_v
     wait_running(service)
     status, body, headers = invoke(stack, service, {"instances": [ROW]})
     assert status == 200 and "retry-after" not in headers
+
+
+def test_kill_9_of_one_of_two_replicas_loses_no_request(owner, project, iris_version, stack):
+    """One version, two replicas, one killed (kill -9) under continuous load: a request
+    whose replica refused or reset the connection goes to the other one, never a 503."""
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import count
+
+    service = services.create_service(
+        owner,
+        project,
+        name="iris-pair",
+        version=services.VersionConfig(1, iris_version, replicas=2),
+    )
+    wait_running(service)
+    victim = Replica.objects.get(version__service=service, index=0)
+    sent, killed = count(1), threading.Event()
+
+    def one(_):
+        answer = invoke(stack, service, {"instances": [ROW]})[:2]
+        if next(sent) == 100:  # the other workers keep sending meanwhile
+            os.killpg(victim.pid, signal.SIGKILL)
+            killed.set()
+        return answer
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, range(400)))
+    assert killed.is_set()
+    failed = [(status, body) for status, body in answers if status != 200]
+    assert not failed, failed[:3]
+    assert all(body["result"][0]["label"] == 0 for _, body in answers)
+
+    # Hostile bodies on both routes: 400 naming the rule (the replica's; the gateway
+    # parses no body), never a 500.
+    key = {"X-BML-Access-Key": service.access_key}
+    v1 = f"/v1/endpoints/{service.endpoint}/invocations?interface=predict&action=predict"
+    v2 = f"/v2/models/{service.endpoint}/infer"
+    deep = b"[" * 100_000 + b"]" * 100_000
+    tensor = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": %s}]}'
+    cases = [
+        (v1, b'{"instances": ' + deep + b"}", "JSON nesting depth limit exceeded"),
+        (v2, b'{"inputs": ' + deep + b"}", "JSON nesting depth limit exceeded"),
+        (v1, b'{"instances": [[NaN, 1, 1, 1]]}', "instances[0]: values must be finite numbers"),
+        (v1, b'{"instances": [[1e400, 1, 1, 1]]}', "(NaN/Infinity refused)"),
+        (v2, tensor % b"[NaN, 1, 1, 1]", "inputs[0].data: values must be finite numbers"),
+        (v2, tensor % b"[1, 1, 1, -Infinity]", "inputs[0].data: values must be finite numbers"),
+    ]
+    for path, raw, rule in cases:
+        status, body, _ = stack.post(path, None, key, raw=raw)
+        assert status == 400 and rule in body["error"], (path, raw[:40], status, body)
