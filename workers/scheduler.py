@@ -5,6 +5,25 @@ A run never lives inside a Q worker: `start_run` launches `workers.supervise` de
 each run's `supervisor.pid` and `result.json`. So a killed Q cluster or appliance loses
 nothing: a run still alive is adopted on the next reconcile, and one whose process vanished
 without a result is closed as "worker lost", its lease freed.
+
+Grants. A run uploads through a presigned POST policy (apps.storage.grants), issued for the
+store's address of the day it started. Every reconcile looks at each live run's grant (its
+`<run_dir>/grant.json` if one was written, else run.json's): when it no longer points at the
+store the appliance uses now (an adopted run after a restart whose store came up elsewhere,
+a store moved) or would expire before the run can end, a fresh one goes to grant.json, which
+supervise reads before it stages out (and hands on to the running code).
+
+Outputs waiting for the store. When the store is away as a run ends, supervise keeps the
+outputs in the workspace and the log in the run dir and ends with result.json "staging"
+(workers.supervise). Reconcile then frees the run's devices and marks it, and the job once no
+instance still runs, "staging" (JobStatus.STAGING: "Staging outputs", the reason names what
+waits). Every STAGING_RETRY it writes a fresh grant and runs `supervise --stage-out` again,
+detached like a run (the tick never waits on an upload; the retry uploads with the run's own
+grant, so it can write under the job's output folder only, the same path as at the end of
+the run). Once everything is stored the run ends with its code's outcome and the job
+settles as usual (succeeded); after STAGING_GIVE_UP (settings.JOB_STAGING_GIVE_UP_S) the
+run fails with a reason naming what could not be stored and where the files still are.
+Terminating the job gives up waiting at once (terminated, the same naming).
 """
 
 import json
@@ -13,7 +32,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -33,6 +52,13 @@ START_GRACE = timedelta(seconds=30)
 HARD_LIMIT_GRACE = timedelta(seconds=60)
 # A run's upload grant outlives its time limit by this: staging and the final log upload.
 GRANT_MARGIN = timedelta(hours=1)
+# Outputs a run could not store are tried again this often, each time with a fresh grant,
+STAGING_RETRY = timedelta(seconds=20)
+# for this long after the first failure; then the job fails (settings.JOB_STAGING_GIVE_UP_S).
+STAGING_GIVE_UP = timedelta(hours=24)
+FRESH_GRANT_FILE = "grant.json"  # read by workers.supervise before it stages out
+STAGING_ATTEMPT_FILE = "staging.attempt"  # touched at every retry: its time paces them
+LIVE = (JobStatus.RUNNING, JobStatus.STAGING)
 logger = logging.getLogger(__name__)
 OUTCOME_RANK = {JobStatus.TERMINATED: 3, JobStatus.TIMED_OUT: 2, JobStatus.FAILED: 1}
 
@@ -209,10 +235,16 @@ def start_run(job: Job, run: JobInstance) -> None:
         json.dump(config, fh)
     JobInstance.objects.filter(pk=run.pk).update(run_dir=str(run_dir))
     run.run_dir = str(run_dir)
+    _launch_supervise(config_path)
+
+
+def _launch_supervise(config_path: Path, *extra: str) -> None:
+    """Start workers.supervise detached: its own session, not our child."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     env["BML_SANDBOX"] = sandbox.mode()  # "required" must hold in supervise too
+    command = [sys.executable, "-m", "workers.supervise", "--config", str(config_path), *extra]
     subprocess.run(
-        ["setsid", "-f", sys.executable, "-m", "workers.supervise", "--config", str(config_path)],
+        ["setsid", "-f", *command],
         cwd=settings.BASE_DIR,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -246,10 +278,12 @@ def reconcile() -> None:
     now = timezone.now()
     running = JobInstance.objects.filter(status=JobStatus.RUNNING, host=settings.HOST_NAME)
     for run in running.select_related("job", "lease"):
-        result_path = Path(run.run_dir) / "result.json" if run.run_dir else None
-        if result_path and result_path.exists():
-            result = json.loads(result_path.read_text())
-            _close_run(run, result["status"], result.get("exit_code"), result.get("reason", ""))
+        result = _result(run)
+        if result is not None:
+            if result["status"] == JobStatus.STAGING:
+                _begin_staging(run, result)
+            else:
+                _close_run(run, result["status"], result.get("exit_code"), result.get("reason", ""))
             continue
         process = supervisor_process(run)
         if process is None:
@@ -260,10 +294,149 @@ def reconcile() -> None:
         if run.started_at and now - run.started_at > limit:
             _kill_group(process)
             _close_run(run, JobStatus.TIMED_OUT, None, "maximum running time exceeded")
-    for job in Job.objects.filter(status=JobStatus.RUNNING):
+            continue
+        # Still to come: the rest of its time, then staging out.
+        left = (run.started_at + limit - now) if run.started_at else limit
+        _refresh_grant(run, left + GRANT_MARGIN / 2, left + GRANT_MARGIN)
+    staging = JobInstance.objects.filter(status=JobStatus.STAGING, host=settings.HOST_NAME)
+    for run in staging.select_related("job"):
+        _retry_staging(run, now)
+    for job in Job.objects.filter(status__in=LIVE):
         _settle_job(job)
     # Deletions asked while the job ran: its runs have stopped now, so the rows can go.
     Job.objects.filter(delete_requested=True).exclude(status__in=ACTIVE).delete()
+
+
+def _result(run: JobInstance) -> dict | None:
+    path = Path(run.run_dir) / "result.json" if run.run_dir else None
+    if path is None or not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+# -- grants and outputs waiting for the store --------------------------------------------
+
+
+def _run_config(run: JobInstance) -> dict:
+    return json.loads((Path(run.run_dir) / "run.json").read_text())
+
+
+def _refresh_grant(run: JobInstance, needed: timedelta, valid_for: timedelta) -> None:
+    """A fresh grant for a live run whose own no longer reaches the store, or not for
+    `needed` more (see the module's docstring)."""
+    fresh = Path(run.run_dir) / FRESH_GRANT_FILE
+    try:
+        granted = _run_config(run).get("grant")
+        current = json.loads(fresh.read_text()) if fresh.exists() else granted
+    except (OSError, ValueError):
+        return  # run.json is written before the run starts; nothing to look at yet
+    if not granted or grants.grant_is_current(current, needed):
+        return
+    try:
+        _write_grant(run, granted["prefix"], valid_for)
+    except Exception as exc:  # the store is away: its next reconcile tries again
+        logger.warning("no fresh grant for run %s: %r", run, exc)
+
+
+def _write_grant(run: JobInstance, prefix: str, valid_for: timedelta) -> None:
+    grant = grants.upload_grant(prefix, valid_for)
+    path = Path(run.run_dir) / FRESH_GRANT_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(grant, fh)
+    os.replace(tmp, path)
+
+
+def _waiting(result: dict) -> list[str]:
+    return ["the log" if item == "log" else item for item in result.get("pending") or ["outputs"]]
+
+
+def _staging_reason(result: dict) -> str:
+    return (
+        f"outputs waiting for the object store: {', '.join(_waiting(result))}; retrying "
+        f"({result.get('staging_error') or 'no answer'})"
+    )
+
+
+def _where_kept(run: JobInstance, result: dict) -> str:
+    """What could not be stored and where its files are, for a reason a user reads."""
+    run_dir = Path(run.run_dir)
+    try:
+        sources = {i["uri"]: i["src"] for i in _run_config(run).get("stage_out") or []}
+    except (OSError, ValueError):
+        sources = {}
+    kept = []
+    for item in result.get("pending") or []:
+        if item == "log":
+            kept.append(f"the log (in {run_dir / 'log.txt'})")
+        else:
+            kept.append(f"{item} (in {run_dir / 'workspace' / sources.get(item, '')})")
+    return f"not stored: {', '.join(kept)} on host {run.host or settings.HOST_NAME}"
+
+
+def _begin_staging(run: JobInstance, result: dict) -> None:
+    """The run's code has ended but the store did not take its outputs: its devices are
+    free, its outputs wait (retried by _retry_staging)."""
+    with transaction.atomic():
+        updated = JobInstance.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.STAGING,
+            exit_code=result.get("exit_code"),
+            reason=_staging_reason(result),
+        )
+        if updated and run.lease_id:
+            devices.release(run.lease)
+
+
+def staging_give_up() -> timedelta:
+    seconds = getattr(settings, "JOB_STAGING_GIVE_UP_S", None)
+    return timedelta(seconds=seconds) if seconds is not None else STAGING_GIVE_UP
+
+
+def _retry_staging(run: JobInstance, now) -> None:
+    """Settle a run whose outputs waited, or try once more (detached) with a fresh grant."""
+    result = _result(run)
+    if result is None:
+        _close_run(run, JobStatus.FAILED, None, "worker lost: the run's result is gone")
+        return
+    if result["status"] != JobStatus.STAGING:  # a retry stored everything (or was refused)
+        _close_run(run, result["status"], result.get("exit_code"), result.get("reason", ""))
+        return
+    if supervisor_process(run) is not None:
+        return  # a retry is under way
+    reason = _staging_reason(result)
+    if reason != run.reason:
+        JobInstance.objects.filter(pk=run.pk, status=JobStatus.STAGING).update(reason=reason)
+    since = datetime.fromisoformat(result.get("staging_since") or result["ended_at"])
+    if now - since > staging_give_up():
+        hours = staging_give_up().total_seconds() / 3600
+        given_up = (
+            f"outputs could not be stored for {hours:g} h "
+            f"({result.get('staging_error') or 'no answer'}); {_where_kept(run, result)}"
+        )
+        own = result.get("reason")
+        _close_run(
+            run,
+            JobStatus.FAILED,
+            result.get("exit_code"),
+            f"{own}; {given_up}" if own else given_up,
+        )
+        return
+    attempt = Path(run.run_dir) / STAGING_ATTEMPT_FILE
+    last = max(
+        datetime.fromisoformat(result.get("attempted_at") or result["ended_at"]),
+        datetime.fromtimestamp(attempt.stat().st_mtime, tz=now.tzinfo)
+        if attempt.exists()
+        else since,
+    )
+    if now - last < STAGING_RETRY:
+        return
+    attempt.touch()
+    try:
+        _write_grant(run, _run_config(run)["grant"]["prefix"], GRANT_MARGIN)
+        _launch_supervise(Path(run.run_dir) / "run.json", "--stage-out")
+    except Exception as exc:  # the store still away (no grant without it): next time
+        logger.warning("staging out run %s again failed to start: %r", run, exc)
 
 
 def _pid_file_exists(run: JobInstance) -> bool:
@@ -279,7 +452,7 @@ def _kill_group(process: psutil.Process) -> None:
 
 def _close_run(run: JobInstance, status, exit_code, reason: str) -> None:
     with transaction.atomic():
-        updated = JobInstance.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+        updated = JobInstance.objects.filter(pk=run.pk, status__in=LIVE).update(
             status=status, exit_code=exit_code, reason=reason or "", ended_at=timezone.now()
         )
         if updated and run.lease_id:
@@ -290,13 +463,21 @@ def _settle_job(job: Job) -> None:
     """A job ends when all its runs have; one failed run stops the others (a distributed
     job cannot go on without a member)."""
     runs = list(job.runs.all())
-    open_runs = [r for r in runs if r.status == JobStatus.RUNNING]
+    open_runs = [r for r in runs if r.status in LIVE]
     bad = sorted(
         (r for r in runs if r.status in OUTCOME_RANK), key=lambda r: -OUTCOME_RANK[r.status]
     )
-    if open_runs:
+    if any(r.status == JobStatus.RUNNING for r in open_runs):
         if bad:
             signal_runs(job, "terminate")
+        return
+    if open_runs:  # no code runs any more, but outputs wait for the store: say so
+        waiting = open_runs[0]
+        reason = f"instance {waiting.index}: {waiting.reason}"
+        if (job.status, job.reason) != (JobStatus.STAGING, reason):
+            Job.objects.filter(pk=job.pk, status__in=LIVE).update(
+                status=JobStatus.STAGING, reason=reason
+            )
         return
     if bad:
         worst = bad[0]
@@ -335,14 +516,31 @@ def signal_runs(job: Job, action: str) -> None:
 
 def kill_runs(job: Job) -> None:
     """Kill every live run of the job at once (its project is being deleted) and free leases."""
-    for run in job.runs.filter(status=JobStatus.RUNNING, host=settings.HOST_NAME):
+    for run in job.runs.filter(status__in=LIVE, host=settings.HOST_NAME):
         process = supervisor_process(run)
         if process is not None:
             _kill_group(process)
             child_pid = Path(run.run_dir) / "child.pid"
-            if child_pid.exists():
+            # A staging run's code ended long ago: its pid may be someone else's by now.
+            if run.status == JobStatus.RUNNING and child_pid.exists():
                 try:
                     os.killpg(int(child_pid.read_text()), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
         _close_run(run, JobStatus.TERMINATED, None, "project deleted")
+
+
+def stop_staging(job: Job, reason: str) -> None:
+    """Stop waiting for the store (the job is terminated): its staging runs end now,
+    their reason naming what was not stored and where it is."""
+    for run in job.runs.filter(status=JobStatus.STAGING, host=settings.HOST_NAME):
+        process = supervisor_process(run)
+        if process is not None:
+            _kill_group(process)
+        result = _result(run) or {}
+        _close_run(
+            run,
+            JobStatus.TERMINATED,
+            result.get("exit_code"),
+            f"{reason}; {_where_kept(run, result)}",
+        )

@@ -9,13 +9,16 @@ from apps.projects.models import Project
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
+    # The code has ended, its outputs (or log) wait for the object store: retried until
+    # stored (then the code's outcome) or given up (failed). workers.scheduler.
+    STAGING = "staging", "Staging outputs"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     TERMINATED = "terminated", "Terminated"
     TIMED_OUT = "timed_out", "Timed out"
 
 
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STAGING)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TERMINATED, JobStatus.TIMED_OUT)
 
 

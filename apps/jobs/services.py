@@ -158,7 +158,8 @@ def clone_settings(job: Job) -> dict:
 
 
 def terminate_job(user, job: Job) -> Job:
-    """Queued jobs end at once; running ones are signalled and end at the next reconcile."""
+    """Queued jobs end at once; running ones are signalled and end at the next reconcile
+    (as does one whose outputs wait for the store: no longer retried)."""
     require_role(user, job.project, Role.DEVELOPER)
     if job.status not in ACTIVE:
         raise ValidationError({"status": f"Job is already {job.status}."})
@@ -168,6 +169,8 @@ def terminate_job(user, job: Job) -> Job:
         scheduler.finish_job(job, JobStatus.TERMINATED, "terminated by request")
     else:
         scheduler.signal_runs(job, "terminate")
+        # Outputs waiting for the object store are not waited for any more.
+        scheduler.stop_staging(job, "terminated by request")
     transaction.on_commit(_kick_scheduler)
     job.refresh_from_db()
     return job

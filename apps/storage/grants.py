@@ -14,6 +14,7 @@ embedded SeaweedFS, MinIO and any external S3 endpoint.
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from apps.storage.client import get_client, translate_errors
 from apps.storage.paths import parse_bos_uri
@@ -105,11 +106,26 @@ def upload_grant(prefix_uri: str, valid_for: timedelta) -> dict:
     client = get_client()
     with translate_errors():
         fields = client.presigned_post_policy(policy)
-    s3 = settings.S3  # path-style URL on the endpoint the appliance itself uses
-    scheme = "https" if s3["secure"] else "http"
     return {
         "prefix": f"bos://{path.bucket}/{prefix}",
-        "url": f"{scheme}://{s3['endpoint']}/{path.bucket}",
+        "url": _bucket_url(path.bucket),
         "fields": fields,
         "expires": expires.isoformat(),
     }
+
+
+def _bucket_url(bucket: str) -> str:
+    s3 = settings.S3  # path-style URL on the endpoint the appliance itself uses
+    scheme = "https" if s3["secure"] else "http"
+    return f"{scheme}://{s3['endpoint']}/{bucket}"
+
+
+def grant_is_current(grant: dict, margin: timedelta) -> bool:
+    """Whether an upload grant still reaches the store where the appliance finds it now
+    (a restart may have moved it) and stays valid for `margin` more."""
+    try:
+        bucket = parse_bos_uri(grant["prefix"], field="path").bucket
+        expires = datetime.fromisoformat(grant["expires"])
+    except (KeyError, TypeError, ValueError, ValidationError):
+        return False
+    return grant.get("url") == _bucket_url(bucket) and expires - datetime.now(UTC) > margin

@@ -2,6 +2,9 @@
 (function () {
   "use strict";
   const COLORS = ["#2468f2", "#cf222e", "#1a7f37", "#9a6700", "#8250df"];
+  // Statuses a job (or instance) has not ended in: "staging" = its outputs wait for the store.
+  const LIVE = new Set(["queued", "running", "staging"]);
+  const LABELS = { staging: "Staging outputs", timed_out: "Timed out" };
 
   async function refreshLogs(box) {
     const response = await fetch(box.dataset.logsUrl, { credentials: "same-origin" });
@@ -24,7 +27,7 @@
       }
       if (atBottom) pre.scrollTop = pre.scrollHeight;
     });
-    return logs.length > 0 && logs.every(function (l) { return l.status !== "running"; });
+    return logs.length > 0 && logs.every(function (l) { return !LIVE.has(l.status); });
   }
 
   function chart(name, series) {
@@ -59,8 +62,8 @@
     if (names.size) box.innerHTML = Array.from(names).map(function (n) { return chart(n, series); }).join("");
   }
 
-  // The status badge follows the job (Queued -> Running -> Succeeded) while the page is open;
-  // true once the job has ended.
+  // The status badge follows the job (Queued -> Running [-> Staging outputs] -> Succeeded)
+  // while the page is open; true once the job has ended.
   async function refreshStatus(badge) {
     const response = await fetch(badge.dataset.url, { credentials: "same-origin" });
     if (!response.ok) return false;
@@ -68,9 +71,9 @@
     if (badge.dataset.status !== status) {
       badge.dataset.status = status;
       badge.className = "tag status-" + status;
-      badge.textContent = status.charAt(0).toUpperCase() + status.slice(1).replace("_", " ");
+      badge.textContent = LABELS[status] || status.charAt(0).toUpperCase() + status.slice(1);
     }
-    return status !== "queued" && status !== "running";
+    return !LIVE.has(status);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

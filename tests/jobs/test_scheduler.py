@@ -4,6 +4,7 @@ devices (two CUDA GPUs and one XPU, from the test settings)."""
 import json
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -11,7 +12,7 @@ import pytest
 
 from apps.billing.models import ResourcePackage
 from apps.jobs import services
-from apps.jobs.models import Job, JobStatus
+from apps.jobs.models import ACTIVE, Job, JobStatus
 from apps.projects import services as projects
 from apps.storage import services as storage
 from apps.storage.client import get_client
@@ -351,3 +352,99 @@ def test_instances_sharing_the_host_are_pinned_to_their_own_cores(owner, project
         seen.append(set(run.lease.cpus))
     if len(os.sched_getaffinity(0)) >= 2:
         assert not seen[0] & seen[1]  # cores enough: each instance has its own
+
+
+@pytest.fixture
+def private_store(project, tmp_path, settings):
+    """A store of the test's own that it may take down and bring back (perhaps on other
+    ports, as after a restart); the appliance (settings.S3) uses it meanwhile."""
+    from apps.storage.embedded import EmbeddedStore
+    from bml_site import config
+
+    creds = config.embedded_s3_credentials()
+    store = EmbeddedStore(
+        tmp_path / "store", creds["access_key"], creds["secret_key"], tmp_path / "store.log"
+    ).start()
+    session_s3 = settings.S3
+
+    def use(started: EmbeddedStore) -> None:
+        settings.S3 = {**session_s3, "endpoint": started.endpoint}
+
+    use(store)
+    get_client().make_bucket("jobs-out")
+    store.use = use
+    yield store
+    store.stop()
+
+
+WAIT_THEN_SAVE = """
+    import os, time
+    while not os.path.exists("go"):
+        time.sleep(0.1)
+    open("output/model.txt", "w").write("weights")
+"""
+
+
+def test_outputs_wait_for_a_store_that_is_down_and_are_stored_when_it_is_back(
+    owner, project, private_store, monkeypatch, client, api_client_for
+):
+    monkeypatch.setattr(scheduler, "STAGING_RETRY", timedelta(0))
+    job = submit(owner, project, WAIT_THEN_SAVE)
+    wait_running(job)
+    run = job.runs.get()
+    private_store.stop()  # the store goes away before the job ends
+    release(job)
+    run_until(lambda: status_of(job) == JobStatus.STAGING, "outputs waiting")
+    assert job.get_status_display() == "Staging outputs"
+    assert "outputs waiting for the object store: bos://jobs-out/results/" in job.reason
+    assert "the log" in job.reason and "retrying" in job.reason
+    workspace = Path(run.run_dir) / "workspace"
+    assert (workspace / "output" / "model.txt").read_text() == "weights"
+    assert not Lease.objects.filter(released_at__isnull=True).exists()  # devices are free
+    answer = api_client_for(owner).get(f"/api/v1/jobs/{job.job_id}/").json()
+    assert answer["status"] == "staging" and answer["reason"] == job.reason
+    client.force_login(owner)
+    page = client.get(f"/jobs/{job.job_id}/").content.decode()
+    assert "Staging outputs" in page and "outputs waiting for the object store" in page
+
+    log = Path(run.run_dir) / "log.txt"
+    run_until(lambda: "staging out again" in log.read_text(), "a retry while it is down")
+    wait_until(lambda: scheduler.supervisor_process(run) is None, what="the retry to end")
+    scheduler.tick()
+    assert status_of(job) == JobStatus.STAGING
+
+    private_store.start()  # back, on whatever ports it found free
+    private_store.use(private_store)
+    run_until(lambda: status_of(job) not in ACTIVE, "the outputs to be stored")
+    assert job.status == JobStatus.SUCCEEDED and job.reason == ""
+    assert stored(f"results/{job.job_id}/output/model.txt") == b"weights"
+    kept = stored(f"results/{job.job_id}/log/{job.job_id}-0.log").decode()
+    assert "outputs not stored" in kept and "staging out again" in kept
+
+
+def test_an_adopted_run_whose_grant_points_at_a_dead_store_gets_a_fresh_one(
+    owner, project, settings
+):
+    from apps.storage.embedded import free_port
+
+    job = submit(owner, project, WAIT_THEN_SAVE)
+    live = settings.S3
+    # The run starts with a grant for a store at a port that will be dead (the appliance
+    # restarts, its store comes up elsewhere); presigning needs no store (region given).
+    settings.S3 = {**live, "endpoint": f"127.0.0.1:{free_port()}", "region": "us-east-1"}
+    scheduler.tick()
+    run = job.runs.get()
+    assert "127.0.0.1" in json.loads((Path(run.run_dir) / "run.json").read_text())["grant"]["url"]
+    settings.S3 = live  # the restarted appliance adopts the run: a fresh grant
+    wait_running(job)
+    url = f"http://{live['endpoint']}/jobs-out"
+    assert json.loads((Path(run.run_dir) / "grant.json").read_text())["url"] == url
+    shared = Path(run.run_dir) / "workspace" / ".bml" / "grant.json"  # the code's own
+    wait_until(lambda: json.loads(shared.read_text())["url"] == url, what="the code's grant")
+    release(job)
+    run_until(lambda: status_of(job) not in ACTIVE, "job end")
+    assert job.status == JobStatus.SUCCEEDED, job.reason
+    assert stored(f"results/{job.job_id}/output/model.txt") == b"weights"
+    assert (
+        "outputs not stored" not in stored(f"results/{job.job_id}/log/{job.job_id}-0.log").decode()
+    )
