@@ -448,3 +448,25 @@ def test_an_adopted_run_whose_grant_points_at_a_dead_store_gets_a_fresh_one(
     assert (
         "outputs not stored" not in stored(f"results/{job.job_id}/log/{job.job_id}-0.log").decode()
     )
+
+
+@pytest.mark.parametrize("ending", ["given up", "terminated"])
+def test_outputs_never_stored_end_the_job_naming_what_and_where(owner, project, settings, ending):
+    from apps.storage.embedded import free_port
+
+    job = submit(owner, project, "open('output/model.txt', 'w').write('weights')")
+    # The store is away for good: the run's grant and every fresh one point at nothing.
+    settings.S3 = {**settings.S3, "endpoint": f"127.0.0.1:{free_port()}", "region": "us-east-1"}
+    run_until(lambda: status_of(job) == JobStatus.STAGING, "outputs waiting")
+    if ending == "given up":
+        settings.JOB_STAGING_GIVE_UP_S = 0
+    else:
+        services.terminate_job(owner, job)
+    run_until(lambda: status_of(job) not in ACTIVE, "the job to end")
+    assert job.status == (JobStatus.FAILED if ending == "given up" else JobStatus.TERMINATED)
+    run_dir = job.runs.get().run_dir
+    assert f"bos://jobs-out/results/{job.job_id}/output/ (in {run_dir}/workspace/output)" in (
+        job.reason
+    )
+    assert f"the log (in {run_dir}/log.txt)" in job.reason
+    assert (Path(run_dir) / "workspace" / "output" / "model.txt").read_text() == "weights"
