@@ -104,6 +104,24 @@ def test_bad_upload_input_is_a_400_naming_the_field(api, owner, project, dataset
     assert dataset.versions.count() == 0
 
 
+def test_a_first_line_of_32768_columns_is_a_400_naming_the_limit(api, dataset, put):
+    from workers.runners.table_preview import suggest_names
+
+    url = f"/api/v1/datasets/{dataset.pk}/preview/"
+    wide = b",".join([b"a"] * 32768) + b"\n" + b",".join([b"1"] * 32768) + b"\n"
+    response = api.post(url, {"source": put("data/wide.csv", wide)}, format="json")
+    assert response.status_code == 400, response.json()
+    assert "32,768 fields: a table has at most 4,096 columns" in response.json()["source"][0]
+    # Up to the limit, a header of one name repeated gets unique names (one step each).
+    header = b",".join([b"a"] * 4096) + b"\n" + b",".join([b"1"] * 4096) + b"\n"
+    body = {"source": put("data/header.csv", header), "header": True}
+    columns = api.post(url, body, format="json").json()["columns"]
+    assert [c["suggested_name"] for c in columns[:3]] == ["a", "a_2", "a_3"]
+    assert len({c["suggested_name"] for c in columns}) == 4096
+    names = suggest_names(["a"] * 32768 + ["a_2", "A"])
+    assert len(set(names)) == len(names) and names[-2:] == ["a_2_2", "A_32769"]
+
+
 def test_a_data_set_without_data_reads_as_empty(api, dataset):
     url = f"/api/v1/datasets/{dataset.pk}/"
     assert api.get(url + "rows/").json()["rows"] == []
