@@ -105,7 +105,7 @@ def create_task(
     except IntegrityError:
         raise ValidationError({"name": f"A task named '{name}' exists in this project."}) from None
     if guide is not None:
-        set_guide(user, task, *guide)
+        _save_guide(user, task, *guide)  # checked above
     return task
 
 
@@ -126,12 +126,20 @@ def _check_guide(name: str, data: bytes) -> None:
     magic = GUIDE_MAGIC[posixpath.splitext(name.lower())[1]]
     if not data.startswith(magic):
         raise ValidationError({"guide": f"{name} is not the kind of file its name says."})
+    try:  # read like an uploaded document (sandboxed): a damaged file is refused now
+        sandbox.extract_texts([(name, data)])
+    except documents.DocumentError as exc:
+        raise ValidationError({"guide": str(exc)}) from None
 
 
 def set_guide(user, task: Task, name: str, data: bytes) -> Task:
     """Store the task description document beside the task's data (annotators open it)."""
     require_role(user, task.project, Role.DEVELOPER)
     _check_guide(name, data)
+    return _save_guide(user, task, name, data)
+
+
+def _save_guide(user, task: Task, name: str, data: bytes) -> Task:
     base = posixpath.basename(name.replace("\\", "/"))
     uri = _store(user, task, f"guide/{base}", data)
     task.guide_uri, task.guide_name = uri, base

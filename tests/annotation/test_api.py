@@ -146,6 +146,13 @@ def test_create_with_a_guide_document_by_multipart(api, owner, project, bucket):
     body["name"], body["guide"] = "second_task", SimpleUploadedFile("rules.exe", b"MZ\x90")
     refused = api.post(API, body, format="multipart")
     assert refused.status_code == 400 and "guide" in refused.json()
+    # A corrupt PDF (the right header, nothing readable) is refused like an upload would be.
+    corrupt = b"%PDF-1.7\n1 0 obj <</Type /Catalog /Pages 9 0 R>> garbage\n%%EOF\n"
+    body["guide"] = SimpleUploadedFile("rules.pdf", corrupt)
+    refused = api.post(API, body, format="multipart")
+    assert refused.status_code == 400, refused.json()
+    assert "rules.pdf is incomplete or damaged" in refused.json()["guide"][0]
+    assert not Task.objects.filter(name="second_task").exists()
 
 
 def test_tags_add_list_edit_and_remove(api, task):
