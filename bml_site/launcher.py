@@ -1,9 +1,14 @@
 """`make up`: start the appliance as one supervised group, stop it all on Ctrl-C.
 
 Order: object store (embedded unless BML_S3_ENDPOINT is set) -> migrate and first
-administrator -> Q cluster and web. A child that dies is restarted (a crash loop gives up
-and stops everything, so a broken install does not spin forever). SIGINT/SIGTERM stop the
-web first, then the Q cluster, then the store, each given a few seconds before SIGKILL.
+administrator -> Q cluster and web. Every part runs in a process group of its own and is
+supervised: one that dies is restarted, after what is left of its group (a Q cluster's
+sentinel and workers outlive a killed main process) is killed, so a replaced part leaves
+nothing behind. The store comes back on its kept ports (apps/storage/embedded.py), so the
+web process and the Q cluster keep their endpoint; only if a port was taken meanwhile do
+they restart to read the new one. A crash loop gives up and stops everything, so a broken
+install does not spin forever. SIGINT/SIGTERM stop the web, the Q cluster and the
+scheduler, then the store, each given a few seconds before its group gets SIGKILL.
 """
 
 import os
@@ -15,11 +20,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from apps.storage.embedded import EmbeddedStore, die_with_parent
+from apps.storage.embedded import EmbeddedStore, die_with_parent, exited, kill_group
 from bml_site import config
 
 PY = sys.executable
 GRACE_SECONDS = 4
+CRASH_LOOP = 5  # restarts within a minute that make the launcher give up
 
 
 class Child:
@@ -41,32 +47,93 @@ class Child:
         )
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process is not None and not exited(self.process)
 
-    def signal(self, signum) -> None:
-        """TERM goes to the main process only, so it can stop its own workers in order
-        (Django-Q hangs when its workers are signalled behind its back); KILL takes the group."""
-        if self.alive() or signum == signal.SIGKILL:
+    def terminate(self) -> None:
+        """SIGTERM to the main process only, so it can stop its own workers in order
+        (Django-Q hangs when its workers are signalled behind its back)."""
+        if self.alive():
             try:
-                if signum == signal.SIGKILL:
-                    os.killpg(self.process.pid, signum)
-                else:
-                    os.kill(self.process.pid, signum)
+                os.kill(self.process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
+    def end(self) -> int:
+        """SIGKILL the whole group and reap: returns how many processes besides the main
+        one were still in it."""
+        return kill_group(self.process) if self.process else 0
+
+    def crash_looping(self) -> bool:
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+        return len(self.restarts) > CRASH_LOOP
+
 
 def stop_all(children: list[Child]) -> None:
-    """SIGTERM every child at once, then SIGKILL whatever is left after the grace period."""
+    """SIGTERM every child at once, then SIGKILL each group (what is left of it) after the
+    grace period."""
     for child in children:
-        child.signal(signal.SIGTERM)
+        child.terminate()
     deadline = time.monotonic() + GRACE_SECONDS
     while any(c.alive() for c in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     for child in children:
-        child.signal(signal.SIGKILL)
-        if child.process:
-            child.process.wait(5)
+        child.end()
+
+
+def restart_dead_children(children: list[Child]) -> bool:
+    """Start again every child that died, after killing what is left of its group; False
+    when one keeps dying."""
+    for child in children:
+        if child.alive():
+            continue
+        left = child.end()  # reaps it: now its exit status is known
+        code = child.process.returncode
+        if child.crash_looping():
+            print(f"{child.name} keeps dying; see {child.log_path}. Stopping.", flush=True)
+            return False
+        also = f"; {left} process(es) left of it killed" if left else ""
+        print(f"{child.name} exited ({code}){also}; restarting.", flush=True)
+        child.start()
+    return True
+
+
+class StoreWatch:
+    """Restarts the embedded store when it dies: same data dir, keys, certificates and ports."""
+
+    def __init__(self, store: EmbeddedStore):
+        self.store, self.restarts, self.next_try = store, [], 0.0
+
+    def check(self, children: list[Child]) -> bool:
+        """False when the store keeps dying."""
+        store = self.store
+        if store.alive() or time.monotonic() < self.next_try:
+            return True
+        store.stop(grace=0)  # reaps it and kills what is left of its group
+        code = store.process.returncode if store.process else None
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+        if len(self.restarts) > CRASH_LOOP:
+            print(f"The object store keeps dying; see {store.log_path}. Stopping.", flush=True)
+            return False
+        endpoint = store.endpoint
+        print(f"The object store exited ({code}); restarting it.", flush=True)
+        try:
+            store.start()
+        except RuntimeError as exc:
+            print(f"The object store did not start again: {exc}", flush=True)
+            self.next_try = time.monotonic() + 2
+            return True
+        if store.moved:
+            print(store.moved, flush=True)
+        if store.endpoint != endpoint:
+            # Django reads the endpoint at start-up: the parts that speak S3 start again.
+            config.embedded_s3_endpoint_file().write_text(store.endpoint)
+            stop_all(children)
+            for child in children:
+                child.start()
+        print(f"The object store is back on {store.endpoint}.", flush=True)
+        return True
 
 
 def manage(*args, env) -> None:
@@ -165,6 +232,8 @@ def main() -> int:
         )
         print(f"Starting the object store ({store.kind})...", flush=True)
         store.start()
+        if store.moved:
+            print(store.moved, flush=True)
         config.embedded_s3_endpoint_file().write_text(store.endpoint)
 
     children = []
@@ -211,19 +280,15 @@ def main() -> int:
         wait_for_web(f"http://127.0.0.1:{port}" if host == "0.0.0.0" else url, web)
         print(f"\nBML console: {url}/   (API: {url}/api/v1/docs/)", flush=True)
         print(f"Logs in {logs}. Press Ctrl-C to stop.\n", flush=True)
+        store_watch = StoreWatch(store) if store else None
         while not stopping:
             time.sleep(0.5)
-            for child in children:
-                if stopping or child.alive():
-                    continue
-                now = time.monotonic()
-                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-                if len(child.restarts) > 5:
-                    print(f"{child.name} keeps dying; see {child.log_path}. Stopping.", flush=True)
-                    stopping = True
-                    break
-                print(f"{child.name} exited ({child.process.returncode}); restarting.", flush=True)
-                child.start()
+            if stopping:
+                break
+            if store_watch and not store_watch.check(children):
+                break
+            if not restart_dead_children(children):
+                break
     except subprocess.CalledProcessError as exc:
         print(f"Start-up step failed: {' '.join(exc.cmd[2:])}", flush=True)
         return 1
