@@ -241,6 +241,9 @@ SPECTACULAR_SETTINGS = {
         "DocumentStatusEnum": "apps.annotation.models.DocumentStatus",
         "UploadStatusEnum": "apps.annotation.models.UploadStatus",
         "TagKindEnum": "apps.annotation.models.TagKind",
+        # A device's kind and a package's device_kind would both be "DeviceKindEnum".
+        "DeviceKindEnum": "workers.models.DeviceKind",
+        "PackageDeviceKindEnum": "apps.billing.models.DeviceKind",
     },
 }
 

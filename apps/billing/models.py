@@ -9,6 +9,14 @@ class Module(models.TextChoices):
     PREDICTION = "prediction", "Prediction (services)"
 
 
+class DeviceKind(models.TextChoices):
+    """What accelerator a package leases (workers.models.DeviceKind has no "cpu")."""
+
+    CPU = "cpu", "CPU only"
+    CUDA = "cuda", "CUDA GPU"
+    XPU = "xpu", "Kunlun XPU"
+
+
 class ResourcePackage(models.Model):
     """A row of the spec's price table, mapped onto this machine's cores, memory and devices.
 
@@ -22,8 +30,8 @@ class ResourcePackage(models.Model):
     memory_gb = models.PositiveIntegerField()
     device_kind = models.CharField(
         max_length=8,
-        choices=[("cpu", "CPU only"), ("cuda", "CUDA GPU"), ("xpu", "Kunlun XPU")],
-        default="cpu",
+        choices=DeviceKind.choices,
+        default=DeviceKind.CPU,
     )
     device_count = models.PositiveIntegerField(default=0)
     card_model = models.CharField(max_length=64, blank=True, help_text="e.g. V100, P4, K40")

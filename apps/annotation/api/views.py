@@ -126,7 +126,7 @@ class AnnotationTaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(methods=["GET"], responses=TagSerializer(many=True))
     @extend_schema(methods=["POST"], request=TagInputSerializer, responses={201: TagSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def tags(self, request, pk=None):
         """GET: the task's tags. POST: add one (`kind` entity, relation or attribute)."""
         task = self.get_object()

@@ -10,7 +10,9 @@ from apps.datasets.models import (
 
 
 class DatasetVersionSerializer(serializers.ModelSerializer):
-    job_id = serializers.CharField(source="job.job_id", default=None, read_only=True)
+    job_id = serializers.CharField(
+        source="job.job_id", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = DatasetVersion
@@ -39,7 +41,7 @@ class DatasetSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True)
     rows = serializers.IntegerField(read_only=True)
     current_version = serializers.IntegerField(
-        source="current_version.number", default=None, read_only=True
+        source="current_version.number", default=None, read_only=True, allow_null=True
     )
     storage_path = serializers.CharField(
         required=False,
@@ -91,3 +93,9 @@ class UploadSerializer(SourceSerializer):
     mode = serializers.ChoiceField(choices=UploadMode.choices, default=UploadMode.SUPPLEMENT)
     abnormal = serializers.ChoiceField(choices=AbnormalRule.choices, default=AbnormalRule.SKIP)
     columns = ColumnSerializer(many=True)
+
+
+class ParquetPartsSerializer(serializers.Serializer):
+    version = serializers.IntegerField(allow_null=True, help_text="null: no version yet")
+    rows = serializers.IntegerField()
+    parts = serializers.ListField(child=serializers.CharField(), help_text="bos:// parquet files")

@@ -8,6 +8,7 @@ from apps.datasets import selectors, services
 from apps.datasets.api.serializers import (
     DatasetSerializer,
     DatasetVersionSerializer,
+    ParquetPartsSerializer,
     PreviewSerializer,
     UploadSerializer,
 )
@@ -74,8 +75,11 @@ class DatasetViewSet(
         result = services.preview_source(request.user, dataset, **source.validated_data)
         return Response(result)
 
-    @extend_schema(request=UploadSerializer, responses=DatasetVersionSerializer(many=True))
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses=DatasetVersionSerializer(many=True))
+    @extend_schema(
+        methods=["POST"], request=UploadSerializer, responses={202: DatasetVersionSerializer}
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def versions(self, request, pk=None):
         """GET: the uploads, newest first. POST: step 2, start converting the source into a
         new version (202; status `processing`, then `succeeded` or `failed`)."""
@@ -117,7 +121,10 @@ class DatasetViewSet(
 
     @extend_schema(
         parameters=[VERSION_PARAM, OpenApiParameter("part", int)],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/json"): ParquetPartsSerializer,
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        },
     )
     @action(detail=True, methods=["get"])
     def parquet(self, request, pk=None):

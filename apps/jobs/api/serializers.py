@@ -58,3 +58,18 @@ class JobLogSerializer(serializers.Serializer):
     status = serializers.CharField()
     size = serializers.IntegerField()
     text = serializers.CharField()
+
+
+class JobSettingsSerializer(JobSerializer):
+    """A job's settings, as a new job takes them (what `clone/` answers)."""
+
+    class Meta(JobSerializer.Meta):
+        fields = ["project", "package", *SETTINGS_FIELDS]
+        read_only_fields = []
+
+
+class JobMetricsSerializer(serializers.Serializer):
+    instance = serializers.IntegerField()
+    points = serializers.ListField(
+        child=serializers.DictField(), help_text="what bml.report recorded, e.g. step and loss"
+    )

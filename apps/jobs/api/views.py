@@ -1,11 +1,15 @@
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.jobs import selectors, services
-from apps.jobs.api.serializers import JobLogSerializer, JobSerializer
+from apps.jobs.api.serializers import (
+    JobLogSerializer,
+    JobMetricsSerializer,
+    JobSerializer,
+    JobSettingsSerializer,
+)
 from apps.projects.selectors import get_project
 
 
@@ -66,21 +70,21 @@ class JobViewSet(
         job = services.terminate_job(request.user, self.get_object())
         return Response(JobSerializer(job).data)
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses=JobSettingsSerializer)
     @action(detail=True, methods=["post"])
     def clone(self, request, job_id=None):
         """The job's settings for a new job (name suffixed), not yet submitted."""
         return Response(services.clone_settings(self.get_object()))
 
     @extend_schema(responses=JobLogSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def logs(self, request, job_id=None):
         return Response(
             JobLogSerializer(selectors.instance_logs(self.get_object()), many=True).data
         )
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses=JobMetricsSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
     def metrics(self, request, job_id=None):
         """Points reported with `bml.report(step=..., name=value)`, per instance."""
         return Response(selectors.instance_metrics(self.get_object()))

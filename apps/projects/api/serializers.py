@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from apps.projects import counters
 from apps.projects.models import Membership, Project, Role
 
 
@@ -27,11 +28,19 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def get_role(self, project) -> str:
         roles = self.context.get("roles") or {}
-        return roles.get(project.pk, "")
+        if project.pk not in roles:  # a project made by this request: its owner's
+            user = getattr(self.context.get("request"), "user", None)
+            if user is None or not user.is_authenticated:
+                return ""
+            member = project.memberships.filter(user=user).first()
+            return member.role if member else ""
+        return roles[project.pk]
 
     def get_counts(self, project) -> ModuleCountsSerializer:
         counts = self.context.get("counts") or {}
-        return counts.get(project.pk)
+        if project.pk not in counts:  # a project made by this request: zeros
+            counts = counters.counts_for([project.pk])
+        return counts[project.pk]
 
 
 class ProjectDeleteSerializer(serializers.Serializer):

@@ -151,7 +151,7 @@ class ServiceViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return self.answer(services.new_key(request.user, self.get_object()))
 
     @extend_schema(responses=RevisionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def revisions(self, request, pk=None):
         """The configuration history, newest first."""
         revisions = self.get_object().revisions.select_related("created_by")

@@ -4,7 +4,7 @@ from apps.warehouse.models import Model, ModelType, ModelVersion
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    source_job = serializers.CharField(source="source_job.job_id", default=None, read_only=True)
+    source_job = serializers.SerializerMethodField(help_text="the job it was released from")
 
     class Meta:
         model = ModelVersion
@@ -24,6 +24,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_source_job(self, version) -> str | None:
+        return version.source_job.job_id if version.source_job_id else None
 
 
 class ModelSerializer(serializers.ModelSerializer):

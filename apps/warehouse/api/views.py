@@ -87,17 +87,24 @@ class ModelViewSet(
             raise ValidationError({"name": ["A model keeps its name; import it anew to rename."]})
         if data.get("project_id", model.project_id) != model.project_id:
             raise ValidationError({"project": ["A model stays in its project."]})
-        serializer.instance = services.update_model(
+        model = services.update_model(
             self.request.user,
             serializer.instance,
             tags=data.get("tags"),
             description=data.get("description"),
         )
+        model.version_count = model.versions.count()  # a PATCH answers it as a GET does
+        serializer.instance = model
 
     def perform_destroy(self, instance):
         services.delete_model(self.request.user, instance)
 
-    @extend_schema(request=VersionInputSerializer, responses=ModelVersionSerializer(many=True))
+    @extend_schema(methods=["GET"], responses=ModelVersionSerializer(many=True))
+    @extend_schema(
+        methods=["POST"],
+        request=VersionInputSerializer,
+        responses={201: ModelVersionSerializer},
+    )
     @action(detail=True, methods=["get", "post"])
     def versions(self, request, pk=None):
         """GET: the versions, newest first (paged). POST: import a new version."""
