@@ -116,6 +116,14 @@ def lasting_port(avoid=()) -> int:
     return free_port(avoid)
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie (its other threads may still be exiting)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def exited(process: subprocess.Popen | None) -> bool:
     """Whether a child has exited, without reaping it: while it is a zombie its pid, which
     numbers its process group, cannot go to another process, so the group can still be
@@ -278,6 +286,7 @@ class EmbeddedStore:
         for weed); otherwise new ones, kept for the next start, and `moved` says why."""
         companion = 10000 if self.kind == "seaweedfs" else 0
         self.moved = ""
+        ended = self._end_earlier_server()
         try:
             kept = json.loads(self.ports_file.read_text())
         except (OSError, ValueError):
@@ -285,14 +294,20 @@ class EmbeddedStore:
         if isinstance(kept, dict) and kept.get("kind") == self.kind:
             ports = {name: kept.get(name) for name in names}
             if all(isinstance(p, int) and 1024 <= p <= 65535 - companion for p in ports.values()):
-                taken = [
-                    p
-                    for port in ports.values()
-                    for p in {port, port + companion}
-                    if not port_is_free(p)
-                ]
-                if not taken:
-                    return ports
+                # An ended server's sockets close when its last thread is gone.
+                deadline = time.monotonic() + (10 if ended else 0)
+                while True:
+                    taken = [
+                        p
+                        for port in ports.values()
+                        for p in {port, port + companion}
+                        if not port_is_free(p)
+                    ]
+                    if not taken:
+                        return ports
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
                 self.moved = (
                     f"port(s) {', '.join(map(str, taken))} of the object store are held by"
                     " another program: it moves to new ports (S3 was"
@@ -312,6 +327,32 @@ class EmbeddedStore:
     @property
     def endpoint(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    def _end_earlier_server(self, grace: float = 10) -> bool:
+        """A server of this data dir left by an earlier start still holds the kept ports and
+        the data: after a `kill -9` of the launcher its store gets SIGTERM from the kernel
+        and needs a moment to stop. Two servers must never share a data dir: it is asked to
+        stop, then killed."""
+        data = str(self.data_dir / ("seaweedfs" if self.kind == "seaweedfs" else "minio"))
+        earlier = []
+        for entry in Path("/proc").iterdir():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"-dir={data}".encode() in args or data.encode() in args:
+                earlier.append(int(entry.name))
+        deadline = time.monotonic() + grace
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            for pid in earlier:
+                try:
+                    os.kill(pid, signum)
+                except OSError:
+                    pass
+            while time.monotonic() < deadline and any(map(_running, earlier)):
+                time.sleep(0.1)
+            deadline = time.monotonic() + 5
+        return bool(earlier)
 
     def _weed_command(self) -> list[str]:
         binary = weed_binary()

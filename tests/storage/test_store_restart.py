@@ -81,3 +81,22 @@ def test_a_port_held_by_another_program_moves_the_store_and_says_so(tmp_path):
     # The new ports are the kept ones from now on.
     kept = json.loads((tmp_path / "store" / "ports.json").read_text())
     assert f"127.0.0.1:{kept['s3']}" == store.endpoint
+
+
+def test_a_store_left_running_on_the_data_dir_is_ended_and_its_ports_taken_over(tmp_path):
+    """After a `kill -9` of the launcher its store is still stopping when `make up` runs
+    again: the new start ends it (two servers must not share a data dir) and keeps the
+    address instead of moving away from it."""
+    earlier = make_store(tmp_path).start()
+    try:
+        s3(earlier).make_bucket("kept")
+        s3(earlier).put_object("kept", "a.txt", io.BytesIO(b"before"), 6)
+        store = make_store(tmp_path).start()  # `earlier` is not stopped
+        try:
+            assert earlier.process.wait(5) is not None
+            assert store.endpoint == earlier.endpoint and not store.moved
+            assert s3(store).get_object("kept", "a.txt").read() == b"before"
+        finally:
+            store.stop()
+    finally:
+        earlier.stop()
