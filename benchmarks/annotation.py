@@ -13,7 +13,10 @@ every annotation of the task read into one in-memory structure, then dumped at o
 the same database in this process with sqlite3, its time and memory growth measured the
 same way: it shows what streaming saves.
 
-    .venv/bin/python benchmarks/annotation.py [--quick] [--annotations N]
+    .venv/bin/python benchmarks/annotation.py [--quick | --smoke] [--annotations N]
+
+--smoke (tests/benchmarks/test_smoke.py): a 64 kB document, 300 annotations, 3 requests per
+page; the goals are not judged.
 
 The annotations are rows written straight into the database (100,000 clicks through the
 API would measure the API, not the export); the document and its sentences are made by a
@@ -37,24 +40,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bml_site.running import RunningAppliance  # noqa: E402
 
-ROUNDS = 9
+ROUNDS = 9  # requests per page timing (3 with --smoke)
 ZH = "北京是中国的首都，人口约2154.2万。张三和李四在上海的公司工作了3.5年！他们会去杭州吗？"
 EN = 'Dr. Wang moved to Shenzhen in 2019. "Is 3.5 GHz enough?" she asked. It was!'
 
 
-def two_megabytes(seed: int = 7) -> str:
+def mixed_text(size_bytes: int = 2 * 1024 * 1024, seed: int = 7) -> str:
     rng = random.Random(seed)
     parts, size = [], 0
-    while size < 2 * 1024 * 1024 - 400:
+    while size < size_bytes - 400:
         piece = rng.choice((ZH, EN)) + (" " if rng.random() < 0.8 else "\n")
         parts.append(piece)
         size += len(piece.encode())
     return "".join(parts)
 
 
-def timed_ms(call) -> float:
+def timed_ms(call, rounds: int = ROUNDS) -> float:
     samples = []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         started = time.perf_counter()
         call()
         samples.append(time.perf_counter() - started)
@@ -141,18 +144,22 @@ def peak_rss_mb(process: psutil.Process) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10,000 annotations")
+    parser.add_argument("--smoke", action="store_true", help="64 kB, 300 annotations: runs only")
     parser.add_argument("--annotations", type=int, default=100_000)
     args = parser.parse_args()
     count = 10_000 if args.quick else args.annotations
+    size, rounds = 2 * 1024 * 1024, ROUNDS
+    if args.smoke:
+        count, size, rounds = 300, 64 * 1024, 3
 
     from apps.annotation import sentences
 
-    text = two_megabytes()
+    text = mixed_text(size)
     split_s = min(
         (lambda t0: (sentences.split(text), time.perf_counter() - t0)[1])(time.perf_counter())
         for _ in range(3)
     )
-    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
+    appliance = RunningAppliance.for_benchmark("bench-admin-pass-1")
     appliance.start(timeout=300)
     try:
         api = appliance.login()
@@ -181,9 +188,9 @@ def main() -> None:
 
         page = f"/annotation/{task}/documents/{document}/"
         assert api.get(page).status_code == 200
-        page_ms = timed_ms(lambda: api.get(page).raise_for_status())
+        page_ms = timed_ms(lambda: api.get(page).raise_for_status(), rounds)
         sentence_ms = timed_ms(
-            lambda: api.get(f"{page}sentences/{sentence_count // 2}/").raise_for_status()
+            lambda: api.get(f"{page}sentences/{sentence_count // 2}/").raise_for_status(), rounds
         )
 
         web = web_process(appliance)
@@ -199,11 +206,13 @@ def main() -> None:
         line = json.loads(jsonl.text.splitlines()[0])
         for span in line["spans"]:  # the export's offsets slice the text to the words
             assert text[span["start"] : span["end"]] == span["text"]
+        # The peer reads the same database, so it runs before the appliance (and a
+        # throw-away var/ with the database in it) goes away.
+        peer_s, peer_mb = peer_export(db, document)
     finally:
         appliance.stop()
-    peer_s, peer_mb = peer_export(db, document)
 
-    print(f"2 MB document, {sentence_count} sentences:")
+    print(f"{len(text.encode()) / 2**20:.2f} MB document, {sentence_count} sentences:")
     print(f"  splitter {split_s * 1000:.0f} ms; upload through the API (extract, split, rows)"
           f" {upload_s * 1000:.0f} ms")  # fmt: skip
     print(f"  annotation page {page_ms:.1f} ms, one sentence's data {sentence_ms:.1f} ms")
@@ -224,8 +233,8 @@ def main() -> None:
         "peer": round(peer_s, 2),
         "ratio": round(export_s / peer_s, 2) if peer_s else None,
         "goal": "< 10 s; segmentation < 1 s; annotation page < 100 ms",
-        "meets": all(meets.values()),
-        "meets_each": meets,
+        "meets": None if args.smoke else all(meets.values()),
+        "meets_each": None if args.smoke else meets,
         "segmentation_s": round(split_s, 3),
         "upload_s": round(upload_s, 3),
         "page_ms": round(page_ms, 1),
@@ -233,6 +242,7 @@ def main() -> None:
         "export_rss_growth_mb": round(rss_growth, 1),
         "peer_peak_mb": round(peer_mb, 1),
         "bench_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "smoke": args.smoke,
     }
     print("RESULT " + json.dumps(result))
 

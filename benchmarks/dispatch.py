@@ -3,7 +3,9 @@ code, and the time to run N trivial jobs, beside a bare `subprocess` start of th
 script, in the same run. Goal: median under 0.5 s on the embedded defaults, with the sandbox
 on (jobs run confined); the RESULT line shows what the sandbox adds to a start.
 
-    .venv/bin/python benchmarks/dispatch.py [--quick] [--jobs N] [--samples N]
+    .venv/bin/python benchmarks/dispatch.py [--quick | --smoke] [--jobs N] [--samples N]
+
+--smoke (tests/benchmarks/test_smoke.py): 1 sample, 2 jobs; the goal is not judged.
 """
 
 import argparse
@@ -51,10 +53,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 samples, 20 jobs")
     parser.add_argument("--samples", type=int, default=15)
     parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--smoke", action="store_true", help="1 sample, 2 jobs: runs, no figure")
     args = parser.parse_args()
     samples, batch = (5, 20) if args.quick else (args.samples, args.jobs)
+    if args.smoke:
+        samples, batch = 1, 2
 
-    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
+    appliance = RunningAppliance.for_benchmark("bench-admin-pass-1")
     appliance.start()
     try:
         api = appliance.login()
@@ -122,11 +127,12 @@ def main() -> None:
         "peer": peer,
         "ratio": round(ours / peer, 2) if peer else None,
         "goal": "< 0.5 s",
-        "meets": ours < 0.5,
+        "meets": None if args.smoke else ours < 0.5,
         "batch_jobs": batch,
         "batch_seconds": round(batch_seconds, 1),
         "sandbox": sandbox.active(),
         "sandbox_added_s": round(confined - peer, 3) if confined is not None else None,
+        "smoke": args.smoke,
     }
     print("RESULT " + json.dumps(result))
 

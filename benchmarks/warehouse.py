@@ -3,7 +3,10 @@
 the bare SQL reads of the same pages on the same database (the floor: no ORM, no HTTP).
 Goal: <= 200 ms each.
 
-    .venv/bin/python benchmarks/warehouse.py [--quick] [--versions N]
+    .venv/bin/python benchmarks/warehouse.py [--quick | --smoke] [--versions N]
+
+--smoke (tests/benchmarks/test_smoke.py): 250 versions (three pages), 3 requests per page;
+the goal is not judged.
 
 One model is imported for real (so its version is a loaded, checked model); the other
 versions are rows written straight into the database (an import each would take hours of
@@ -23,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bml_site.running import RunningAppliance  # noqa: E402
 
-ROUNDS = 9
+ROUNDS = 9  # requests per page timing (3 with --smoke)
 
 
-def timed(call) -> float:
+def timed(call, rounds: int = ROUNDS) -> float:
     samples = []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         started = time.perf_counter()
         call()
         samples.append(time.perf_counter() - started)
@@ -48,17 +51,19 @@ def iris_joblib() -> bytes:
 
 
 def add_versions(db: Path, model_id: int, count: int) -> None:
+    """Versions 2..count: copies of the imported version 1, every column but its id and
+    number (so a column added to the table is copied too)."""
     with sqlite3.connect(db) as conn:
-        row = conn.execute(
-            "SELECT model_type, fields, path, info, size_bytes, created_at, updated_at"
-            " FROM warehouse_modelversion WHERE model_id = ? AND version = 1",
-            (model_id,),
-        ).fetchone()
+        columns = [
+            row[1]
+            for row in conn.execute("PRAGMA table_info(warehouse_modelversion)")
+            if row[1] not in ("id", "version")
+        ]
+        names = ", ".join(f'"{name}"' for name in columns)
         conn.executemany(
-            "INSERT INTO warehouse_modelversion (model_id, version, model_type, fields, path,"
-            " source, source_detail, description, info, size_bytes, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'imported', '', '', ?, ?, ?, ?)",
-            [(model_id, v, *row[:3], *row[3:]) for v in range(2, count + 1)],
+            f"INSERT INTO warehouse_modelversion (version, {names}) SELECT ?, {names}"
+            " FROM warehouse_modelversion WHERE model_id = ? AND version = 1",
+            [(version, model_id) for version in range(2, count + 1)],
         )
 
 
@@ -66,10 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1,000 versions")
     parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument("--smoke", action="store_true", help="250 versions: runs, no figure")
     args = parser.parse_args()
     count = 1_000 if args.quick else args.versions
+    rounds = ROUNDS
+    if args.smoke:
+        count, rounds = 250, 3
 
-    appliance = RunningAppliance.throwaway("bench-admin-pass-1")
+    appliance = RunningAppliance.for_benchmark("bench-admin-pass-1")
     appliance.start(timeout=300)
     try:
         api = appliance.login()
@@ -80,7 +89,7 @@ def main() -> None:
             "/api/v1/models/",
             json={
                 "project": project,
-                "name": "iris",
+                "name": "warehouse-iris",  # unique on an appliance shared with serving.py
                 "model_type": "sklearn",
                 "path": "bos://bench-models/iris.joblib",
             },
@@ -99,7 +108,7 @@ def main() -> None:
         listed = api.get(urls["versions_first_page"]).json()
         assert listed["count"] == count, listed["count"]
         ours = {
-            name: timed(lambda url=url: api.get(url).raise_for_status())
+            name: timed(lambda url=url: api.get(url).raise_for_status(), rounds)
             for name, url in urls.items()
         }
     finally:
@@ -113,21 +122,24 @@ def main() -> None:
                     " warehouse_modelversion v ON v.model_id = m.id WHERE m.project_id = ?"
                     " GROUP BY m.id ORDER BY m.updated_at DESC LIMIT 100",
                     (project,),
-                ).fetchall()
+                ).fetchall(),
+                rounds,
             ),
             "versions_first_page": timed(
                 lambda: conn.execute(
                     "SELECT * FROM warehouse_modelversion WHERE model_id = ?"
                     " ORDER BY version DESC LIMIT 100",
                     (model_id,),
-                ).fetchall()
+                ).fetchall(),
+                rounds,
             ),
             "versions_last_page": timed(
                 lambda: conn.execute(
                     "SELECT * FROM warehouse_modelversion WHERE model_id = ?"
                     " ORDER BY version DESC LIMIT 100 OFFSET ?",
                     (model_id, last),
-                ).fetchall()
+                ).fetchall(),
+                rounds,
             ),
         }
     for name in ours:
@@ -139,9 +151,10 @@ def main() -> None:
         "peer": round(bare[worst], 2),
         "ratio": round(ours[worst] / bare[worst], 1) if bare[worst] else None,
         "goal": "<= 200 ms each",
-        "meets": all(ms <= 200 for ms in ours.values()),
+        "meets": None if args.smoke else all(ms <= 200 for ms in ours.values()),
         "versions": count,
         "ms": {name: round(ms, 1) for name, ms in ours.items()},
+        "smoke": args.smoke,
     }
     print("RESULT " + json.dumps(result))
 

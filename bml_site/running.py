@@ -1,6 +1,7 @@
 """Run the whole appliance as `make up` does, in a child process: for the browser tests and
 the benchmarks, which must measure and drive the real thing."""
 
+import json
 import os
 import shutil
 import signal
@@ -35,11 +36,33 @@ class RunningAppliance:
         appliance.owns_var = True
         return appliance
 
+    @classmethod
+    def for_benchmark(cls, admin_password: str, var: Path | None = None) -> "RunningAppliance":
+        """What a benchmark measures on: the appliance named by BML_BENCH_APPLIANCE when it
+        is set (the smoke test of the benchmarks starts one for all of them: a start takes
+        about a minute on 2 cores), otherwise its own, in `var` or a throw-away var/."""
+        shared = os.environ.get(SHARED_ENV)
+        if shared:
+            return SharedAppliance(**json.loads(shared))
+        if var is not None:
+            return cls(var, admin_password)
+        return cls.throwaway(admin_password)
+
+    def shared_env(self) -> dict:
+        """The environment that makes benchmarks (for_benchmark) use this running appliance."""
+        described = {
+            "var": str(self.var),
+            "admin_password": self.admin_password,
+            "port": self.port,
+            "pid": self.process.pid,
+        }
+        return {SHARED_ENV: json.dumps(described)}
+
     @property
     def log_path(self) -> Path:
         return self.var / "launcher.log"
 
-    def start(self, timeout: float = 120) -> "RunningAppliance":
+    def start(self, timeout: float = 300) -> "RunningAppliance":
         # A clean environment: none of the caller's BML_* or Django settings leak in.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BML_", "DJANGO_"))}
         env.update(
@@ -62,9 +85,11 @@ class RunningAppliance:
                 return self
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    # Read before stop(): a throw-away var/ (and the log in it) goes with it.
+                    log = self.log_path.read_text(errors="replace")
                     self.stop()
                     raise RuntimeError(
-                        "appliance did not start:\n" + self.log_path.read_text()
+                        f"appliance did not start within {timeout}s:\n{log}"
                     ) from None
                 time.sleep(0.3)
 
@@ -108,3 +133,33 @@ class RunningAppliance:
             raise RuntimeError(f"login failed: {response.status_code} {response.text[:200]}")
         client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
         return client
+
+
+SHARED_ENV = "BML_BENCH_APPLIANCE"
+
+
+class SharedAppliance(RunningAppliance):
+    """An appliance someone else started and stops (RunningAppliance.shared_env): start()
+    only waits until it answers, stop() leaves it running."""
+
+    def __init__(self, var: str, admin_password: str, port: int, pid: int):
+        import psutil
+
+        super().__init__(Path(var), admin_password, port)
+        self.process = psutil.Process(pid)  # .pid, for the benchmarks that look under it
+
+    def start(self, timeout: float = 300) -> "RunningAppliance":
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/login/", timeout=2)
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the shared appliance at {self.url} does not answer"
+                    ) from None
+                time.sleep(0.3)
+
+    def stop(self, timeout: float = 20) -> float:
+        return 0.0
