@@ -12,6 +12,10 @@ are 112x112 and each case runs once for 1 s, otherwise 224x224 and the median of
 
     .venv/bin/python benchmarks/serving.py [--quick] [--seconds S] [--rounds N] [--image-size N]
     .venv/bin/python benchmarks/serving.py --memory-only     # the replica memory alone (~1 min)
+    .venv/bin/python benchmarks/serving.py --smoke [--memory-only]
+
+--smoke (tests/benchmarks/test_smoke.py): every case once for 0.3 s with 32x32 images, the
+replica memory of the two scikit-learn files and the custom predictor only; no goal judged.
 
 Services are created the way the console does it (apps.serving.services.create_service, in
 a Django script with the appliance's database) from models imported through the warehouse
@@ -337,9 +341,9 @@ class Predictor:
 """
 
 
-def memory_models(folder: Path) -> dict:
+def memory_models(folder: Path, smoke: bool = False) -> dict:
     """Small models of each type, all taking an iris row: name -> (type, path, fields).
-    A type whose framework is not installed is left out."""
+    A type whose framework is not installed is left out; smoke: scikit-learn and custom."""
     import numpy as np
     from sklearn.datasets import load_iris
 
@@ -428,10 +432,11 @@ def memory_models(folder: Path) -> dict:
         (folder / "custom" / "predictor.py").write_text(CUSTOM_PREDICTOR)
         models["custom"] = ("custom", folder / "custom", {})
 
-    for build in (
+    builders = (
         sklearn_models, xgboost_model, pytorch_model, paddle_model, onnx_model, keras_model,
         pmml_model, custom_model,
-    ):  # fmt: skip
+    )  # fmt: skip
+    for build in (sklearn_models, custom_model) if smoke else builders:
         try:
             build()
         except ImportError as exc:
@@ -563,24 +568,27 @@ def memory_report(memory: dict) -> dict:
     }
 
 
-def run_memory() -> dict:
+def run_memory(smoke: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bml-bench-memory-"))
     try:
-        models = memory_models(work)
+        models = memory_models(work, smoke)
         progress("memory: models built")
         return memory_report(replica_memory(work, models))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def memory_only() -> None:
-    fields = run_memory()
+def memory_only(smoke: bool = False) -> None:
+    fields = run_memory(smoke)
     result = {
         "figure": "replica memory per model type (VmRSS MB after loading and 50 predictions)",
         "ours": fields["replica_memory_mb"].get("sklearn"),
+        "peer": None,  # a goal in MB, no peer
+        "ratio": None,
         "goal": f"<= {MEMORY_GOAL_MB}",
-        "meets": fields["replica_memory_meets"],
+        "meets": None if smoke else fields["replica_memory_meets"],
         **fields,
+        "smoke": smoke,
     }
     print("RESULT " + json.dumps(result))
 
@@ -688,8 +696,8 @@ else:
     sys.exit(f"services not running after 300 s: {statuses}")
 pids = {name: Replica.objects.get(version__service=s, status="running").pid
         for name, s in services.items()}  # a replica that restarted has a new pid
-print(json.dumps({name: {"endpoint": s.endpoint, "access_key": s.access_key, "pid": pids[name]}
-                  for name, s in services.items()}), flush=True)
+print(json.dumps({name: {"endpoint": s.endpoint, "access_key": s.access_key, "pid": pids[name],
+                         "id": s.pk} for name, s in services.items()}), flush=True)
 """
 
 
@@ -844,21 +852,24 @@ def main() -> None:
     parser.add_argument(
         "--memory-only", action="store_true", help="only the replica memory per model type"
     )
+    parser.add_argument("--smoke", action="store_true", help="0.3 s per case: runs, no figure")
     args = parser.parse_args()
     if args.memory_only:
-        memory_only()
+        memory_only(args.smoke)
         return
-    image_size = args.image_size or (112 if args.quick else 224)
-    seconds = args.seconds or (1.0 if args.quick else 3.0)
-    small_warmup, big_warmup = (0.3, 0.5) if args.quick else (1.0, 1.5)
-    big_seconds = seconds if args.quick else seconds * 5 / 3
-    rounds = args.rounds or (1 if args.quick else 3)
+    short = args.quick or args.smoke
+    image_size = args.image_size or (32 if args.smoke else 112 if args.quick else 224)
+    seconds = args.seconds or (0.3 if args.smoke else 1.0 if args.quick else 3.0)
+    small_warmup, big_warmup = (0.1, 0.1) if args.smoke else (0.3, 0.5) if short else (1.0, 1.5)
+    big_seconds = seconds if short else seconds * 5 / 3
+    rounds = args.rounds or (1 if short else 3)
+    brief = 0.3 if args.smoke else 0.5 if args.quick else 2.0  # calibration and idle CPU
     load_before = os.getloadavg()[0]
 
     from bml_site.running import RunningAppliance
 
     work = Path(tempfile.mkdtemp(prefix="bml-bench-serving-"))
-    appliance = RunningAppliance(work / "var", "bench-admin-pass-1")
+    appliance = RunningAppliance.for_benchmark("bench-admin-pass-1", work / "var")
     (work / "var").mkdir()
     started: list = []
     # The appliance starts (~20 s) while this process builds the models.
@@ -867,7 +878,7 @@ def main() -> None:
     )
     starter.start()
     children = Children()
-    creator, finished = None, False
+    creator, finished, api, services = None, False, None, {}
     try:
         sizes = build_models(work, image_size)
         progress("models built")
@@ -990,13 +1001,11 @@ def main() -> None:
                 server_pids={"model": process.pid},
             )
 
-        calibration = measure(
-            null_port, "/predict", work / "iris.json", 32, 0.5 if args.quick else 2.0, 0.2
-        )
+        calibration = measure(null_port, "/predict", work / "iris.json", 32, brief, 0.2)
         progress(f"load generator ceiling: {calibration['rps']:.0f} req/s")
         measure_idle(
             [web, *(s["pid"] for s in services.values()), *(b[0].pid for b in bare.values())],
-            0.5 if args.quick else 2.0,
+            brief,
         )
         scenarios = []
         for model, service, body, secs, warmup in (
@@ -1012,7 +1021,7 @@ def main() -> None:
                             (service, concurrency, body, secs, warmup),
                         )
                     )
-        for concurrency in (32,) if args.quick else (1, 32):
+        for concurrency in (32,) if short else (1, 32):
             scenarios.append(
                 (
                     ("resnet18", "appliance batched", concurrency),
@@ -1045,6 +1054,12 @@ def main() -> None:
             creator.wait()
         children.stop()
         starter.join()
+        for service in services.values():  # a shared appliance (--smoke) keeps running
+            try:
+                stopped = api.post(f"/api/v1/services/{service['id']}/stop/")
+                stopped.raise_for_status()
+            except Exception as exc:  # noqa: BLE001 - stopping the appliance ends them anyway
+                progress(f"could not stop service {service['id']}: {exc}")
         appliance.stop()
         progress("appliance stopped")
         left = subprocess.run(["pgrep", "-af", str(work)], capture_output=True, text=True).stdout
@@ -1110,7 +1125,7 @@ def main() -> None:
         "batching_speedup": speedup >= 2.0,
         "batching_p99_ratio": p99_ratio <= 2.0,
     }
-    memory = run_memory()  # bare replicas, one at a time, with the appliance stopped
+    memory = run_memory(args.smoke)  # bare replicas, one at a time, the appliance stopped
     goals["replica_memory"] = memory["replica_memory_meets"]
     print(
         f"\nsklearn c=32: {ratio:.2f} of the bare server's throughput (goal >= 0.8); "
@@ -1125,7 +1140,7 @@ def main() -> None:
         "peer": round(rps("sklearn", "bare", 32), 1),
         "ratio": round(ratio, 3),
         "goal": ">= 0.8",
-        "meets": all(goals.values()),
+        "meets": None if args.smoke else all(goals.values()),
         "throughput_meets": goals["throughput_ratio"],
         "resnet_throughput_ratio": round(resnet_ratio, 3),
         "resnet_throughput_meets": goals["resnet_throughput_ratio"],
@@ -1144,6 +1159,7 @@ def main() -> None:
         "image_size": image_size,
         "rounds": rounds,
         "quick": args.quick,
+        "smoke": args.smoke,
     }
     print("RESULT " + json.dumps(result))
 
