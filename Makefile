@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down test lint format install system browser benchmark clean-var
+.PHONY: up down test lint format install system browser frontend node benchmark clean-var
 
 install: $(STAMP) system
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]" -e ./sdk
 	touch $(STAMP)
 
-up: $(STAMP) system
+up: $(STAMP) system frontend
 	$(BIN)/python -m bml_site.launcher
 
 # Job runs and notebook servers outlive `make up` (adopted by the next start); this ends them.
@@ -38,6 +38,31 @@ system:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "Missing:$$missing (sudo apt-get install$$missing)"; fi; fi
 
+# The console's browser libraries (charts, graph editor): npm installs package-lock.json's exact
+# versions and scripts/vendor.js copies their built files into static/vendor/, which git ignores
+# the way it ignores .venv (built from the lock file on every machine). Pages load them from
+# there, never from a CDN: the console works offline. Redone when the lock file changes or
+# static/vendor/ is gone.
+FRONTEND_STAMP := static/vendor/.installed
+
+frontend: $(FRONTEND_STAMP)
+
+$(FRONTEND_STAMP): package.json package-lock.json scripts/vendor.js
+	@$(MAKE) --no-print-directory node
+	npm ci --no-audit --no-fund --loglevel=error
+	node scripts/vendor.js
+	touch $@
+
+# node and npm: Debian's, installed with apt when missing and we may (root), like `system`.
+node:
+	@missing=""; for tool in node:nodejs npm:npm; do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's$$missing..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Missing:$$missing (sudo apt-get install$$missing)"; exit 1; fi; fi
+
 # Debian's chromium drives the browser tests (Playwright cannot download a browser here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -52,7 +77,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint system browser
+test: lint system browser frontend
 	$(BIN)/pytest
 
 benchmark: $(STAMP)
