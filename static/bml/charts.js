@@ -1,0 +1,264 @@
+// BMLCharts: the console's one way to draw a chart. Pages hand it their data; it draws with
+// Apache ECharts (static/vendor/echarts/echarts.min.js, vendored by `make frontend`), so no
+// page talks to the library itself and a change of library is a change of this file.
+//
+//   BMLCharts.line(el, {title, series: [{name, data: [[x, y], ...]}], xName, yName,
+//                       xType: "value"|"time"|"category", logScale: true, filename})
+//   BMLCharts.bar(el, {title, categories: [...], series: [{name, data: [...]}], stack, yName})
+//   BMLCharts.pie(el, {title, data: [{name, value}, ...]})
+//   BMLCharts.histogram(el, {title, edges: [n + 1 numbers], counts: [n numbers], name})
+//   BMLCharts.update(el, spec)   new data for a drawn chart (zoom, legend choices are kept)
+//   BMLCharts.get(el)            the ECharts instance (browser tests read what is drawn)
+//
+// `el` is any element (a <figure>, a <div>): the plot goes into a div appended to it, so a
+// caption or a note inside stays. The element is marked data-chart (its kind), data-series
+// and data-points (how many points it was given). Every chart has hover values, PNG and CSV
+// download; line charts zoom (wheel, drag, the slider, a box) with a reset, toggle series on
+// the legend, thin long series with LTTB, and offer a log scale when `logScale` is set and
+// every value is positive (loss curves).
+(function () {
+  "use strict";
+  const COLORS = ["#2468f2", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#0a7ea4", "#bc4c00"];
+  const ANIMATE_BELOW = 2000; // points: longer charts are drawn at once, not animated
+  const ICONS = {
+    csv: "path://M4 2h11l5 5v15H4z M15 2v5h5 M7 12h10 M7 16h10",
+    log: "path://M3 21V3 M3 21h18 M5 19C9 6 14 4 21 3",
+    reset: "path://M4 12a8 8 0 1 0 3-6.2 M4 3v5h5",
+  };
+  const states = new WeakMap(); // element -> {chart, kind, spec, log}
+
+  function toCsv(rows) {
+    return rows.map(function (row) {
+      return row.map(function (cell) {
+        const text = cell === null || cell === undefined ? "" : String(cell);
+        return /[",\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+      }).join(",");
+    }).join("\n") + "\n";
+  }
+
+  // The rows a chart's CSV holds: what the page gave, not the sampled points on screen.
+  function csvRows(state) {
+    const spec = state.spec;
+    if (state.kind === "line") {
+      const rows = [["series", spec.xName || "x", spec.yName || "value"]];
+      spec.series.forEach(function (s) {
+        s.data.forEach(function (p) { rows.push([s.name, p[0], p[1]]); });
+      });
+      return rows;
+    }
+    if (state.kind === "bar") {
+      const rows = [["category"].concat(spec.series.map(function (s) { return s.name; }))];
+      spec.categories.forEach(function (c, i) {
+        rows.push([c].concat(spec.series.map(function (s) { return s.data[i]; })));
+      });
+      return rows;
+    }
+    if (state.kind === "histogram") {
+      const rows = [["from", "to", "count"]];
+      spec.counts.forEach(function (n, i) { rows.push([spec.edges[i], spec.edges[i + 1], n]); });
+      return rows;
+    }
+    return [["name", "value"]].concat(spec.data.map(function (d) { return [d.name, d.value]; }));
+  }
+
+  function fileBase(spec) {
+    return (spec.filename || spec.title || "chart").replace(/[^\w.-]+/g, "_");
+  }
+
+  function downloadCsv(state) {
+    const blob = new Blob([toCsv(csvRows(state))], { type: "text/csv" });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = fileBase(state.spec) + ".csv";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(function () { URL.revokeObjectURL(link.href); }, 1000);
+  }
+
+  function allPositive(spec) {
+    return spec.series.every(function (s) {
+      return s.data.every(function (p) { return p[1] === null || p[1] > 0; });
+    });
+  }
+
+  function countPoints(state) {
+    const spec = state.spec;
+    if (state.kind === "line" || state.kind === "bar") {
+      return spec.series.reduce(function (n, s) { return n + s.data.length; }, 0);
+    }
+    return state.kind === "histogram" ? spec.counts.length : spec.data.length;
+  }
+
+  function format(value) {
+    if (typeof value !== "number") return value;
+    return Number.isInteger(value) ? String(value) : Number(value.toPrecision(5)).toString();
+  }
+
+  function toolbox(state, zoom) {
+    const feature = {};
+    if (zoom) {
+      feature.dataZoom = { yAxisIndex: "none", title: { zoom: "Zoom to a box", back: "Undo zoom" } };
+      feature.myReset = {
+        show: true, title: "Reset zoom", icon: ICONS.reset,
+        onclick: function () { state.chart.dispatchAction({ type: "dataZoom", start: 0, end: 100 }); },
+      };
+    }
+    if (state.kind === "line" && state.spec.logScale) {
+      feature.myLog = {
+        show: allPositive(state.spec), title: "Log scale", icon: ICONS.log,
+        onclick: function () { setLog(state, !state.log); },
+      };
+    }
+    feature.saveAsImage = { title: "Download PNG", name: fileBase(state.spec), pixelRatio: 2 };
+    feature.myCsv = {
+      show: true, title: "Download CSV", icon: ICONS.csv,
+      onclick: function () { downloadCsv(state); },
+    };
+    return { right: 8, top: 0, feature: feature };
+  }
+
+  function setLog(state, on) {
+    state.log = on && allPositive(state.spec);
+    state.element.dataset.scale = state.log ? "log" : "linear";
+    state.chart.setOption({ yAxis: { type: state.log ? "log" : "value" } });
+  }
+
+  function base(state) {
+    const spec = state.spec;
+    return {
+      animation: countPoints(state) < ANIMATE_BELOW,
+      color: COLORS,
+      title: spec.title ? { text: spec.title, left: 0, top: 2, textStyle: { fontSize: 13, fontWeight: 600 } } : undefined,
+      grid: { left: 56, right: 24, top: spec.title ? 72 : 44, bottom: state.kind === "line" ? 64 : 32, containLabel: false },
+      tooltip: { className: "bml-chart-tooltip", confine: true, valueFormatter: format },
+    };
+  }
+
+  function lineSeries(spec) {
+    return spec.series.map(function (s) {
+      return {
+        id: s.name, name: s.name, type: "line", data: s.data, showSymbol: s.data.length < 50,
+        symbolSize: 4, sampling: "lttb", connectNulls: false, lineStyle: { width: 1.5 },
+      };
+    });
+  }
+
+  const BUILDERS = {
+    line: function (state) {
+      const spec = state.spec;
+      const option = base(state);
+      option.tooltip.trigger = "axis";
+      option.legend = { type: "scroll", top: 30, left: 0, right: 170 };
+      option.toolbox = toolbox(state, true);
+      option.xAxis = { type: spec.xType || "value", name: spec.xName, nameLocation: "end", scale: true };
+      option.yAxis = { type: state.log ? "log" : "value", name: spec.yName, scale: true };
+      option.dataZoom = [{ type: "inside", xAxisIndex: 0 }, { type: "slider", xAxisIndex: 0, height: 18, bottom: 8 }];
+      option.series = lineSeries(spec);
+      return option;
+    },
+    bar: function (state) {
+      const spec = state.spec;
+      const option = base(state);
+      option.tooltip.trigger = "axis";
+      option.legend = spec.series.length > 1 ? { type: "scroll", top: 30, left: 0, right: 170 } : undefined;
+      option.toolbox = toolbox(state, false);
+      option.xAxis = { type: "category", data: spec.categories };
+      option.yAxis = { type: "value", name: spec.yName };
+      option.series = spec.series.map(function (s) {
+        return { id: s.name, name: s.name, type: "bar", data: s.data, stack: spec.stack ? "all" : undefined };
+      });
+      return option;
+    },
+    pie: function (state) {
+      const option = base(state);
+      option.tooltip.trigger = "item";
+      option.legend = { type: "scroll", top: 30, left: 0, right: 170 };
+      option.toolbox = toolbox(state, false);
+      option.series = [{
+        id: "pie", name: state.spec.name || state.spec.title || "", type: "pie", radius: ["35%", "65%"],
+        center: ["50%", "58%"], data: state.spec.data, label: { formatter: "{b}: {d}%" },
+      }];
+      return option;
+    },
+    histogram: function (state) {
+      const spec = state.spec;
+      const option = base(state);
+      option.tooltip.trigger = "axis";
+      option.toolbox = toolbox(state, false);
+      option.xAxis = {
+        type: "category",
+        data: spec.counts.map(function (_, i) { return format(spec.edges[i]) + " \u2013 " + format(spec.edges[i + 1]); }),
+        axisLabel: { hideOverlap: true },
+      };
+      option.yAxis = { type: "value", name: "count", minInterval: 1 };
+      option.series = [{ id: "histogram", name: spec.name || "count", type: "bar", data: spec.counts, barCategoryGap: "2%" }];
+      return option;
+    },
+  };
+
+  function mark(state) {
+    const el = state.element;
+    el.dataset.chart = state.kind;
+    el.dataset.points = String(countPoints(state));
+    el.dataset.series = String(state.kind === "line" || state.kind === "bar" ? state.spec.series.length : 1);
+  }
+
+  function draw(kind, element, spec) {
+    if (typeof window.echarts === "undefined") {
+      element.textContent = "Charts need the vendored chart library: run `make frontend`.";
+      return null;
+    }
+    const old = states.get(element);
+    if (old) old.chart.dispose();
+    let plot = element.querySelector(":scope > .bml-chart-plot");
+    if (!plot) {
+      plot = document.createElement("div");
+      plot.className = "bml-chart-plot";
+      plot.style.width = "100%";
+      plot.style.height = (spec.height || 260) + "px";
+      element.appendChild(plot);
+    }
+    const state = { element: element, kind: kind, spec: spec, log: false };
+    state.chart = window.echarts.init(plot, null, { renderer: "canvas" });
+    states.set(element, state);
+    state.chart.setOption(BUILDERS[kind](state));
+    mark(state);
+    if (!element.dataset.chartObserved && window.ResizeObserver) {
+      element.dataset.chartObserved = "1";
+      new ResizeObserver(function () {
+        const current = states.get(element);
+        if (current) current.chart.resize();
+      }).observe(plot);
+    }
+    return state.chart;
+  }
+
+  // New data into a drawn chart: its zoom window, legend choices and scale stay as they are.
+  function update(element, spec) {
+    const state = states.get(element);
+    if (!state) return null;
+    state.spec = Object.assign({}, state.spec, spec);
+    if (state.kind === "line") {
+      if (state.log && !allPositive(state.spec)) setLog(state, false);
+      const option = { series: lineSeries(state.spec), animation: countPoints(state) < ANIMATE_BELOW };
+      if (state.spec.logScale) option.toolbox = { feature: { myLog: { show: allPositive(state.spec) } } };
+      state.chart.setOption(option, { replaceMerge: ["series"] });
+    } else {
+      const option = BUILDERS[state.kind](state);
+      state.chart.setOption({ series: option.series, xAxis: option.xAxis }, { replaceMerge: ["series"] });
+    }
+    mark(state);
+    return state.chart;
+  }
+
+  window.BMLCharts = {
+    line: function (el, spec) { return draw("line", el, spec); },
+    bar: function (el, spec) { return draw("bar", el, spec); },
+    pie: function (el, spec) { return draw("pie", el, spec); },
+    histogram: function (el, spec) { return draw("histogram", el, spec); },
+    update: update,
+    get: function (el) { const state = states.get(el); return state ? state.chart : null; },
+    csv: function (el) { const state = states.get(el); return state ? toCsv(csvRows(state)) : null; },
+  };
+})();
