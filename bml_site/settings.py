@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "apps.serving",
     "apps.annotation",
     "apps.notebooks",
+    "apps.visual",
     "workers",
 ]
 

@@ -58,6 +58,7 @@ urlpatterns = [
     path("services/", include("apps.serving.urls")),
     path("annotation/", include("apps.annotation.urls")),
     path("workarea/", include("apps.notebooks.urls")),
+    path("visual/", include("apps.visual.urls")),
     path("resources/", system_views.resources, name="resources"),
     path("healthz", system_views.healthz, name="healthz"),
     # Browsers ask for /favicon.ico on pages without an icon link (the admin's, the API's).

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class VisualConfig(AppConfig):
+    name = "apps.visual"
+    label = "visual"
+    verbose_name = "Visual modeling"
