@@ -1,8 +1,7 @@
-"""Statistics shaped for the console: formatted numbers and the geometry of small SVG bar
-charts (a histogram for numbers, the top values otherwise), drawn server-side so the page
-needs no chart library and works without JavaScript."""
+"""Statistics shaped for the console: formatted numbers, each numeric column's histogram bins
+(drawn in the browser by BMLCharts, static/bml/charts.js) and the widths of the top-value
+bars of the other columns."""
 
-HIST_W, HIST_H = 240, 90
 TOP_W = 160
 
 
@@ -14,25 +13,11 @@ def _number(value):
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def histogram_bars(histogram: dict | None) -> list[dict]:
+def histogram_bins(histogram: dict | None) -> dict | None:
+    """The bins as the page embeds them (json_script) for the chart: n + 1 edges, n counts."""
     if not histogram or not histogram.get("counts"):
-        return []
-    counts, edges = histogram["counts"], histogram["edges"]
-    peak = max(counts) or 1
-    width = HIST_W / len(counts)
-    bars = []
-    for i, count in enumerate(counts):
-        height = round(HIST_H * count / peak, 1)
-        bars.append(
-            {
-                "x": round(i * width, 1),
-                "y": round(HIST_H - height, 1),
-                "w": round(max(width - 1, 1), 1),
-                "h": height,
-                "label": f"{_number(edges[i])} to {_number(edges[i + 1])}: {count:,}",
-            }
-        )
-    return bars
+        return None
+    return {"edges": histogram["edges"], "counts": histogram["counts"]}
 
 
 def top_bars(top: list | None) -> list[dict]:
@@ -58,8 +43,6 @@ def column_view(stat: dict) -> dict:
         "shown": shown,
         "approximate_unique": stat.get("unique_exact") is False,
         "approximate_quantiles": stat.get("quantiles_exact") is False,
-        "histogram": histogram_bars(stat.get("histogram")),
+        "histogram": histogram_bins(stat.get("histogram")),
         "top": top_bars(stat.get("top")),
-        "hist_w": HIST_W,
-        "hist_h": HIST_H,
     }

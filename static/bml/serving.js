@@ -1,8 +1,7 @@
 // Prediction services: the create / edit forms (model -> its versions), copy buttons, the
-// status of a deploying service, the test console, and the service quality charts (inline SVG).
+// status of a deploying service, the test console, and the service quality charts (BMLCharts).
 (function () {
   "use strict";
-  const SVG_W = 420, SVG_H = 200, PAD_L = 48, PAD_R = 12, PAD_T = 14, PAD_B = 28;
   const METRICS = [
     ["pv", "PV (requests)", "count"],
     ["sumTraffic", "Total traffic (sumTraffic)", "bytes"],
@@ -17,12 +16,6 @@
     ["status5xxProportion", "5xx", "#cf222e"],
   ];
   const QUALITY_POLL_MS = 3000, STATUS_POLL_MS = 1500;
-
-  function esc(text) {
-    return String(text).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
-  }
 
   // -- forms: a model's versions, creation mode, next version number ------------------------
 
@@ -219,71 +212,49 @@
     return long ? (d.getMonth() + 1) + "-" + d.getDate() + " " + hm : hm;
   }
 
-  function seriesChart(metric, title, unit, points, kind, long) {
-    const values = points.map(function (p) { return +p[metric] || 0; });
-    const max = Math.max.apply(null, values.concat([0])), top = max || 1;
-    const n = values.length, plotW = SVG_W - PAD_L - PAD_R, plotH = SVG_H - PAD_T - PAD_B;
-    const x = function (i) { return PAD_L + (n > 1 ? (i / (n - 1)) * plotW : plotW / 2); };
-    const y = function (v) { return PAD_T + plotH - (v / top) * plotH; };
-    let marks;
-    if (kind === "bar") {
-      const w = Math.max(1, plotW / Math.max(n, 1) - 1);
-      marks = values.map(function (v, i) {
-        const left = PAD_L + (i * plotW) / Math.max(n, 1);
-        return '<rect x="' + left.toFixed(1) + '" y="' + y(v).toFixed(1) + '" width="' + w.toFixed(1) +
-          '" height="' + (PAD_T + plotH - y(v)).toFixed(1) + '" fill="#2468f2"><title>' +
-          esc(timeLabel(points[i].time, long) + ": " + human(v, unit)) + "</title></rect>";
-      }).join("");
-    } else {
-      marks = '<polyline fill="none" stroke="#2468f2" stroke-width="2" points="' +
-        values.map(function (v, i) { return x(i).toFixed(1) + "," + y(v).toFixed(1); }).join(" ") + '"/>' +
-        values.map(function (v, i) {
-          return v ? '<circle cx="' + x(i).toFixed(1) + '" cy="' + y(v).toFixed(1) + '" r="2.5" fill="#2468f2"><title>' +
-            esc(timeLabel(points[i].time, long) + ": " + human(v, unit)) + "</title></circle>" : "";
-        }).join("");
-    }
-    const axis = '<line x1="' + PAD_L + '" y1="' + (PAD_T + plotH) + '" x2="' + (SVG_W - PAD_R) + '" y2="' + (PAD_T + plotH) + '" stroke="#ccc"/>' +
-      '<line x1="' + PAD_L + '" y1="' + PAD_T + '" x2="' + PAD_L + '" y2="' + (PAD_T + plotH) + '" stroke="#ccc"/>' +
-      '<text x="' + (PAD_L - 4) + '" y="' + (PAD_T + 4) + '" text-anchor="end" font-size="10" fill="#6b7785">' + esc(human(max, unit)) + "</text>" +
-      '<text x="' + (PAD_L - 4) + '" y="' + (PAD_T + plotH) + '" text-anchor="end" font-size="10" fill="#6b7785">0</text>' +
-      (n ? '<text x="' + PAD_L + '" y="' + (SVG_H - 8) + '" font-size="10" fill="#6b7785">' + esc(timeLabel(points[0].time, long)) + "</text>" +
-        '<text x="' + (SVG_W - PAD_R) + '" y="' + (SVG_H - 8) + '" text-anchor="end" font-size="10" fill="#6b7785">' + esc(timeLabel(points[n - 1].time, long)) + "</text>" : "");
-    return '<figure class="chart" data-metric="' + metric + '" data-kind="' + kind + '"><figcaption>' + esc(title) + "</figcaption>" +
-      '<svg viewBox="0 0 ' + SVG_W + " " + SVG_H + '" width="' + SVG_W + '" height="' + SVG_H + '" role="img" aria-label="' + esc(title) + '">' +
-      axis + marks + "</svg></figure>";
+  // One figure per metric and one for the status classes, made once; BMLCharts draws into
+  // them and keeps each chart's zoom and legend choices across the polls.
+  function qualityFigures(charts) {
+    const figures = {};
+    charts.innerHTML = "";
+    METRICS.concat([["status", "Status codes"]]).forEach(function (m) {
+      const figure = document.createElement("figure");
+      figure.className = "chart" + (m[0] === "status" ? " pie" : "");
+      figure.dataset.metric = m[0];
+      const caption = document.createElement("figcaption");
+      caption.textContent = m[1];
+      figure.appendChild(caption);
+      charts.appendChild(figure);
+      figures[m[0]] = figure;
+    });
+    const shares = document.createElement("p");
+    shares.className = "muted small";
+    shares.dataset.field = "shares";
+    figures.status.appendChild(shares);
+    return figures;
   }
 
-  function pieChart(totals) {
-    const R = 80, C = 100;
-    const slices = STATUSES.map(function (s) { return { key: s[0], label: s[1], color: s[2], value: +totals[s[0]] || 0 }; })
-      .filter(function (s) { return s.value > 0; });
-    let shapes, angle = -Math.PI / 2;
-    if (!slices.length) {
-      shapes = '<circle cx="' + C + '" cy="' + C + '" r="' + R + '" fill="#eef1f4"/><text x="' + C + '" y="' + (C + 4) +
-        '" text-anchor="middle" font-size="12" fill="#6b7785">no requests</text>';
+  function metricSpec(metric, title, unit, data, kind) {
+    const values = data.points.map(function (p) { return +p[metric] || 0; });
+    const spec = { yName: unit, filename: metric, width: 440, height: 240 };
+    if (kind === "bar") {
+      const long = (new Date(data.end) - new Date(data.start)) > 36 * 3600 * 1000;
+      spec.categories = data.points.map(function (p) { return timeLabel(p.time, long); });
+      spec.series = [{ name: title, data: values }];
     } else {
-      const sum = slices.reduce(function (a, s) { return a + s.value; }, 0);
-      shapes = slices.map(function (s) {
-        const share = s.value / sum;
-        let d;
-        if (share >= 0.9999) { // a whole circle: two half arcs
-          d = "M " + (C - R) + " " + C + " A " + R + " " + R + " 0 1 1 " + (C + R) + " " + C + " A " + R + " " + R + " 0 1 1 " + (C - R) + " " + C + " Z";
-        } else {
-          const end = angle + share * 2 * Math.PI;
-          const p = function (a) { return (C + R * Math.cos(a)).toFixed(2) + " " + (C + R * Math.sin(a)).toFixed(2); };
-          d = "M " + C + " " + C + " L " + p(angle) + " A " + R + " " + R + " 0 " + (share > 0.5 ? 1 : 0) + " 1 " + p(end) + " Z";
-          angle = end;
-        }
-        return '<path d="' + d + '" fill="' + s.color + '" data-status="' + s.label + '"><title>' + s.label + ": " +
-          (share * 100).toFixed(2) + "%</title></path>";
-      }).join("");
+      spec.xType = "time";
+      spec.series = [{ name: title, data: data.points.map(function (p, i) { return [p.time, values[i]]; }) }];
     }
-    const legend = STATUSES.map(function (s) {
-      return '<li><span class="swatch" style="background:' + s[2] + '"></span>' + s[1] + " " + human(+totals[s[0]] || 0, "ratio") + "</li>";
-    }).join("");
-    return '<figure class="chart pie" data-metric="status"><figcaption>Status codes</figcaption>' +
-      '<svg viewBox="0 0 200 200" width="200" height="200" role="img" aria-label="proportions of status codes">' + shapes +
-      '</svg><ul class="legend">' + legend + "</ul></figure>";
+    return spec;
+  }
+
+  function statusSpec(totals) {
+    return {
+      name: "Status codes", filename: "status", width: 360, height: 240,
+      data: STATUSES.filter(function (s) { return (+totals[s[0]] || 0) > 0; }).map(function (s) {
+        return { name: s[1], value: +totals[s[0]], itemStyle: { color: s[2] } };
+      }),
+    };
   }
 
   function setupQuality() {
@@ -293,14 +264,26 @@
     const error = document.getElementById("quality-error");
     const kind = document.getElementById("chart-kind");
     const version = document.getElementById("quality-version");
-    let query = { range: "1h" }, timer = null, last = null;
+    let query = { range: "1h" }, timer = null, last = null, figures = null;
 
     function draw() {
       if (!last) return;
-      const long = (new Date(last.end) - new Date(last.start)) > 36 * 3600 * 1000;
-      charts.innerHTML = METRICS.map(function (m) {
-        return seriesChart(m[0], m[1], m[2], last.points, kind.value, long);
-      }).join("") + pieChart(last.totals);
+      if (!figures) figures = qualityFigures(charts);
+      const chartKind = kind.value === "bar" ? "bar" : "line";
+      METRICS.forEach(function (m) {
+        const figure = figures[m[0]];
+        const spec = metricSpec(m[0], m[1], m[2], last, chartKind);
+        // Same kind: new data into the drawn chart (zoom kept); another kind: drawn anew.
+        if (figure.dataset.chart === chartKind) window.BMLCharts.update(figure, spec);
+        else window.BMLCharts[chartKind](figure, spec);
+        figure.dataset.kind = chartKind;
+      });
+      const pie = statusSpec(last.totals);
+      if (figures.status.dataset.chart === "pie") window.BMLCharts.update(figures.status, pie);
+      else window.BMLCharts.pie(figures.status, pie);
+      figures.status.querySelector("[data-field=shares]").textContent = pie.data.length
+        ? STATUSES.map(function (s) { return s[1] + " " + human(+last.totals[s[0]] || 0, "ratio"); }).join(" · ")
+        : "No requests in this window.";
       const totals = last.totals;
       box.querySelector("[data-total=pv]").textContent = totals.pv;
       box.querySelector("[data-total=sumHandleTime]").textContent = human(totals.sumHandleTime, "ms");

@@ -1,5 +1,8 @@
 """The data set pages, server-rendered: list, create, the two upload steps, details tabs."""
 
+import json
+import re
+
 import pytest
 from django.test import Client
 
@@ -48,6 +51,15 @@ def test_create_upload_and_see_the_three_tabs(web, owner, put):
     assert "Rows 101–150 of 150" in raw and "Iris-virginica" in raw
     stats = web.get(f"/datasets/{dataset.pk}/?tab=stats").content.decode()
     assert 'aria-label="histogram of sepal_length"' in stats and "Iris-versicolor" in stats
+    # The histograms are drawn in the browser (BMLCharts) from the bins the page carries.
+    bins = re.search(
+        r'<figure class="histogram" data-column="sepal_length"[^>]*>'
+        r'<script type="application/json">(.*?)</script>',
+        stats,
+    )
+    assert bins and sum(json.loads(bins.group(1))["counts"]) == 150
+    assert len(json.loads(bins.group(1))["edges"]) == len(json.loads(bins.group(1))["counts"]) + 1
+    assert "<svg" not in stats and "bml/charts.js" in stats
     # A wide statistics table scrolls in its own box instead of losing its last columns.
     assert '<div class="table-scroll" id="statistics-scroll"' in stats
     assert stats.index('id="statistics-scroll"') < stats.index('id="statistics"')

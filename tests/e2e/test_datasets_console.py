@@ -59,7 +59,16 @@ def test_the_iris_walkthrough_in_a_browser(page, tmp_path):
     assert "150 rows" in page.inner_text("dl.facts")
 
     page.click("text=Statistics")
-    page.wait_for_selector("#statistics tr[data-column=sepal_len] svg.histogram rect")
+    # The histogram is drawn by BMLCharts from the bins the page carries: read it back.
+    page.wait_for_selector("#statistics tr[data-column=sepal_len] figure[data-chart=histogram]")
+    histogram = page.evaluate(
+        """() => {
+          const figure = document.querySelector("#statistics tr[data-column=sepal_len] figure");
+          const series = BMLCharts.get(figure).getOption().series[0];
+          return { type: series.type, counts: series.data };
+        }"""
+    )
+    assert histogram["type"] == "bar" and sum(histogram["counts"]) == 150
     row = page.inner_text("#statistics tr[data-column=sepal_len]")
     assert "5.84333" in row and "4.3" in row and "7.9" in row
     assert "Iris-virginica" in page.inner_text("#statistics tr[data-column=kind]")

@@ -69,14 +69,19 @@ def test_deploy_a_model_test_it_and_see_its_quality(page, tmp_path):
         timeout=30_000,
     )
     assert page.inner_text("#quality-totals [data-total=successRatio]") == "50.00%"
-    page.wait_for_selector("figure.chart[data-metric=pv] svg polyline")
-    points = page.get_attribute("figure.chart[data-metric=pv] polyline", "points")
-    assert len(set(p.split(",")[1] for p in points.split())) > 1  # not a flat line
+    # The charts are BMLCharts (ECharts on a canvas): what they draw is read from the wrapper.
+    page.wait_for_selector("figure.chart[data-metric=pv][data-chart=line]")
+    pv = drawn(page, "pv")
+    assert pv["type"] == "line" and len({value for _, value in pv["data"]}) > 1  # not flat
     for metric in ("sumTraffic", "avgTraffic", "sumHandleTime", "avgHandleTime"):
-        assert page.locator(f"figure.chart[data-metric={metric}] polyline").count() == 1
-    assert page.locator("figure.chart[data-metric=status] path").count() == 2  # 2xx and 4xx
+        assert drawn(page, metric)["type"] == "line"
+    status = drawn(page, "status")
+    assert status["type"] == "pie"
+    assert sorted(slice["name"] for slice in status["data"]) == ["2xx", "4xx"]
     page.select_option("#chart-kind", "bar")
-    assert page.locator("figure.chart[data-metric=pv] rect").count() >= 60
+    page.wait_for_selector("figure.chart[data-metric=pv][data-chart=bar]")
+    bars = drawn(page, "pv")
+    assert bars["type"] == "bar" and len(bars["data"]) >= 60
     page.click("button[data-range='24h']")
     page.wait_for_selector("#quality-window:has-text('a point every 24 min')")
     assert int(page.inner_text("#quality-totals [data-total=pv]")) >= 2
@@ -89,3 +94,15 @@ def test_deploy_a_model_test_it_and_see_its_quality(page, tmp_path):
     page.click("button[data-range='1h']")
     page.wait_for_selector("#quality-error", state="hidden")
     assert "stale" not in (page.get_attribute("#quality", "class") or "")
+
+
+def drawn(page, metric: str) -> dict:
+    """The one series the chart of `metric` draws: its type and data, through BMLCharts."""
+    return page.evaluate(
+        """(metric) => {
+          const figure = document.querySelector(`figure.chart[data-metric=${metric}]`);
+          const series = BMLCharts.get(figure).getOption().series;
+          return { count: series.length, type: series[0].type, data: series[0].data };
+        }""",
+        metric,
+    )
