@@ -4,6 +4,7 @@
 //
 //   BMLCharts.line(el, {title, series: [{name, data: [[x, y], ...]}], xName, yName,
 //                       xType: "value"|"time"|"category", logScale: true, filename})
+//   (every kind also takes width and height in pixels: the width of `el` and 260 by default)
 //   BMLCharts.bar(el, {title, categories: [...], series: [{name, data: [...]}], stack, yName})
 //   BMLCharts.pie(el, {title, data: [{name, value}, ...]})
 //   BMLCharts.histogram(el, {title, edges: [n + 1 numbers], counts: [n numbers], name})
@@ -215,9 +216,11 @@
     if (!plot) {
       plot = document.createElement("div");
       plot.className = "bml-chart-plot";
-      plot.style.width = "100%";
+      plot.style.width = spec.width ? spec.width + "px" : "100%";
       plot.style.height = (spec.height || 260) + "px";
       element.appendChild(plot);
+      // An element that shrinks to its content (inline-block) gives "100%" nothing to hold.
+      if (!plot.clientWidth) plot.style.width = "460px";
     }
     const state = { element: element, kind: kind, spec: spec, log: false };
     state.chart = window.echarts.init(plot, null, { renderer: "canvas" });

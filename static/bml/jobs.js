@@ -1,7 +1,7 @@
-// Job details: follow the log while the job runs and draw its reported metrics as curves.
+// Job details: follow the log while the job runs and draw its reported metrics as curves
+// (BMLCharts, static/bml/charts.js).
 (function () {
   "use strict";
-  const COLORS = ["#2468f2", "#cf222e", "#1a7f37", "#9a6700", "#8250df"];
   // Statuses a job (or instance) has not ended in: "staging" = its outputs wait for the store.
   const LIVE = new Set(["queued", "running", "staging"]);
   const LABELS = { staging: "Staging outputs", timed_out: "Timed out" };
@@ -30,25 +30,14 @@
     return logs.length > 0 && logs.every(function (l) { return !LIVE.has(l.status); });
   }
 
-  function chart(name, series) {
-    const W = 420, H = 200, P = 30;
-    const all = series.flatMap(function (s) { return s.points; });
-    const xs = all.map(function (p, i) { return p.step ?? i; });
-    const ys = all.map(function (p) { return p[name]; });
-    const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1];
-    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    const sx = function (x) { return P + ((x - x0) / ((x1 - x0) || 1)) * (W - 2 * P); };
-    const sy = function (y) { return H - P - ((y - y0) / ((y1 - y0) || 1)) * (H - 2 * P); };
-    const lines = series.map(function (s, k) {
-      const pts = s.points.filter(function (p) { return p[name] !== undefined; })
-        .map(function (p, i) { return sx(p.step ?? i).toFixed(1) + "," + sy(p[name]).toFixed(1); });
-      return '<polyline fill="none" stroke-width="2" stroke="' + COLORS[k % COLORS.length] + '" points="' + pts.join(" ") + '"/>';
+  // One line chart per reported metric (static/bml/charts.js), one series per instance; while
+  // the job runs the charts take the new points without being drawn again (zoom stays).
+  function metricSeries(name, series) {
+    return series.map(function (s) {
+      const data = s.points.filter(function (p) { return p[name] !== undefined; })
+        .map(function (p, i) { return [p.step ?? i, p[name]]; });
+      return { name: "instance " + s.instance, data: data };
     });
-    return '<figure class="chart" data-metric="' + name + '"><figcaption>' + name +
-      ' <small class="muted">' + y0.toPrecision(3) + " … " + y1.toPrecision(3) + "</small></figcaption>" +
-      '<svg viewBox="0 0 ' + W + " " + H + '" width="' + W + '" height="' + H + '" role="img" aria-label="' + name + ' curve">' +
-      '<line x1="' + P + '" y1="' + (H - P) + '" x2="' + (W - P) + '" y2="' + (H - P) + '" stroke="#ccc"/>' +
-      '<line x1="' + P + '" y1="' + P + '" x2="' + P + '" y2="' + (H - P) + '" stroke="#ccc"/>' + lines.join("") + "</svg></figure>";
   }
 
   async function refreshCurves(box) {
@@ -59,7 +48,24 @@
     series.forEach(function (s) { s.points.forEach(function (p) {
       Object.keys(p).forEach(function (k) { if (k !== "step" && k !== "time") names.add(k); });
     }); });
-    if (names.size) box.innerHTML = Array.from(names).map(function (n) { return chart(n, series); }).join("");
+    if (!names.size) return;
+    const note = box.querySelector(":scope > p.muted");
+    if (note) note.remove();
+    names.forEach(function (name) {
+      const data = metricSeries(name, series);
+      let figure = box.querySelector('figure.chart[data-metric="' + CSS.escape(name) + '"]');
+      if (!figure) {
+        figure = document.createElement("figure");
+        figure.className = "chart";
+        figure.dataset.metric = name;
+        box.appendChild(figure);
+        BMLCharts.line(figure, {
+          title: name, series: data, xName: "step", logScale: true, width: 460, filename: box.dataset.job + "-" + name,
+        });
+      } else if (figure.dataset.points !== String(data.reduce(function (n, s) { return n + s.data.length; }, 0))) {
+        BMLCharts.update(figure, { series: data });
+      }
+    });
   }
 
   // The status badge follows the job (Queued -> Running [-> Staging outputs] -> Succeeded)

@@ -3,11 +3,14 @@ driven by Playwright through Debian's chromium (Playwright cannot download a bro
 
 import os
 import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from bml_site.running import RunningAppliance
 
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "e2e-admin-pass-42"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -43,6 +46,8 @@ def start_appliance(var) -> RunningAppliance:
 
 @pytest.fixture(scope="session")
 def browser():
+    if not (ROOT / "static" / "vendor" / "echarts" / "echarts.min.js").exists():
+        pytest.fail("static/vendor/ is missing: `make frontend` installs the console's libraries")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -51,11 +56,29 @@ def browser():
         browser.close()
 
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
 @pytest.fixture
 def page(browser, appliance):
+    """A page on the appliance with the network cut off: the console works offline (no CDN),
+    so every request to another host is refused; `page.outside_requests` lists them."""
     context = browser.new_context(base_url=appliance.url, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
+    page.outside_requests = []
+
+    def only_local(route):
+        url = route.request.url
+        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and (
+            urlsplit(url).hostname not in LOCAL_HOSTS
+        ):
+            page.outside_requests.append(url)
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    context.route("**/*", only_local)
     yield page
     context.close()
 

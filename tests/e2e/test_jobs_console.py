@@ -36,11 +36,14 @@ def test_create_a_job_from_the_template_watch_log_and_curve_then_open_its_output
         "document.getElementById('log-0').textContent.includes('saved output/model.pt')",
         timeout=60_000,
     )
-    page.wait_for_selector("figure.chart[data-metric=loss] polyline", timeout=30_000)
-    page.wait_for_selector("figure.chart[data-metric=acc] polyline", timeout=30_000)
+    # The curves are drawn while the job runs (BMLCharts, static/bml/charts.js).
+    page.wait_for_selector("figure.chart[data-metric=loss] canvas", timeout=30_000)
+    page.wait_for_selector("figure.chart[data-metric=acc] canvas", timeout=30_000)
     page.wait_for_selector("#job-status:text('Succeeded')", timeout=30_000)
 
     page.wait_for_selector("#release")  # the page drawn again for the ended job
+    check_curve_hovers_and_zooms(page)
+    assert page.outside_requests == []  # nothing from a CDN: the page works offline
     page.click("#output-link")  # the output path opens in the storage browser
     page.wait_for_url(re.compile(rf"/storage/e2e-jobs/\?prefix=out/{job_id}/$"))
     page.goto(f"/storage/e2e-jobs/?prefix=out/{job_id}/output/")
@@ -67,3 +70,45 @@ def test_create_a_job_from_the_template_watch_log_and_curve_then_open_its_output
     scores = json.loads(page.inner_text("#test-response"))["result"]
     right = sum(int(np.argmax(s)) == t for s, t in zip(scores, digits.target[:10], strict=True))
     assert right >= 8, scores
+
+
+def drawn_points(page, metric):
+    return page.evaluate(
+        "m => BMLCharts.get(document.querySelector(`figure.chart[data-metric=${m}]`))"
+        ".getOption().series.map(s => s.data.length)",
+        metric,
+    )
+
+
+def check_curve_hovers_and_zooms(page):
+    loss = "figure.chart[data-metric=loss]"
+    page.wait_for_selector(f"{loss}[data-points] canvas")
+    page.wait_for_selector("figure.chart[data-metric=acc][data-points] canvas")
+    assert drawn_points(page, "loss")[0] > 1
+    assert drawn_points(page, "acc")[0] > 1
+
+    # Hovering the curve shows the value there.
+    canvas = page.locator(f"{loss} canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    tooltip = page.locator(f"{loss} .bml-chart-tooltip")
+    tooltip.wait_for(state="visible")
+    assert "instance 0" in tooltip.inner_text()
+    assert re.search(r"\d\.\d", tooltip.inner_text()), tooltip.inner_text()
+
+    # Zooming narrows the visible steps; the reset shows them all again.
+    zoom = f"() => BMLCharts.get(document.querySelector('{loss}')).getOption().dataZoom[0]"
+    whole = page.evaluate(f"({zoom})().endValue - ({zoom})().startValue")
+    page.evaluate(
+        f"BMLCharts.get(document.querySelector('{loss}'))"
+        ".dispatchAction({type: 'dataZoom', start: 0, end: 50})"
+    )
+    zoomed = page.evaluate(f"({zoom})()")
+    assert (zoomed["start"], zoomed["end"]) == (0, 50)
+    assert zoomed["endValue"] - zoomed["startValue"] < whole
+    page.evaluate(
+        f"BMLCharts.get(document.querySelector('{loss}'))"
+        ".dispatchAction({type: 'dataZoom', start: 0, end: 100})"
+    )
+    assert page.evaluate(f"({zoom})().end") == 100
