@@ -65,6 +65,8 @@ class RunningAppliance:
     def start(self, timeout: float = 300) -> "RunningAppliance":
         # A clean environment: none of the caller's BML_* or Django settings leak in.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BML_", "DJANGO_"))}
+        if os.environ.get("BML_COMMON_MODELS_CACHE"):  # the suite trains them once
+            env["BML_COMMON_MODELS_CACHE"] = os.environ["BML_COMMON_MODELS_CACHE"]
         env.update(
             BML_VAR_DIR=str(self.var),
             BML_PORT=str(self.port),

@@ -1,6 +1,7 @@
 """Django settings. Every knob is a BML_* environment variable; defaults are the embedded parts."""
 
 import os
+from pathlib import Path
 
 import dj_database_url
 
@@ -112,6 +113,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Where the common sample models are built (apps/warehouse/common.py); one cache may serve
+# several appliances (the test suite shares one), since a build depends only on the code.
+COMMON_MODELS_CACHE = Path(os.environ.get("BML_COMMON_MODELS_CACHE") or VAR_DIR / "common-models")
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on a missing root; finders serve the files
 WHITENOISE_USE_FINDERS = True
 

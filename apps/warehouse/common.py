@@ -328,9 +328,14 @@ def _built(spec: CommonModel, build, cache: Path) -> Path:
     try:
         build(building)
         building.chmod(0o755)  # mkdtemp's 0700 would hide it from the sandboxed load check
-        if folder.is_dir():
-            folder.rmdir()  # empty
-        building.rename(folder)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        try:
+            building.rename(folder)
+        except OSError:  # another appliance sharing the cache finished first: take its build
+            if not (folder.is_dir() and any(folder.iterdir())):
+                raise
+            shutil.rmtree(building, ignore_errors=True)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -345,7 +350,7 @@ def seed_common_models() -> list[str]:
     with translate_errors():
         if not client.bucket_exists(COMMON_BUCKET):
             client.make_bucket(COMMON_BUCKET)
-    cache = Path(settings.VAR_DIR) / "common-models"
+    cache = Path(settings.COMMON_MODELS_CACHE)
     seeded = []
     for name, (spec, build) in BUILDERS.items():
         latest = ModelVersion.objects.filter(model__is_common=True, model__name=name).first()

@@ -32,7 +32,7 @@ def digit_png(index: int) -> str:
 
 def test_common_models_load_and_answer(common, tmp_path):
 
-    cache = Path(settings.VAR_DIR) / "common-models"
+    cache = Path(settings.COMMON_MODELS_CACHE)
     iris_files = cache / IRIS.name / str(IRIS.revision)
     iris = model_loaders.load("sklearn", next(iris_files.iterdir()), {})
     assert iris.predict([[5.1, 3.5, 1.4, 0.2]])[0]["label"] == "setosa"

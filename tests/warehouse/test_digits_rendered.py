@@ -120,7 +120,7 @@ def held_out_fonts() -> list[Path | None]:
 @pytest.fixture
 def digits_model(db):
     seed_common_models()
-    folder = Path(settings.VAR_DIR) / "common-models" / DIGITS.name / str(DIGITS.revision)
+    folder = Path(settings.COMMON_MODELS_CACHE) / DIGITS.name / str(DIGITS.revision)
     return model_loaders.load("image_classification", folder, {"image_size": 32})
 
 
