@@ -7,7 +7,7 @@
     const bins = JSON.parse(figure.querySelector("script[type='application/json']").textContent);
     window.BMLCharts.histogram(figure, {
       edges: bins.edges, counts: bins.counts, name: figure.dataset.column,
-      filename: "histogram_" + figure.dataset.column, width: 280, height: 150,
+      filename: "histogram_" + figure.dataset.column, width: 280, height: 170,
     });
   }
 

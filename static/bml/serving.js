@@ -3,11 +3,11 @@
 (function () {
   "use strict";
   const METRICS = [
-    ["pv", "PV (requests)", "count"],
-    ["sumTraffic", "Total traffic (sumTraffic)", "bytes"],
-    ["avgTraffic", "Average traffic per request (avgTraffic)", "bytes"],
-    ["sumHandleTime", "Total handling time (sumHandleTime)", "ms"],
-    ["avgHandleTime", "Average handling time per request (avgHandleTime)", "ms"],
+    ["pv", "PV, requests (pv)", "count"],
+    ["sumTraffic", "Total traffic, bytes (sumTraffic)", "bytes"],
+    ["avgTraffic", "Average traffic per request, bytes (avgTraffic)", "bytes"],
+    ["sumHandleTime", "Total handling time, ms (sumHandleTime)", "ms"],
+    ["avgHandleTime", "Average handling time per request, ms (avgHandleTime)", "ms"],
   ];
   const STATUSES = [
     ["status2xxProportion", "2xx", "#1a7f37"],
@@ -213,7 +213,8 @@
   }
 
   // One figure per metric and one for the status classes, made once; BMLCharts draws into
-  // them and keeps each chart's zoom and legend choices across the polls.
+  // them (the title is the chart's own, so it is in the PNG) and keeps each chart's zoom and
+  // legend choices across the polls.
   function qualityFigures(charts) {
     const figures = {};
     charts.innerHTML = "";
@@ -221,36 +222,33 @@
       const figure = document.createElement("figure");
       figure.className = "chart" + (m[0] === "status" ? " pie" : "");
       figure.dataset.metric = m[0];
-      const caption = document.createElement("figcaption");
-      caption.textContent = m[1];
-      figure.appendChild(caption);
+      figure.setAttribute("aria-label", m[1]);
       charts.appendChild(figure);
       figures[m[0]] = figure;
     });
-    const shares = document.createElement("p");
-    shares.className = "muted small";
-    shares.dataset.field = "shares";
-    figures.status.appendChild(shares);
     return figures;
   }
 
-  function metricSpec(metric, title, unit, data, kind) {
+  // The points are evenly spaced (a point every step), so the time axis is a category axis of
+  // their labels: its labels keep apart at this width, and zoom works the same.
+  function metricSpec(metric, title, data, kind) {
+    const long = (new Date(data.end) - new Date(data.start)) > 36 * 3600 * 1000;
+    const labels = data.points.map(function (p) { return timeLabel(p.time, long); });
     const values = data.points.map(function (p) { return +p[metric] || 0; });
-    const spec = { yName: unit, filename: metric, width: 440, height: 240 };
+    const spec = { title: title, xName: "time", filename: metric, width: 440, height: 250 };
     if (kind === "bar") {
-      const long = (new Date(data.end) - new Date(data.start)) > 36 * 3600 * 1000;
-      spec.categories = data.points.map(function (p) { return timeLabel(p.time, long); });
-      spec.series = [{ name: title, data: values }];
+      spec.categories = labels;
+      spec.series = [{ name: metric, data: values }];
     } else {
-      spec.xType = "time";
-      spec.series = [{ name: title, data: data.points.map(function (p, i) { return [p.time, values[i]]; }) }];
+      spec.xType = "category";
+      spec.series = [{ name: metric, data: labels.map(function (label, i) { return [label, values[i]]; }) }];
     }
     return spec;
   }
 
   function statusSpec(totals) {
     return {
-      name: "Status codes", filename: "status", width: 360, height: 240,
+      title: "Status codes", name: "Status codes", filename: "status", width: 440, height: 250,
       data: STATUSES.filter(function (s) { return (+totals[s[0]] || 0) > 0; }).map(function (s) {
         return { name: s[1], value: +totals[s[0]], itemStyle: { color: s[2] } };
       }),
@@ -272,7 +270,7 @@
       const chartKind = kind.value === "bar" ? "bar" : "line";
       METRICS.forEach(function (m) {
         const figure = figures[m[0]];
-        const spec = metricSpec(m[0], m[1], m[2], last, chartKind);
+        const spec = metricSpec(m[0], m[1], last, chartKind);
         // Same kind: new data into the drawn chart (zoom kept); another kind: drawn anew.
         if (figure.dataset.chart === chartKind) window.BMLCharts.update(figure, spec);
         else window.BMLCharts[chartKind](figure, spec);
@@ -281,7 +279,14 @@
       const pie = statusSpec(last.totals);
       if (figures.status.dataset.chart === "pie") window.BMLCharts.update(figures.status, pie);
       else window.BMLCharts.pie(figures.status, pie);
-      figures.status.querySelector("[data-field=shares]").textContent = pie.data.length
+      let shares = figures.status.querySelector("[data-field=shares]");
+      if (!shares) { // under the pie
+        shares = document.createElement("p");
+        shares.className = "muted small";
+        shares.dataset.field = "shares";
+        figures.status.appendChild(shares);
+      }
+      shares.textContent = pie.data.length
         ? STATUSES.map(function (s) { return s[1] + " " + human(+last.totals[s[0]] || 0, "ratio"); }).join(" · ")
         : "No requests in this window.";
       const totals = last.totals;
