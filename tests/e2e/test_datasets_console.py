@@ -69,6 +69,7 @@ def test_the_iris_walkthrough_in_a_browser(page, tmp_path):
         }"""
     )
     assert histogram["type"] == "bar" and sum(histogram["counts"]) == 150
+    assert page.outside_requests == []  # ECharts is vendored: nothing from a CDN
     row = page.inner_text("#statistics tr[data-column=sepal_len]")
     assert "5.84333" in row and "4.3" in row and "7.9" in row
     assert "Iris-virginica" in page.inner_text("#statistics tr[data-column=kind]")

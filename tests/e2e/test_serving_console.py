@@ -82,6 +82,7 @@ def test_deploy_a_model_test_it_and_see_its_quality(page, tmp_path):
     page.wait_for_selector("figure.chart[data-metric=pv][data-chart=bar]")
     bars = drawn(page, "pv")
     assert bars["type"] == "bar" and len(bars["data"]) >= 60
+    assert page.outside_requests == []  # ECharts is vendored: nothing from a CDN
     page.click("button[data-range='24h']")
     page.wait_for_selector("#quality-window:has-text('a point every 24 min')")
     assert int(page.inner_text("#quality-totals [data-total=pv]")) >= 2

@@ -72,3 +72,4 @@ def test_drag_two_components_connect_them_and_export_the_graph(page):
         {"node": str(split["id"]), "input": "output_1"}
     ]
     assert page.locator("#graph-canvas svg.connection").count() == 2
+    assert page.outside_requests == []  # Drawflow is vendored: nothing from a CDN
