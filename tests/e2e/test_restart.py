@@ -46,8 +46,10 @@ def test_kill_9_of_the_appliance_mid_job_then_restart_adopts_the_run(tmp_path):
         client.post("/api/v1/buckets/", json={"project": project, "name": "crash-out"})
         packages = client.get("/api/v1/resource-packages/", params={"module": "train"}).json()
         cpu = next(p for p in packages["results"] if p["device_kind"] == "cpu")
-        code = (
-            "import os, time\nwhile not os.path.exists('go'):\n    time.sleep(0.1)\nprint('done')"
+        code = (  # the model is written at the very end, after the restart
+            "import os, time\nwhile not os.path.exists('go'):\n    time.sleep(0.1)\n"
+            "os.makedirs('output', exist_ok=True)\n"
+            "open('output/model.txt', 'w').write('trained after a restart')\nprint('done')"
         )
         job = client.post(
             "/api/v1/jobs/",
@@ -84,5 +86,9 @@ def test_kill_9_of_the_appliance_mid_job_then_restart_adopts_the_run(tmp_path):
                 timeout=60,
                 what="the adopted job to finish",
             )
+            model = client.get(
+                f"/api/v1/buckets/crash-out/objects/out/{job['job_id']}/output/model.txt"
+            )
+            assert model.status_code == 200 and model.text == "trained after a restart"
     finally:
         again.stop()
