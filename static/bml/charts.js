@@ -16,12 +16,17 @@
 // caption or a note inside stays. The element is marked data-chart (its kind), data-series
 // and data-points (how many points it was given). Every chart has hover values, PNG and CSV
 // download; line charts zoom (wheel, drag, the slider, a box) with a reset, toggle series on
-// the legend, thin long series with LTTB, and offer a log scale when `logScale` is set and
-// every value is positive (loss curves).
+// the legend, and offer a log scale when `logScale` is set and every value is positive (loss
+// curves). A long line series (more points than 4 per pixel column of the plot, its steps in
+// order) is handed to ECharts decimated: per pixel column the first, last, lowest and highest
+// points (M4), which draws the same line at screen resolution; zooming decimates the visible
+// window again from the full data, so a narrow window shows every real point in it. Only real
+// points are drawn and hovered; data-points, the CSV and the log-scale check keep the full data.
 (function () {
   "use strict";
   const COLORS = ["#2468f2", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#0a7ea4", "#bc4c00"];
   const ANIMATE_BELOW = 2000; // points: longer charts are drawn at once, not animated
+  const GRID = { left: 56, right: 24 }; // px beside the plot
   const ICONS = {
     csv: "path://M4 2h11l5 5v15H4z M15 2v5h5 M7 12h10 M7 16h10",
     log: "path://M3 21V3 M3 21h18 M5 19C9 6 14 4 21 3",
@@ -80,9 +85,12 @@
 
   function allPositive(spec) {
     return spec.series.every(function (s) {
-      let positive = true;
-      eachPoint(s.data, function (x, y) { if (y <= 0) positive = false; });
-      return positive;
+      const data = s.data;
+      if (ArrayBuffer.isView(data)) {
+        for (let i = 1; i < data.length; i += 2) if (data[i] <= 0) return false;
+        return true;
+      }
+      return data.every(function (p) { return p[1] === null || p[1] === undefined || !(p[1] <= 0); });
     });
   }
 
@@ -134,7 +142,7 @@
       animation: countPoints(state) < ANIMATE_BELOW,
       color: COLORS,
       title: spec.title ? { text: spec.title, left: 0, top: 2, textStyle: { fontSize: 13, fontWeight: 600 } } : undefined,
-      grid: { left: 56, right: 24, top: spec.title ? 72 : 44, bottom: state.kind === "line" ? 64 : 32, containLabel: false },
+      grid: { left: GRID.left, right: GRID.right, top: spec.title ? 72 : 44, bottom: state.kind === "line" ? 64 : 32, containLabel: false },
       tooltip: { className: "bml-chart-tooltip", confine: true, valueFormatter: format },
     };
   }
@@ -166,15 +174,102 @@
     return flat;
   }
 
-  function lineSeries(spec) {
-    return spec.series.map(function (s) {
-      const data = packed(s.data);
+  // x in order (steps): what decimation and the binary searches below need.
+  function ordered(flat) {
+    for (let i = 2; i < flat.length; i += 2) if (!(flat[i] >= flat[i - 2])) return false;
+    return true;
+  }
+
+  // First index whose x is >= value (or > value when `after`), in packed data ordered by x.
+  function search(flat, value, after) {
+    let lo = 0, hi = flat.length / 2;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const x = flat[2 * mid];
+      if (after ? x <= value : x < value) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+
+  // M4 over the points whose x lies in [from, to]: per one of `columns` equal slices of that
+  // range, the first, lowest, highest and last point (and the first missing value, so a gap
+  // stays a gap). Adds the indexes, in order, to `keep` (a Uint8Array over the points).
+  function m4(flat, from, to, columns, keep) {
+    const n = flat.length / 2;
+    const first = search(flat, from, false), end = search(flat, to, true);
+    if (first > 0) keep[first - 1] = 1; // the line runs on to the edges of the window
+    if (end < n) keep[end] = 1;
+    if (end - first <= 4 * columns) { keep.fill(1, first, end); return; }
+    const scale = columns / ((to - from) || 1);
+    let column = -1, low = 0, high = 0, last = 0, gap = -1;
+    for (let i = first; i < end; i++) {
+      const c = Math.min(columns - 1, Math.floor((flat[2 * i] - from) * scale));
+      const y = flat[2 * i + 1];
+      if (c !== column) {
+        if (column >= 0) { keep[low] = keep[high] = keep[last] = 1; if (gap >= 0) keep[gap] = 1; }
+        column = c; keep[i] = 1; low = high = last = i; gap = -1;
+      }
+      last = i;
+      if (y !== y) { if (gap < 0) gap = i; continue; }
+      if (!(y >= flat[2 * low + 1])) low = i; // a missing low or high is replaced too
+      if (!(y <= flat[2 * high + 1])) high = i;
+    }
+    if (column >= 0) { keep[low] = keep[high] = keep[last] = 1; if (gap >= 0) keep[gap] = 1; }
+  }
+
+  // The points of one series that ECharts is given: all of them when few, else the M4 of the
+  // whole range (the overview the slider's shadow shows and that keeps the axis' extent) and
+  // of the window zoomed to (`range`: [from, to] in x; null: everything).
+  function shown(flat, columns, range) {
+    const n = flat.length / 2;
+    const keep = new Uint8Array(n);
+    m4(flat, flat[0], flat[2 * n - 2], columns, keep);
+    if (range) m4(flat, range[0], range[1], columns, keep);
+    keep[0] = keep[n - 1] = 1;
+    let count = 0;
+    for (let i = 0; i < n; i++) count += keep[i];
+    const out = new Float64Array(2 * count);
+    for (let i = 0, k = 0; i < n; i++) {
+      if (keep[i]) { out[k++] = flat[2 * i]; out[k++] = flat[2 * i + 1]; }
+    }
+    return out;
+  }
+
+  // Pixel columns of the plot (device pixels, at most 2 per CSS pixel).
+  function plotColumns(state) {
+    const width = state.chart.getWidth() - GRID.left - GRID.right;
+    return Math.max(64, Math.ceil(width * Math.min(window.devicePixelRatio || 1, 2)));
+  }
+
+  function decimated(state, data) {
+    return ArrayBuffer.isView(data) && data.length / 2 > 4 * plotColumns(state) && ordered(data);
+  }
+
+  function lineSeries(state) {
+    return state.spec.series.map(function (s) {
+      let data = packed(s.data);
+      const thin = decimated(state, data);
+      if (thin) data = shown(data, plotColumns(state), state.window);
       return {
         id: s.name, name: s.name, type: "line", data: data, dimensions: ArrayBuffer.isView(data) ? ["x", "y"] : undefined,
         showSymbol: pointCount(s.data) < 50,
-        symbolSize: 4, sampling: "lttb", connectNulls: false, lineStyle: { width: 1.5 },
+        // Decimated series are drawn as given (ECharts' own sampling would thin them again).
+        symbolSize: 4, sampling: thin ? "none" : "lttb", connectNulls: false, lineStyle: { width: 1.5 },
       };
     });
+  }
+
+  // After a zoom: the window in x, or null when everything is shown; the decimated series are
+  // taken again from the full data for it.
+  function zoomed(state) {
+    const zoom = state.chart.getOption().dataZoom[0];
+    const range = zoom.start <= 0 && zoom.end >= 100 ? null : [zoom.startValue, zoom.endValue];
+    const same = range === state.window ||
+      (range && state.window && range[0] === state.window[0] && range[1] === state.window[1]);
+    if (same) return;
+    state.window = range;
+    if (!state.spec.series.some(function (s) { return decimated(state, packed(s.data)); })) return;
+    state.chart.setOption({ series: lineSeries(state) });
   }
 
   const BUILDERS = {
@@ -187,7 +282,7 @@
       option.xAxis = { type: spec.xType || "value", name: spec.xName, nameLocation: "end", scale: true };
       option.yAxis = { type: state.log ? "log" : "value", name: spec.yName, scale: true };
       option.dataZoom = [{ type: "inside", xAxisIndex: 0 }, { type: "slider", xAxisIndex: 0, height: 18, bottom: 8 }];
-      option.series = lineSeries(spec);
+      option.series = lineSeries(state);
       return option;
     },
     bar: function (state) {
@@ -254,16 +349,22 @@
       // An element that shrinks to its content (inline-block) gives "100%" nothing to hold.
       if (!plot.clientWidth) plot.style.width = "460px";
     }
-    const state = { element: element, kind: kind, spec: spec, log: false };
+    const state = { element: element, kind: kind, spec: spec, log: false, window: null };
     state.chart = window.echarts.init(plot, null, { renderer: "canvas" });
     states.set(element, state);
     state.chart.setOption(BUILDERS[kind](state));
+    if (kind === "line") state.chart.on("datazoom", function () { zoomed(state); });
     mark(state);
     if (!element.dataset.chartObserved && window.ResizeObserver) {
       element.dataset.chartObserved = "1";
+      let size = plot.clientWidth + "x" + plot.clientHeight;
       new ResizeObserver(function () {
         const current = states.get(element);
-        if (current) current.chart.resize();
+        const now = plot.clientWidth + "x" + plot.clientHeight;
+        if (!current || now === size) return; // the first call: the size it was drawn at
+        size = now;
+        current.chart.resize();
+        if (current.kind === "line") current.chart.setOption({ series: lineSeries(current) }); // columns
       }).observe(plot);
     }
     return state.chart;
@@ -276,9 +377,10 @@
     state.spec = Object.assign({}, state.spec, spec);
     if (state.kind === "line") {
       if (state.log && !allPositive(state.spec)) setLog(state, false);
-      const option = { series: lineSeries(state.spec), animation: countPoints(state) < ANIMATE_BELOW };
+      const option = { series: lineSeries(state), animation: countPoints(state) < ANIMATE_BELOW };
       if (state.spec.logScale) option.toolbox = { feature: { myLog: { show: allPositive(state.spec) } } };
       state.chart.setOption(option, { replaceMerge: ["series"] });
+      zoomed(state); // a zoom kept in percent moves in x as the data grows
     } else {
       const option = BUILDERS[state.kind](state);
       state.chart.setOption({ series: option.series, xAxis: option.xAxis }, { replaceMerge: ["series"] });
