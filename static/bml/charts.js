@@ -86,10 +86,7 @@
   function allPositive(spec) {
     return spec.series.every(function (s) {
       const data = s.data;
-      if (ArrayBuffer.isView(data)) {
-        for (let i = 1; i < data.length; i += 2) if (data[i] <= 0) return false;
-        return true;
-      }
+      if (ArrayBuffer.isView(data)) return scan(data).positive;
       return data.every(function (p) { return p[1] === null || p[1] === undefined || !(p[1] <= 0); });
     });
   }
@@ -174,10 +171,21 @@
     return flat;
   }
 
-  // x in order (steps): what decimation and the binary searches below need.
-  function ordered(flat) {
-    for (let i = 2; i < flat.length; i += 2) if (!(flat[i] >= flat[i - 2])) return false;
-    return true;
+  // What decimation and the log-scale check need to know of a packed series, from one pass
+  // over it, kept while the same array is drawn: x in order (steps), every y positive.
+  const scans = new WeakMap();
+  function scan(flat) {
+    let known = scans.get(flat);
+    if (!known) {
+      let ordered = true, positive = true;
+      for (let i = 0; i < flat.length; i += 2) {
+        if (i && !(flat[i] >= flat[i - 2])) ordered = false;
+        if (flat[i + 1] <= 0) positive = false;
+      }
+      known = { ordered: ordered, positive: positive };
+      scans.set(flat, known);
+    }
+    return known;
   }
 
   // First index whose x is >= value (or > value when `after`), in packed data ordered by x.
@@ -193,44 +201,65 @@
 
   // M4 over the points whose x lies in [from, to]: per one of `columns` equal slices of that
   // range, the first, lowest, highest and last point (and the first missing value, so a gap
-  // stays a gap). Adds the indexes, in order, to `keep` (a Uint8Array over the points).
-  function m4(flat, from, to, columns, keep) {
+  // stays a gap), plus the point either side of the range (the line runs on to the edges).
+  // The indexes, in order.
+  function m4(flat, from, to, columns) {
     const n = flat.length / 2;
     const first = search(flat, from, false), end = search(flat, to, true);
-    if (first > 0) keep[first - 1] = 1; // the line runs on to the edges of the window
-    if (end < n) keep[end] = 1;
-    if (end - first <= 4 * columns) { keep.fill(1, first, end); return; }
-    const scale = columns / ((to - from) || 1);
-    let column = -1, low = 0, high = 0, last = 0, gap = -1;
-    for (let i = first; i < end; i++) {
-      const c = Math.min(columns - 1, Math.floor((flat[2 * i] - from) * scale));
-      const y = flat[2 * i + 1];
-      if (c !== column) {
-        if (column >= 0) { keep[low] = keep[high] = keep[last] = 1; if (gap >= 0) keep[gap] = 1; }
-        column = c; keep[i] = 1; low = high = last = i; gap = -1;
+    const out = [];
+    if (first > 0) out.push(first - 1);
+    if (end - first <= 4 * columns) {
+      for (let i = first; i < end; i++) out.push(i);
+    } else {
+      const scale = columns / ((to - from) || 1);
+      let column = -1, start = 0, low = 0, high = 0, last = 0, gap = -1;
+      const flush = function () {
+        out.push(start);
+        const middle = [low, high, gap].sort(function (a, b) { return a - b; });
+        let previous = start;
+        for (let k = 0; k < 3; k++) {
+          const i = middle[k];
+          if (i > previous && i < last) { out.push(i); previous = i; }
+        }
+        if (last > start) out.push(last);
+      };
+      for (let i = first; i < end; i++) {
+        const c = Math.min(columns - 1, Math.floor((flat[2 * i] - from) * scale));
+        const y = flat[2 * i + 1];
+        if (c !== column) {
+          if (column >= 0) flush();
+          column = c; start = low = high = last = i; gap = -1;
+        }
+        last = i;
+        if (y !== y) { if (gap < 0) gap = i; continue; }
+        if (!(y >= flat[2 * low + 1])) low = i; // a missing low or high is replaced too
+        if (!(y <= flat[2 * high + 1])) high = i;
       }
-      last = i;
-      if (y !== y) { if (gap < 0) gap = i; continue; }
-      if (!(y >= flat[2 * low + 1])) low = i; // a missing low or high is replaced too
-      if (!(y <= flat[2 * high + 1])) high = i;
+      if (column >= 0) flush();
     }
-    if (column >= 0) { keep[low] = keep[high] = keep[last] = 1; if (gap >= 0) keep[gap] = 1; }
+    if (end < n) out.push(end);
+    return out;
   }
 
-  // The points of one series that ECharts is given: all of them when few, else the M4 of the
-  // whole range (the overview the slider's shadow shows and that keeps the axis' extent) and
-  // of the window zoomed to (`range`: [from, to] in x; null: everything).
+  // The points of one series that ECharts is given: the M4 of the whole range (the overview
+  // the slider's shadow shows and that keeps the axis' extent) and of the window zoomed to
+  // (`range`: [from, to] in x; null: everything).
   function shown(flat, columns, range) {
     const n = flat.length / 2;
-    const keep = new Uint8Array(n);
-    m4(flat, flat[0], flat[2 * n - 2], columns, keep);
-    if (range) m4(flat, range[0], range[1], columns, keep);
-    keep[0] = keep[n - 1] = 1;
-    let count = 0;
-    for (let i = 0; i < n; i++) count += keep[i];
-    const out = new Float64Array(2 * count);
-    for (let i = 0, k = 0; i < n; i++) {
-      if (keep[i]) { out[k++] = flat[2 * i]; out[k++] = flat[2 * i + 1]; }
+    let keep = m4(flat, flat[0], flat[2 * n - 2], columns);
+    if (range) {
+      const inside = m4(flat, range[0], range[1], columns), merged = [];
+      let a = 0, b = 0;
+      while (a < keep.length || b < inside.length) {
+        const i = b >= inside.length || (a < keep.length && keep[a] < inside[b]) ? keep[a++] : inside[b++];
+        if (merged[merged.length - 1] !== i) merged.push(i);
+      }
+      keep = merged;
+    }
+    const out = new Float64Array(2 * keep.length);
+    for (let k = 0; k < keep.length; k++) {
+      out[2 * k] = flat[2 * keep[k]];
+      out[2 * k + 1] = flat[2 * keep[k] + 1];
     }
     return out;
   }
@@ -242,7 +271,7 @@
   }
 
   function decimated(state, data) {
-    return ArrayBuffer.isView(data) && data.length / 2 > 4 * plotColumns(state) && ordered(data);
+    return ArrayBuffer.isView(data) && data.length / 2 > 4 * plotColumns(state) && scan(data).ordered;
   }
 
   function lineSeries(state) {

@@ -36,14 +36,15 @@
     return series.map(function (s) {
       // Packed [step, value, step, value, ...]: what charts.js hands ECharts, without a
       // small array per point on the way (a long run reports 100,000 points and more).
-      const flat = new Float64Array(s.points.length * 2);
+      const points = s.points, flat = new Float64Array(points.length * 2);
       let n = 0;
-      s.points.forEach(function (p) {
-        if (p[name] === undefined) return;
+      for (let i = 0; i < points.length; i++) {
+        const p = points[i], value = p[name];
+        if (value === undefined) continue;
         flat[2 * n] = p.step ?? n;
-        flat[2 * n + 1] = p[name] ?? NaN;
+        flat[2 * n + 1] = value ?? NaN;
         n++;
-      });
+      }
       return { name: "instance " + s.instance, data: flat.subarray(0, 2 * n) };
     });
   }
@@ -53,9 +54,11 @@
     if (!response.ok) return;
     const series = await response.json();
     const names = new Set();
-    series.forEach(function (s) { s.points.forEach(function (p) {
-      for (const k in p) if (k !== "step" && k !== "time") names.add(k);
-    }); });
+    series.forEach(function (s) {
+      for (let i = 0; i < s.points.length; i++) {
+        for (const k in s.points[i]) if (k !== "step" && k !== "time") names.add(k);
+      }
+    });
     if (!names.size) return;
     const note = box.querySelector(":scope > p.muted");
     if (note) note.remove();
