@@ -11,6 +11,9 @@ the metrics URL with the prepared JSON. A draw is timed from that answer (the JS
 parsed by the page's script, as on the job page) until the frame after the one that shows
 the charts (two requestAnimationFrame callbacks), median of the rounds, each in a fresh
 page. Needs `make frontend` (static/vendor/) and Debian's chromium (`make browser`).
+Each side must have been given every point: the polylines' points, and for ours the charts'
+data-points (charts.js hands ECharts a per-pixel-column decimation of a long series, M4,
+and decimates again from the full data on zoom; the CSV and data-points keep every point).
 
 --smoke (tests/benchmarks/test_smoke.py): 2,000 points, one round; the goal is not judged.
 """

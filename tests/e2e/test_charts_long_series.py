@@ -23,7 +23,8 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
     const flat = new Float64Array(2 * n);
     for (let i = 0; i < n; i++) {{
       flat[2 * i] = i;
-      flat[2 * i + 1] = i === 5000 ? NaN : 2 * Math.exp(-i / 20000) + (i % 997 === 0 ? 1 : 0) + (i % 7) / 100;
+      const spike = i % 997 === 0 ? 1 : 0;
+      flat[2 * i + 1] = i === 5000 ? NaN : 2 * Math.exp(-i / 20000) + spike + (i % 7) / 100;
     }}
     return flat;
   }};
@@ -37,9 +38,11 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
 SHOWN = """() => {
   const option = BMLCharts.get(document.getElementById("long")).getOption();
   const data = option.series[0].data, points = [];
-  for (let i = 0; i < data.length; i += 2) points.push([data[i], Number.isNaN(data[i + 1]) ? null : data[i + 1]]);
+  for (let i = 0; i < data.length; i += 2) {
+    points.push([data[i], Number.isNaN(data[i + 1]) ? null : data[i + 1]]);
+  }
   const zoom = option.dataZoom[0];
-  return { points: points, start: zoom.start, end: zoom.end, from: zoom.startValue, to: zoom.endValue };
+  return { points, start: zoom.start, end: zoom.end, from: zoom.startValue, to: zoom.endValue };
 }"""
 
 
@@ -75,6 +78,14 @@ def values_at(page, n: int) -> list:
     )
 
 
+def hovered(text: str) -> tuple[int, float]:
+    """The step and the value an axis tooltip shows ("51234.00\\ninstance 0 1.2345")."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    step = float(lines[0].replace(",", ""))
+    assert step == int(step), text  # a real step, not a place between two
+    return int(step), float(lines[-1].split()[-1])
+
+
 def zoom(page, **window) -> dict:
     page.evaluate(
         "w => BMLCharts.get(document.getElementById('long')).dispatchAction("
@@ -100,6 +111,14 @@ def test_long_series_is_drawn_decimated_and_zooming_in_shows_the_real_points(cha
         y for y in truth if y is not None
     )  # the extremes survive
     assert all(s in drawn for s in range(0, N, 997))  # every spike is drawn
+
+    # Hovering shows a real point: its step and its value.
+    box = page.locator("#long canvas").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2)
+    tooltip = page.locator("#long .bml-chart-tooltip")
+    tooltip.wait_for(state="visible")
+    header, value = hovered(tooltip.inner_text())
+    assert truth[header] is not None and abs(value - truth[header]) <= 1e-4 * abs(truth[header])
 
     # A narrow window (the toolbox's box zoom dispatches values): every real point in it.
     narrow = zoom(page, startValue=40_000, endValue=40_300)
@@ -147,6 +166,4 @@ def test_csv_download_holds_every_point(chart_page):
     assert len(rows) == N + 1
     assert [int(r[1]) for r in rows[1:]] == list(range(N))
     assert rows[5001][2] == ""  # the missing value
-    assert all(
-        float(r[2]) == truth[i] for i, r in enumerate(rows[1:]) if truth[i] is not None
-    )
+    assert all(float(r[2]) == truth[i] for i, r in enumerate(rows[1:]) if truth[i] is not None)
