@@ -476,17 +476,14 @@ def replica_memory(folder: Path, models: dict) -> dict:
     MEMORY_REQUESTS predictions of one iris row, reads its memory from /proc; stops it."""
     import http.client
 
+    from workers.runners.model_serve import replica_environment
+
     results = {}
     for name, (model_type, path, fields) in models.items():
         home = folder / f"home-{name}"
         home.mkdir(exist_ok=True)
         env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-            "HOME": str(home),
-            "TMPDIR": str(home),
-            "LANG": "C.UTF-8",
-            "KERAS_BACKEND": "torch",
-            "PYTHONUNBUFFERED": "1",
+            **replica_environment(home),  # as a replica of a 1-core CPU lease has it
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",

@@ -47,6 +47,7 @@ from apps.storage.paths import parse_bos_uri
 from apps.warehouse.models import ModelVersion
 from apps.warehouse.services import download_files
 from workers import confinement, devices, processes, sandbox
+from workers.runners.model_serve import replica_environment
 
 logger = logging.getLogger(__name__)
 
@@ -174,12 +175,7 @@ def start_process(replica: Replica, version: ServiceVersion, path: Path) -> None
     )
     sandbox.give_to_run(home, rules.uid)
     env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": str(home),
-        "TMPDIR": str(home),
-        "LANG": "C.UTF-8",
-        "KERAS_BACKEND": "torch",
-        "PYTHONUNBUFFERED": "1",
+        **replica_environment(home),
         "BML_REPLICA_KEY": write_key(replica),  # the gateway's; model_serve takes it out
         **devices.visible_devices_env(lease),
     }

@@ -22,6 +22,7 @@ import pytest
 
 from tests.workers.storeless import empty_store_after_each_test, object_store  # noqa: F401
 from tests.workers.test_model_loaders import PMML_CATEGORICAL_REGRESSION, PMML_TREE
+from workers.runners.model_serve import replica_environment
 
 REPO = Path(__file__).resolve().parents[2]
 GOAL_MB = 200
@@ -31,12 +32,7 @@ NOT_FOR_SKLEARN = ("torch", "paddle", "tensorflow", "pandas", "pyarrow", "nvidia
 def replica_env(home: Path) -> dict:
     """What apps/serving/replicas.py gives a replica on a 1-core CPU lease."""
     return {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": str(home),
-        "TMPDIR": str(home),
-        "LANG": "C.UTF-8",
-        "KERAS_BACKEND": "torch",
-        "PYTHONUNBUFFERED": "1",
+        **replica_environment(home),
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",

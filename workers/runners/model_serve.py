@@ -303,6 +303,20 @@ def oip_output(results: list) -> dict:
 # ---- the ASGI app -------------------------------------------------------------------------
 
 
+def replica_environment(home) -> dict:
+    """The environment every replica starts with (apps/serving/replicas.py adds its key and
+    the lease's devices and thread counts): no appliance settings or secrets, its own home
+    and temporary folder. Benchmarks and tests start bare replicas with the same."""
+    return {
+        "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": str(home),
+        "LANG": "C.UTF-8",
+        "KERAS_BACKEND": "torch",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def dumps(value: Any) -> bytes:
     return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
 
