@@ -81,10 +81,12 @@ def output_location(job: Job) -> dict:
     return {"result_bucket": base.bucket, "result_prefix": base.key}
 
 
-def ml_results(job: Job) -> dict:
-    """A machine learning job's result folders (links into the storage browser) and, once
-    it succeeded, its evaluation metrics."""
-    from apps.jobs.algorithms import get
+MAX_RESULT_JSON = 1 << 20  # a results file read into the page: metrics, not data
+
+
+def result_json(job: Job, relative: str):
+    """A JSON file of the job's results in the store (`<output>/<job_id>/<relative>`, at most
+    1 MB read), or None when it is not there, the store is away or it is not JSON."""
     from apps.storage.client import (
         ObjectNotFound,
         StorageUnavailable,
@@ -93,17 +95,34 @@ def ml_results(job: Job) -> dict:
     )
 
     where = output_location(job)
-    bucket, prefix = where["result_bucket"], where["result_prefix"]
+    try:
+        with translate_errors():
+            answer = get_client().get_object(
+                where["result_bucket"], where["result_prefix"] + relative
+            )
+            try:
+                return json.loads(answer.read(MAX_RESULT_JSON))
+            finally:
+                answer.close()
+                answer.release_conn()
+    except (ObjectNotFound, StorageUnavailable, ValueError):
+        return None
+
+
+def ml_results(job: Job) -> dict:
+    """A machine learning job's result folders (links into the storage browser) and, once
+    it succeeded, its evaluation metrics."""
+    from apps.jobs.algorithms import get
+
+    where = output_location(job)
+    prefix = where["result_prefix"]
     folders = [(name, f"{prefix}{name}/") for name in get(job.kind, job.algorithm).outputs]
     metrics = None
     if job.status == "succeeded" and "evaluate" in dict(folders):
-        try:
-            with translate_errors():
-                raw = get_client().get_object(bucket, f"{prefix}evaluate/metrics.json")
-                metrics = json.loads(raw.read())
-                raw.close()
-                raw.release_conn()
-        except (ObjectNotFound, StorageUnavailable, ValueError):
-            metrics = None  # no evaluation data was given, or the store is away
-    shown = {k: v for k, v in (metrics or {}).items() if not isinstance(v, dict)}
+        # None: no evaluation data was given, or the store is away
+        metrics = result_json(job, "evaluate/metrics.json")
+    shown = {
+        k: v for k, v in (metrics if isinstance(metrics, dict) else {}).items()
+        if not isinstance(v, dict)
+    }  # fmt: skip
     return {**where, "result_folders": folders, "metrics": shown}

@@ -12,10 +12,9 @@ from django.core.exceptions import ValidationError
 
 from apps.jobs import algorithms
 from apps.jobs.models import Job, JobStatus
+from apps.jobs.selectors import result_json
 from apps.projects.models import Role
 from apps.projects.services import require_role
-from apps.storage.client import ObjectNotFound, StorageUnavailable, get_client, translate_errors
-from apps.storage.paths import parse_bos_uri
 from apps.warehouse.models import Model, ModelVersion, Source
 from apps.warehouse.services import (
     _create_model,
@@ -41,18 +40,8 @@ def release_defaults(job: Job) -> algorithms.Release | None:
 def job_metrics(job: Job) -> dict:
     """The job's evaluation metrics: the first metrics file its results hold (a machine
     learning job's evaluate/metrics.json, a template's output/metrics.json), numbers only."""
-    base = parse_bos_uri(job.output_path.rstrip("/") + f"/{job.job_id}/")
     for name in METRICS_FILES:
-        try:
-            with translate_errors():
-                answer = get_client().get_object(base.bucket, base.key + name)
-                try:
-                    raw = json.loads(answer.read(1 << 20))
-                finally:
-                    answer.close()
-                    answer.release_conn()
-        except (ObjectNotFound, StorageUnavailable, ValueError):
-            continue
+        raw = result_json(job, name)
         if isinstance(raw, dict):
             return {
                 str(k): v

@@ -108,6 +108,10 @@ def test_standardize_then_logistic_regression_with_evaluation_and_prediction(own
     metrics = json.loads(stored(f"ml/{lr.job_id}/evaluate/metrics.json"))
     assert metrics["samples"] == len(test) and metrics["accuracy"] > 0.95
     assert metrics["auc"] > 0.98
+    from apps.jobs.selectors import ml_results
+
+    shown = ml_results(lr)["metrics"]  # the job page's metrics table: the same figures
+    assert shown["auc"] == metrics["auc"] and "confusion" not in shown
     predicted = b"".join(
         stored(f"ml/{lr.job_id}/predict/part-{rank:05d}") for rank in range(2)
     ).decode()
