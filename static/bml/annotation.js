@@ -50,9 +50,12 @@
     const base = "bos://" + bucket + "/annotation/";
     let suggested = path.value === base || path.value === "";
     path.addEventListener("input", function () { suggested = false; });
-    name.addEventListener("input", function () {
+    function follow() {
       if (suggested) path.value = base + (name.value.trim() ? name.value.trim() + "/" : "");
-    });
+    }
+    name.addEventListener("input", follow);
+    // A name typed (or autofilled) before this deferred script ran is followed too.
+    follow();
   }
 
   // -- upload form ------------------------------------------------------------------------

@@ -107,7 +107,10 @@ def test_annotate_two_triples_review_them_and_export_the_exact_words(page, tmp_p
     page.check("input[name=scenario][value=relation]")
     assert page.is_visible("text=Relationship types")
     # The suggested folder (in a bucket of the project) follows the name.
-    assert page.input_value("#storage-path").endswith("/annotation/family_e2e/")
+    page.wait_for_function(
+        "document.getElementById('storage-path').value.endsWith('/annotation/family_e2e/')",
+        timeout=5000,
+    )
     page.fill("#storage-path", "bos://e2e-notes/annotation/family_e2e/")
     page.fill("textarea[name=entity_types]", "person, city")
     page.check("input[name=review_required][value=yes]")
