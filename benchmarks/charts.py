@@ -7,10 +7,13 @@ the SVG, and under 500 ms.
     .venv/bin/python benchmarks/charts.py [--quick | --smoke] [--points N] [--rounds N]
 
 Both sides run on a static page (file://, no appliance, no network) whose fetch() answers
-the metrics URL with the prepared JSON. A draw is timed from that answer (the JSON is
-parsed by the page's script, as on the job page) until the frame after the one that shows
-the charts (two requestAnimationFrame callbacks), median of the rounds, each in a fresh
-page. Needs `make frontend` (static/vendor/) and Debian's chromium (`make browser`).
+the metrics URL with the API's answer, built here from the same reported points: one object
+per point for the old page (what the API answered then, and still does by default), one
+list per name for ours (`?shape=columns`, what the job page asks for now). A draw is timed
+from that answer (the JSON is parsed by the page's script, as on the job page) until the
+frame after the one that shows the charts (two requestAnimationFrame callbacks), median of
+the rounds, each in a fresh page. Needs `make frontend` (static/vendor/) and Debian's
+chromium (`make browser`).
 Each side must have been given every point: the polylines' points, and for ours the charts'
 data-points (charts.js hands ECharts a per-pixel-column decimation of a long series, M4,
 and decimates again from the full data on zoom; the CSV and data-points keep every point).
@@ -20,6 +23,8 @@ and decimates again from the full data on zoom; the CSV and data-points keep eve
 
 import argparse
 import json
+import math
+import random
 import shutil
 import statistics
 import sys
@@ -29,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apps.jobs.metric_columns import metric_columns  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 GOAL_MS = 500
@@ -38,23 +44,16 @@ METRICS = ("loss", "acc")
 OLD_SVG_CURVES = Path(__file__).with_name("charts_svg.js")
 
 # The job page's curve and log boxes, a fetch() that answers from memory, and the clock.
+# Each side is answered as the API answered it: the old page asked for one object per point,
+# ours asks for `?shape=columns` (apps.jobs.metric_columns); both from the same points.
 HARNESS = r"""
 window.BENCH = {};
 (function () {
-  const N = __POINTS__, METRICS = __METRICS__;
-  const points = [];
-  for (let i = 0; i < N; i++) {
-    points.push({
-      step: i, time: 1700000000 + i,
-      loss: 2.3 * Math.exp(-i / (N / 5)) + 0.05 * Math.random() + 0.01,
-      acc: 1 - Math.exp(-i / (N / 8)) * 0.9 - 0.02 * Math.random(),
-    });
-  }
-  const metricsJson = JSON.stringify([{ instance: 0, points: points }]);
+  const ANSWERS = __ANSWERS__, METRICS = __METRICS__;
   window.fetch = async function (url) {
-    if (url === "/metrics") {
+    if (url in ANSWERS) {
       BENCH.t0 = performance.now();
-      return new Response(metricsJson, { headers: { "Content-Type": "application/json" } });
+      return new Response(ANSWERS[url], { headers: { "Content-Type": "application/json" } });
     }
     return new Response("[]", { headers: { "Content-Type": "application/json" } });
   };
@@ -72,6 +71,30 @@ window.BENCH = {};
 })();
 """
 
+
+def reported_points(n: int) -> list[dict]:
+    """What bml.report writes for a run of n steps: time, step, loss and acc per line."""
+    rng = random.Random(20)
+    return [
+        {
+            "time": round(1_700_000_000 + i * 0.05, 3),
+            "step": i,
+            "loss": 2.3 * math.exp(-i / (n / 5)) + 0.05 * rng.random() + 0.01,
+            "acc": 1 - math.exp(-i / (n / 8)) * 0.9 - 0.02 * rng.random(),
+        }
+        for i in range(n)
+    ]
+
+
+def api_answers(points: list[dict]) -> dict[str, str]:
+    """The metrics API's two answers for one instance, as DRF renders them (compact JSON)."""
+    compact = {"separators": (",", ":")}
+    return {
+        "points": json.dumps([{"instance": 0, "points": points}], **compact),
+        "columns": json.dumps([{"instance": 0, **metric_columns(points)}], **compact),
+    }
+
+
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>curves</title>
 <link rel="stylesheet" href="{css}"><script>{harness}</script></head><body><main>
 <div class="card" id="curves" data-metrics-url="/metrics" data-job="job-bench"></div>
@@ -80,10 +103,16 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>curves</title>
 </main></body></html>"""
 
 
-def write_pages(folder: Path, points: int) -> dict[str, Path]:
-    harness = HARNESS.replace("__POINTS__", str(points)).replace(
-        "__METRICS__", json.dumps(list(METRICS))
-    )
+def write_pages(folder: Path, points: int) -> tuple[dict[str, Path], dict[str, int]]:
+    answers = api_answers(reported_points(points))
+
+    def harness(url: str, shape: str) -> str:
+        # The answer is a string literal in the page: read before the clock starts, as the
+        # bytes of a real answer are on their way before fetch() resolves.
+        return HARNESS.replace("__ANSWERS__", json.dumps({url: answers[shape]})).replace(
+            "__METRICS__", json.dumps(list(METRICS))
+        )
+
     static = ROOT / "static"
     css = (static / "bml" / "console.css").as_uri()
     ours = "\n".join(
@@ -91,16 +120,20 @@ def write_pages(folder: Path, points: int) -> dict[str, Path]:
         for path in ("vendor/echarts/echarts.min.js", "bml/charts.js", "bml/jobs.js")
     )
     pages = {
-        "ours": PAGE.format(css=css, harness=harness, scripts=ours),
+        "ours": PAGE.format(
+            css=css, harness=harness("/metrics?shape=columns", "columns"), scripts=ours
+        ),
         "svg": PAGE.format(
-            css=css, harness=harness, scripts=f'<script src="{OLD_SVG_CURVES.as_uri()}"></script>'
+            css=css,
+            harness=harness("/metrics", "points"),
+            scripts=f'<script src="{OLD_SVG_CURVES.as_uri()}"></script>',
         ),
     }
     paths = {}
     for name, html in pages.items():
         paths[name] = folder / f"{name}.html"
         paths[name].write_text(html)
-    return paths
+    return paths, {"ours": len(answers["columns"]), "svg": len(answers["points"])}
 
 
 def drawn_points(page, side: str) -> list[int]:
@@ -154,7 +187,7 @@ def main() -> None:
 
     times = {"ours": [], "svg": []}
     with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
-        paths = write_pages(Path(folder), points)
+        paths, answer_bytes = write_pages(Path(folder), points)
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             for _ in range(rounds):
@@ -175,6 +208,7 @@ def main() -> None:
         "goal": f"< 1 and ours < {GOAL_MS} ms",
         "meets": None if args.smoke else (ours < peer and ours < GOAL_MS),
         "points": points,
+        "answer_bytes": answer_bytes,
         "rounds": rounds,
         "smoke": args.smoke,
     }

@@ -51,10 +51,21 @@ def instance_logs(job: Job, tail_bytes: int = LOG_TAIL_BYTES) -> list[dict]:
     return logs
 
 
-def instance_metrics(job: Job) -> list[dict]:
-    """Metrics each instance reported with bml.report, in order; unreadable lines skipped."""
+METRIC_SHAPES = ("points", "columns")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a metric value")  # NaN/Infinity would break the answer
+
+
+def instance_metrics(job: Job, shape: str = "points") -> list[dict]:
+    """Metrics each instance reported with bml.report, in order; unreadable lines skipped
+    (and lines with NaN or Infinity, which user code can write to the file directly).
+    shape "points": {"instance", "points": [record, ...]}; "columns": {"instance", "count",
+    "columns": {name: [...]}} (apps.jobs.metric_columns)."""
     import json
 
+    from apps.jobs.metric_columns import metric_columns
     from workers.supervise import METRICS_FILE
 
     series = []
@@ -64,12 +75,15 @@ def instance_metrics(job: Job) -> list[dict]:
         if path and path.exists():
             for line in path.read_text(errors="replace").splitlines():
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line, parse_constant=_refuse_constant)
                 except ValueError:
                     continue  # a line being written right now, or garbage from user code
                 if isinstance(record, dict):
                     points.append(record)
-        series.append({"instance": run.index, "points": points})
+        if shape == "columns":
+            series.append({"instance": run.index, **metric_columns(points)})
+        else:
+            series.append({"instance": run.index, "points": points})
     return series
 
 

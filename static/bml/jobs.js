@@ -36,13 +36,14 @@
     return series.map(function (s) {
       // Packed [step, value, step, value, ...]: what charts.js hands ECharts, without a
       // small array per point on the way (a long run reports 100,000 points and more).
-      const points = s.points, flat = new Float64Array(points.length * 2);
+      const values = s.columns[name] || [], steps = s.columns.step || [];
+      const flat = new Float64Array(s.count * 2);
       let n = 0;
-      for (let i = 0; i < points.length; i++) {
-        const p = points[i], value = p[name];
-        if (value === undefined) continue;
-        flat[2 * n] = p.step ?? n;
-        flat[2 * n + 1] = value ?? NaN;
+      for (let i = 0; i < s.count; i++) {
+        const value = values[i];
+        if (value === null || value === undefined) continue;
+        flat[2 * n] = steps[i] ?? n;
+        flat[2 * n + 1] = value;
         n++;
       }
       return { name: "instance " + s.instance, data: flat.subarray(0, 2 * n) };
@@ -50,20 +51,22 @@
   }
 
   async function refreshCurves(box) {
-    const response = await fetch(box.dataset.metricsUrl, { credentials: "same-origin" });
+    // One list per name (the API's column shape): a third smaller than one object per
+    // point, and parsed in about half the time (benchmarks/charts.py).
+    const url = box.dataset.metricsUrl + (box.dataset.metricsUrl.includes("?") ? "&" : "?") + "shape=columns";
+    const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok) return;
     const series = await response.json();
     const names = new Set();
     series.forEach(function (s) {
-      for (let i = 0; i < s.points.length; i++) {
-        for (const k in s.points[i]) if (k !== "step" && k !== "time") names.add(k);
-      }
+      for (const k in s.columns) if (k !== "step" && k !== "time") names.add(k);
     });
     if (!names.size) return;
     const note = box.querySelector(":scope > p.muted");
     if (note) note.remove();
     names.forEach(function (name) {
       const data = metricSeries(name, series);
+      if (data.every(function (s) { return s.data.length === 0; })) return;  // never a number
       let figure = box.querySelector('figure.chart[data-metric="' + CSS.escape(name) + '"]');
       if (!figure) {
         figure = document.createElement("figure");

@@ -192,18 +192,36 @@ def test_reported_metrics_are_served_and_kept_with_the_log(owner, project, api_c
         owner,
         project,
         """
+        import os
         import bml
         for step in range(5):
             bml.report(step=step, loss=1.0 / (step + 1), acc=step / 4)
+        # User code may write the file itself: NaN, a bare string and a text value.
+        with open(os.environ["BML_METRICS_FILE"], "a") as fh:
+            fh.write('{"step": 5, "loss": NaN}\\n"text"\\n{"step": 6, "note": "warm-up"}\\n')
     """,
     )
     run_until(lambda: status_of(job) == JobStatus.SUCCEEDED, "job end")
-    series = api_client_for(owner).get(f"/api/v1/jobs/{job.job_id}/metrics/").json()
+    client = api_client_for(owner)
+    series = client.get(f"/api/v1/jobs/{job.job_id}/metrics/").json()
     points = series[0]["points"]
-    assert [p["step"] for p in points] == [0, 1, 2, 3, 4]
+    assert [p["step"] for p in points] == [0, 1, 2, 3, 4, 6]  # the NaN line is left out
     assert points[1]["loss"] == 0.5 and points[4]["acc"] == 1.0
     kept = stored(f"results/{job.job_id}/log/{job.job_id}-0.metrics.jsonl").decode()
-    assert len(kept.splitlines()) == 5
+    assert len(kept.splitlines()) == 8
+
+    # The column shape the job page draws: the same points, one list per name.
+    answer = client.get(f"/api/v1/jobs/{job.job_id}/metrics/?shape=columns")
+    assert answer.status_code == 200
+    (columns,) = answer.json()
+    assert columns["instance"] == 0 and columns["count"] == 6
+    assert columns["columns"]["step"] == [0, 1, 2, 3, 4, 6]
+    assert columns["columns"]["loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2, None]
+    assert columns["columns"]["acc"] == [0.0, 0.25, 0.5, 0.75, 1.0, None]
+    assert columns["columns"]["note"] == [None] * 6  # text is not a curve's value
+    assert len(columns["columns"]["time"]) == 6
+    wrong = client.get(f"/api/v1/jobs/{job.job_id}/metrics/?shape=rows")
+    assert wrong.status_code == 400 and "shape is one of points, columns" in wrong.json()["shape"]
 
 
 def test_pip_install_in_a_job_goes_to_its_own_layer(owner, project):

@@ -73,3 +73,14 @@ class JobMetricsSerializer(serializers.Serializer):
     points = serializers.ListField(
         child=serializers.DictField(), help_text="what bml.report recorded, e.g. step and loss"
     )
+
+
+class JobMetricColumnsSerializer(serializers.Serializer):
+    """`?shape=columns`: the same points as one list per name (what the job page draws)."""
+
+    instance = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="points reported")
+    columns = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="time, step and each metric: `count` values, null where a point lacks it",
+    )

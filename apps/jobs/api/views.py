@@ -1,11 +1,13 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.jobs import selectors, services
 from apps.jobs.api.serializers import (
     JobLogSerializer,
+    JobMetricColumnsSerializer,
     JobMetricsSerializer,
     JobSerializer,
     JobSettingsSerializer,
@@ -83,8 +85,29 @@ class JobViewSet(
             JobLogSerializer(selectors.instance_logs(self.get_object()), many=True).data
         )
 
-    @extend_schema(responses=JobMetricsSerializer(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "shape",
+                str,
+                enum=[*selectors.METRIC_SHAPES],  # (`list` is the view here)
+                description="points (default): one object per report; columns: one list per "
+                "name, smaller and faster to parse for long runs",
+            )
+        ],
+        responses=PolymorphicProxySerializer(
+            component_name="JobMetricsAnswer",
+            serializers=[JobMetricsSerializer, JobMetricColumnsSerializer],
+            resource_type_field_name=None,
+            many=True,
+        ),
+    )
     @action(detail=True, methods=["get"], pagination_class=None)
     def metrics(self, request, job_id=None):
         """Points reported with `bml.report(step=..., name=value)`, per instance."""
-        return Response(selectors.instance_metrics(self.get_object()))
+        shape = request.query_params.get("shape", "points")
+        if shape not in selectors.METRIC_SHAPES:
+            raise ValidationError(
+                {"shape": f"shape is one of {', '.join(selectors.METRIC_SHAPES)}."}
+            )
+        return Response(selectors.instance_metrics(self.get_object(), shape))
