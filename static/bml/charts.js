@@ -5,7 +5,8 @@
 //   BMLCharts.line(el, {title, series: [{name, data: [[x, y], ...]}], xName, yName,
 //                       (data may also come packed: a Float64Array [x0, y0, x1, y1, ...])
 //                       xType: "value"|"time"|"category", logScale: true, filename})
-//   (every kind also takes width and height in pixels: the width of `el` and 260 by default)
+//   (every kind also takes width and height in pixels: the width of `el` and 260 by default,
+//    and `format`, a function value -> text for hover values and the value axis: units)
 //   BMLCharts.bar(el, {title, categories: [...], series: [{name, data: [...]}], stack, yName})
 //   BMLCharts.pie(el, {title, data: [{name, value}, ...]})
 //   BMLCharts.histogram(el, {title, edges: [n + 1 numbers], counts: [n numbers], name})
@@ -140,8 +141,13 @@
       color: COLORS,
       title: spec.title ? { text: spec.title, left: 0, top: 2, textStyle: { fontSize: 13, fontWeight: 600 } } : undefined,
       grid: { left: GRID.left, right: GRID.right, top: spec.title ? 72 : 44, bottom: state.kind === "line" ? 64 : 32, containLabel: false },
-      tooltip: { className: "bml-chart-tooltip", confine: true, valueFormatter: format },
+      tooltip: { className: "bml-chart-tooltip", confine: true, valueFormatter: spec.format || format },
     };
+  }
+
+  // The value axis' labels in the page's units when it gave a `format`.
+  function valueLabels(spec) {
+    return spec.format ? { formatter: function (value) { return spec.format(value); } } : undefined;
   }
 
   // A line series' data: [[x, y], ...], or already packed as a Float64Array [x0, y0, x1, ...].
@@ -308,8 +314,9 @@
       option.tooltip.trigger = "axis";
       option.legend = { type: "scroll", top: 30, left: 0, right: 170 };
       option.toolbox = toolbox(state, true);
-      option.xAxis = { type: spec.xType || "value", name: spec.xName, nameLocation: "end", scale: true };
-      option.yAxis = { type: state.log ? "log" : "value", name: spec.yName, scale: true };
+      // Labels that would touch are left out (a time axis of short labels at 440 px).
+      option.xAxis = { type: spec.xType || "value", name: spec.xName, nameLocation: "end", scale: true, axisLabel: { hideOverlap: true } };
+      option.yAxis = { type: state.log ? "log" : "value", name: spec.yName, scale: true, axisLabel: valueLabels(spec) };
       option.dataZoom = [{ type: "inside", xAxisIndex: 0 }, { type: "slider", xAxisIndex: 0, height: 18, bottom: 8 }];
       option.series = lineSeries(state);
       return option;
@@ -320,8 +327,8 @@
       option.tooltip.trigger = "axis";
       option.legend = spec.series.length > 1 ? { type: "scroll", top: 30, left: 0, right: 170 } : undefined;
       option.toolbox = toolbox(state, false);
-      option.xAxis = { type: "category", data: spec.categories };
-      option.yAxis = { type: "value", name: spec.yName };
+      option.xAxis = { type: "category", data: spec.categories, axisLabel: { hideOverlap: true } };
+      option.yAxis = { type: "value", name: spec.yName, axisLabel: valueLabels(spec) };
       option.series = spec.series.map(function (s) {
         return { id: s.name, name: s.name, type: "bar", data: s.data, stack: spec.stack ? "all" : undefined };
       });

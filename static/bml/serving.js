@@ -235,7 +235,11 @@
     const long = (new Date(data.end) - new Date(data.start)) > 36 * 3600 * 1000;
     const labels = data.points.map(function (p) { return timeLabel(p.time, long); });
     const values = data.points.map(function (p) { return +p[metric] || 0; });
-    const spec = { title: title, xName: "time", filename: metric, width: 440, height: 250 };
+    const unit = METRICS.find(function (m) { return m[0] === metric; })[2];
+    const spec = {
+      title: title, xName: "time", filename: metric, width: 440, height: 250,
+      format: function (value) { return human(value, unit); },
+    };
     if (kind === "bar") {
       spec.categories = labels;
       spec.series = [{ name: metric, data: values }];

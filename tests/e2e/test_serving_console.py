@@ -75,6 +75,15 @@ def test_deploy_a_model_test_it_and_see_its_quality(page, tmp_path):
     assert pv["type"] == "line" and len({value for _, value in pv["data"]}) > 1  # not flat
     for metric in ("sumTraffic", "avgTraffic", "sumHandleTime", "avgHandleTime"):
         assert drawn(page, metric)["type"] == "line"
+    # Hover values and the value axis speak the metric's unit.
+    units = page.evaluate(
+        """['avgTraffic', 'avgHandleTime'].map(m => {
+            const option = BMLCharts.get(document.querySelector(`figure[data-metric=${m}]`))
+                .getOption();
+            return [option.tooltip[0].valueFormatter(2048), option.yAxis[0].axisLabel.formatter(20)];
+        })"""
+    )
+    assert units == [["2.0 KB", "20 B"], ["2048.0 ms", "20.0 ms"]]
     status = drawn(page, "status")
     assert status["type"] == "pie"
     assert sorted(slice["name"] for slice in status["data"]) == ["2xx", "4xx"]
