@@ -68,6 +68,9 @@ class Algorithm:
     # default (None: nothing servable, e.g. data standardization). Every job kind that
     # produces a model (AutoML, AutoDL, visual modeling, smart vision) says it here.
     release: Callable[[dict], "Release | None"] | None = None
+    # (fewest, most) instances the algorithm runs on, where the spec narrows the engine's
+    # 1-4 (AutoML: 2-4, its trials run in parallel over them).
+    instances: tuple[int, int] | None = None
 
 
 _registry: dict[tuple[str, str], Algorithm] = {}

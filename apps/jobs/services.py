@@ -63,8 +63,15 @@ def create_job(
     ).first()
     if package is None:
         raise ValidationError({"package": "Choose a training resource package."})
-    if not (1 <= int(instances) <= MAX_INSTANCES):
-        raise ValidationError({"instances": f"Instances must be 1 to {MAX_INSTANCES}."})
+    fewest, most = algo.instances or (1, MAX_INSTANCES)
+    try:
+        instances = int(instances)
+    except (TypeError, ValueError):
+        instances = 0
+    if not (fewest <= instances <= most):
+        raise ValidationError(
+            {"instances": f"Instances must be {fewest} to {most} for {algo.title}."}
+        )
     if not (1 <= int(time_limit_s) <= MAX_TIME_LIMIT_S):
         raise ValidationError({"time_limit_s": "Maximum running time must be 1 s to 30 days."})
     notify_email, notify_webhook = check_notify(notify_email, notify_webhook)

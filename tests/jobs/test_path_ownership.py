@@ -14,7 +14,7 @@ import json
 import pytest
 
 from apps.billing.models import ResourcePackage
-from apps.jobs import algorithms, machine_learning, services
+from apps.jobs import algorithms, automl, machine_learning, services
 from apps.jobs.models import Job, JobStatus
 from apps.projects.models import Project
 from apps.storage import services as storage
@@ -60,6 +60,19 @@ EXAMPLES = {
         "params": {"code_path": f"{OWN}/code/", "start_command": "python main.py"},
         "train_data_path": f"{OWN}/train/",
         "test_data_path": f"{OWN}/test/",
+    },
+    ("automl", "logistic_regression"): {
+        "params": {
+            "l1_range": [1e-5, 0.1],
+            "l2_range": ["1e-5", "0.1"],
+            "iterations_range": [10, 50],
+            "trials": 10,
+            "format": "DENSE",
+            "model_train_data_path": f"{OWN}/all.csv",
+        },
+        "train_data_path": f"{OWN}/tune-train.csv",
+        "test_data_path": f"{OWN}/tune-test.csv",
+        "instances": 2,
     },
     ("dataset", "table_import"): {
         "params": {
@@ -146,8 +159,9 @@ def test_every_algorithm_has_an_example():
 
 def test_the_path_fields_of_the_forms_are_declared():
     """What the machine learning forms ask for as paths is declared as paths."""
-    for name, spec in machine_learning.FORMS.items():
-        algorithm = algorithms.get(machine_learning.KIND, name)
+    forms = [(machine_learning.KIND, machine_learning.FORMS), (automl.KIND, automl.FORMS)]
+    for kind, name, spec in ((k, n, s) for k, f in forms for n, s in f.items()):
+        algorithm = algorithms.get(kind, name)
         declared = {*services.JOB_PATH_FIELDS, *algorithm.path_params}
         assert set(spec["paths"]) <= declared, name
         if spec.get("code"):

@@ -369,10 +369,14 @@ class DistributedLoss:
     """The objective over every instance's share. Rank 0 drives (evaluate(), then stop());
     the other ranks call follow() and compute their sums until rank 0 stops."""
 
-    def __init__(self, local: LocalLoss, n_total: int, l1: float, l2: float):
+    def __init__(
+        self, local: LocalLoss, n_total: int, l1: float, l2: float, *, collective: bool = True
+    ):
         self.local, self.n_total, self.l1, self.l2 = local, n_total, l1, l2
         self.d = local.d
         self.evaluations = 0
+        # False: this process alone holds the data (an AutoML trial): no peer takes part.
+        self.collective = collective and ml_dist.world() > 1
 
     def _send(self, command: float, theta: np.ndarray) -> np.ndarray:
         message = np.concatenate([[command], theta])
@@ -382,11 +386,12 @@ class DistributedLoss:
 
     def _total(self, theta: np.ndarray) -> np.ndarray:
         self.evaluations += 1
-        return ml_dist.allreduce_sum(self.local.sums(theta)) / self.n_total
+        sums = self.local.sums(theta)
+        return (ml_dist.allreduce_sum(sums) if self.collective else sums) / self.n_total
 
     def evaluate(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
         """(objective, mean log loss, gradient of the objective in theta)."""
-        if ml_dist.world() > 1:
+        if self.collective:
             self._send(EVALUATE, theta)
         total = self._total(theta)
         w = theta[:-1]
@@ -397,7 +402,7 @@ class DistributedLoss:
         return objective, log_loss, gradient
 
     def stop(self, theta: np.ndarray, failed: bool = False) -> None:
-        if ml_dist.world() > 1:
+        if self.collective:
             self._send(ABORT if failed else STOP, theta)
 
     def follow(self) -> np.ndarray:
@@ -412,8 +417,18 @@ class DistributedLoss:
                 raise RunnerError("training failed on instance 0 (see its log)")
 
 
-def minimise(loss: DistributedLoss, l1: float, termination: float, max_iter: int, b0: float):
-    """L-BFGS-B on rank 0; returns (theta, iterations, objective history, scipy's message)."""
+def minimise(
+    loss: DistributedLoss,
+    l1: float,
+    termination: float,
+    max_iter: int,
+    b0: float,
+    progress: Callable[[int, float, np.ndarray], None] | None = None,
+):
+    """L-BFGS-B on rank 0; returns (theta, iterations, objective history, scipy's message).
+    progress(iteration, objective, theta), when given, is told of every iteration instead
+    of the log and the curve (AutoML trials score each one; an exception it raises ends
+    the training and goes to the caller)."""
     from scipy.optimize import minimize
 
     d = loss.d
@@ -448,11 +463,14 @@ def minimise(loss: DistributedLoss, l1: float, termination: float, max_iter: int
         m = min(k, AVERAGE_OVER)
         current = history[-1]
         decrease = (history[-1 - m] - current) / (m * abs(current)) if current else 0.0
-        say(
-            f"iteration {k}/{max_iter}: objective {current:.8g}, "
-            f"average relative decrease {decrease:.3g} ({time.monotonic() - started:.1f} s)"
-        )
-        report(k, loss=current)
+        if progress:
+            progress(k, current, theta_of(intermediate_result.x))
+        else:
+            say(
+                f"iteration {k}/{max_iter}: objective {current:.8g}, average relative "
+                f"decrease {decrease:.3g} ({time.monotonic() - started:.1f} s)"
+            )
+            report(k, loss=current)
         if decrease < termination:
             raise StopIteration
 
@@ -463,8 +481,9 @@ def minimise(loss: DistributedLoss, l1: float, termination: float, max_iter: int
     try:
         first, _ = fun(x0)
         history.append(float(first))
-        say(f"iteration 0/{max_iter}: objective {first:.8g}")
-        report(0, loss=first)
+        if not progress:
+            say(f"iteration 0/{max_iter}: objective {first:.8g}")
+            report(0, loss=first)
         result = minimize(
             fun,
             x0,
@@ -552,12 +571,15 @@ def _probabilities(X, w: np.ndarray, b: float) -> np.ndarray:
     return sigmoid(np.asarray(X @ w).ravel() + b)
 
 
-def write_model(folder: Path, model: dict) -> None:
+def write_model(folder: Path, model: dict, *, nonzero_only: bool = False) -> None:
+    """model/model (one "weight internal_id original_name" line per feature; only the
+    non-zero weights with nonzero_only, as AutoML's model) and model/model.json."""
     folder.mkdir(parents=True, exist_ok=True)
     names = model["feature_names"]
     lines = (
         f"{weight!r} {index} {names[index] if index < len(names) else index}"
         for index, weight in enumerate(model["weights"])
+        if weight != 0 or not nonzero_only
     )
     write_text_lines(
         folder / "model", iter([*lines, f"{model['intercept']!r} -1 {INTERCEPT_NAME}"])
