@@ -528,3 +528,15 @@ def test_the_command_line_fails_on_a_hard_error_and_writes_the_report(tmp_path):
     assert failed.returncode == 1
     assert "photos_per_class" in failed.stderr and "'dog' has 3" in failed.stderr
     assert json.loads((tmp_path / "bad.json").read_text())["ok"] is False
+
+    again = run_cli(
+        "--method",
+        "enas",
+        "--input",
+        str(good),
+        "--dest",
+        str(tmp_path / "d1"),
+        "--report",
+        str(tmp_path / "again.json"),
+    )
+    assert again.returncode == 2 and "not empty" in again.stderr

@@ -109,12 +109,13 @@ def check_training_data(
     rules: DataRules | None = None,
     limits: ArchiveLimits | None = None,
 ) -> DataCheck:
-    """Extract and check a job's training photos. Never raises for bad data: everything
-    wrong with it is in the report (`DataCheck.ok` is False when a hard rule is broken)."""
+    """Extract and check a job's training photos into dest (created; must be empty). Never
+    raises for bad data: everything wrong with it is in the report (`DataCheck.ok` is False
+    when a hard rule is broken). Raises ValueError for a non-empty dest or an unknown
+    method."""
     rules = rules or rules_for(method)
     limits = limits or ArchiveLimits()
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = _empty_folder(Path(dest))
     findings = _Findings()
     try:
         archives = _training_archives(Path(input_path), rules.max_archives, findings)
@@ -135,6 +136,16 @@ def check_training_data(
     return DataCheck(_report(rules, limits, findings, duplicates, cross_class), findings.samples)
 
 
+def _empty_folder(dest: Path) -> Path:
+    """dest holds what we extract and nothing else: the trainer reads it as it is, and
+    extraction never overwrites a file. We do not empty it ourselves: a mistyped --dest must
+    not cost anyone their files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise ValueError(f"the extraction folder {dest} is not empty")
+    return dest
+
+
 def _training_archives(input_path: Path, max_archives: int, findings: _Findings) -> list[Path]:
     """The spec: a zip means that zip; a folder means its zips, no subfolders, the first 10.
     Symlinks are skipped: staged data never holds them, and one could point anywhere."""
@@ -143,7 +154,9 @@ def _training_archives(input_path: Path, max_archives: int, findings: _Findings)
             raise ArchiveError("input", f"{input_path.name}: only zip packages are supported")
         return [input_path]
     if not input_path.is_dir():
-        raise ArchiveError("input", f"the training data path {input_path} does not exist")
+        raise ArchiveError(
+            "input", f"the training data path {input_path} is neither a zip package nor a folder"
+        )
     zips = sorted(
         (
             path
@@ -350,7 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", required=True, type=Path, help="folder to extract into")
     parser.add_argument("--report", required=True, type=Path, help="where to write the report")
     args = parser.parse_args(argv)
-    check = check_training_data(args.input, args.dest, args.method)
+    try:
+        check = check_training_data(args.input, args.dest, args.method)
+    except ValueError as exc:
+        parser.error(str(exc))
     write_report(check.report, args.report)
     for warning in check.report["warnings"]:
         print(f"warning ({warning['rule']}): {warning['message']}", file=sys.stderr)
