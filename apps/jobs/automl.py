@@ -73,6 +73,9 @@ def _validate(params: dict) -> dict:
         "format": choice(params, "format", FORMATS),
         "model_train_data_path": model_path,
         "seed": number(params, "seed", 0, 2**31 - 1, 0, integer=True),
+        # The journal of the job this one resumes (services.resume_job): a path of the
+        # project, checked like every path param.
+        "resume_journal_path": params.get("resume_journal_path") or "",
     }
 
 
@@ -94,6 +97,10 @@ def _prepare(params: dict, workspace: Path):
         for key in ("l1_range", "l2_range", "iterations_range", "trials", "format", "seed")
     }
     folders = {role: role for role in ("tune_train", "tune_test", "model_train")}
+    folders["resume"] = None
+    if params.get("resume_journal_path"):
+        stage.append({"uri": params["resume_journal_path"], "dest": "resume"})
+        folders["resume"] = "resume"
     return runner("automl_lr", workspace, settings | folders), stage
 
 
@@ -108,11 +115,44 @@ LOGISTIC_REGRESSION = register(
         stages_data_paths=False,
         needs_train_data=True,
         check_inputs=_check_inputs,
-        path_params=("model_train_data_path",),
+        path_params=("model_train_data_path", "resume_journal_path"),
         instances=INSTANCES,
         release=lambda params: Release("bml_logistic_regression", "model/"),
     )
 )
+
+
+JOURNAL = "log/trials.jsonl"  # where automl_lr stores its trials after every round
+RESUME_SUFFIX = "-r"
+
+
+def resume_settings(job) -> dict:
+    """A new job's settings that go on with `job`'s search from its stored journal: the
+    same settings, the name suffixed. Refused when there is nothing to go on from."""
+    from apps.jobs.models import ACTIVE, JobStatus
+    from apps.jobs.services import clone_settings
+    from apps.storage.client import ObjectNotFound, get_client, translate_errors
+    from apps.storage.paths import parse_bos_uri
+
+    if job.kind != KIND:
+        raise ValidationError({"job": "Only AutoML jobs can be resumed."})
+    if job.status in ACTIVE or job.status == JobStatus.SUCCEEDED:
+        raise ValidationError(
+            {"job": f"Job is {job.status}: only a failed, terminated or timed-out search resumes."}
+        )
+    journal = f"{job.output_path.rstrip('/')}/{job.job_id}/{JOURNAL}"
+    path = parse_bos_uri(journal)
+    try:
+        with translate_errors():
+            get_client().stat_object(path.bucket, path.key)
+    except ObjectNotFound:
+        raise ValidationError(
+            {"job": "No trial of this job finished, so there is nothing to resume: clone it."}
+        ) from None
+    settings = clone_settings(job)
+    settings["name"] = job.name[: 39 - len(RESUME_SUFFIX)] + RESUME_SUFFIX
+    settings["params"] = {**job.params, "resume_journal_path": journal}
+    return settings
 
 
 # -- the console's form ------------------------------------------------------------------

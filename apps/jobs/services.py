@@ -164,6 +164,17 @@ def clone_settings(job: Job) -> dict:
     return settings
 
 
+def resume_job(user, job: Job) -> Job:
+    """An AutoML search that died goes on as a new job from its finished trials (the old
+    job keeps its logs and table); see apps.jobs.automl.resume_settings."""
+    from apps.jobs.automl import resume_settings
+
+    require_role(user, job.project, Role.DEVELOPER)
+    settings = resume_settings(job)
+    settings.pop("project")
+    return create_job(user, job.project, package_id=settings.pop("package"), **settings)
+
+
 def terminate_job(user, job: Job) -> Job:
     """Queued jobs end at once; running ones are signalled and end at the next reconcile
     (as does one whose outputs wait for the store: no longer retried)."""

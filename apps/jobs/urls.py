@@ -10,5 +10,6 @@ urlpatterns = [
     path("new-ml/", ml_views.ml_job_create, name="create-ml"),
     path("<str:job_id>/", views.job_detail, name="detail"),
     path("<str:job_id>/terminate/", views.job_terminate, name="terminate"),
+    path("<str:job_id>/resume/", views.job_resume, name="resume"),
     path("<str:job_id>/delete/", views.job_delete, name="delete"),
 ]

@@ -206,6 +206,17 @@ def job_terminate(request, job_id):
 
 @login_required
 @require_POST
+def job_resume(request, job_id):
+    job = selectors.get_job(request.user, job_id)
+    with report_errors(request):
+        resumed = services.resume_job(request.user, job)
+        messages.success(request, f"Job {resumed.name} goes on with the search of {job.name}.")
+        return redirect("jobs:detail", job_id=resumed.job_id)
+    return redirect("jobs:detail", job_id=job.job_id)
+
+
+@login_required
+@require_POST
 def job_delete(request, job_id):
     job = selectors.get_job(request.user, job_id)
     with report_errors(request):

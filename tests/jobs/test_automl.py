@@ -152,3 +152,82 @@ def test_a_multi_class_file_fails_before_the_first_trial(owner, project, api):
     assert "binary classification only: the data holds 3 labels" in text
     assert "tuning-train: '0', '1', '2'" in text
     assert "trial 1/" not in text
+
+
+def runner_processes(job) -> list:
+    """The job's trial processes (one per instance), found by the run id in their
+    environment."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "name"]):
+        try:
+            if not (process.info["name"] or "").startswith("python"):
+                continue  # the sandbox's bwrap processes carry the command line too
+            if "workers.runners.automl_lr" in " ".join(process.info["cmdline"] or []):
+                if process.environ().get("BML_RUN_ID", "").startswith(job.job_id):
+                    found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def journal_of(job) -> list[dict]:
+    try:
+        text = stored(f"automl/{job.job_id}/log/trials.jsonl").decode()
+    except Exception:  # noqa: BLE001 - not stored yet
+        return []
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_resume_after_kill_9_goes_on_from_the_finished_trials(owner, project, api):
+    # Trials of a few tenths of a second, so that the run is killed in the middle.
+    for key, rows, seed in (
+        ("tune-train", 30_000, 1),
+        ("tune-test", 10_000, 2),
+        ("all", 30_000, 3),
+    ):
+        X, y = susy_shaped(rows, seed)
+        put(owner, project, f"big/{key}/part-0", dense_lines(X, y))
+    settings = body(
+        project,
+        name="autolr-kill",
+        train_data_path="bos://jobs-out/big/tune-train/",
+        test_data_path="bos://jobs-out/big/tune-test/",
+        params={
+            "trials": 100,
+            "iterations_range": [150, 200],
+            "model_train_data_path": "bos://jobs-out/big/all/",
+        },
+    )
+    answer = api.post("/api/v1/jobs/", settings, format="json")
+    assert answer.status_code == 201, answer.json()
+    job = Job.objects.get(job_id=answer.json()["job_id"])
+    run_until(lambda: len(journal_of(job)) >= 4, "four trials in the stored journal", 240)
+    processes = runner_processes(job)
+    assert len(processes) == 2
+    processes[1].kill()  # kill -9 of a trial process
+    job = ended(job)
+    assert job.status == JobStatus.FAILED
+    before = journal_of(job)
+    assert 4 <= len(before) < 100
+
+    resumed = api.post(f"/api/v1/jobs/{job.job_id}/resume/")
+    assert resumed.status_code == 201, resumed.json()
+    assert resumed.json()["name"] == "autolr-kill-r"
+    again = ended(Job.objects.get(job_id=resumed.json()["job_id"]))
+    assert again.status == JobStatus.SUCCEEDED, again.reason
+    logs = "\n".join(log["text"] for log in api.get(f"/api/v1/jobs/{again.job_id}/logs/").json())
+    kept = [r for r in before if r["state"] in ("COMPLETE", "PRUNED")]
+    assert f"resumed: {len(kept)} finished trials kept" in logs
+    assert f"trial {len(kept)}/100 " not in logs and f"trial {len(kept) + 1}/100 " in logs
+    table = list(
+        csv.DictReader(io.StringIO(stored(f"automl/{again.job_id}/log/trials.csv").decode()))
+    )
+    assert len(table) == 100
+    for row, record in zip(table, kept, strict=False):
+        assert float(row["l1"]) == pytest.approx(record["params"]["l1"])
+
+    # A succeeded search, or one of another kind, has nothing to resume.
+    refused = api.post(f"/api/v1/jobs/{again.job_id}/resume/")
+    assert refused.status_code == 400 and "only a failed" in json.dumps(refused.json())

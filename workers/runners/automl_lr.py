@@ -14,12 +14,13 @@ params.json:
     format                SPARSE_ID | SPARSE_ID_WEIGHT | DENSE (raw samples)
     tune_train, tune_test, model_train   the staged raw data (a file or a folder each)
     seed                  the sampler's seed (default 0)
+    resume                the staged journal of the run this job resumes, or null
 
 Trials are the logistic regression dichotomy's own training (ml_lr: the same objective,
 L-BFGS-B with the L1 split, termination 1e-6) on this instance's full copy of the data; the
 search is automl_search (Optuna TPE, median pruning on the per-iteration AUC, trials in
-parallel over the instances). A journal of the finished trials in resume/trials.jsonl (a
-resumed job's earlier trials) is replayed first.
+parallel over the instances). A resumed job's journal (its earlier trials, staged in as
+`resume`) is replayed first; the journal is stored after every round (publish_journal).
 
 Outputs (instance 0):
     model/model        the spec's format: "weight internal_id original_name" per feature
@@ -38,6 +39,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -52,7 +54,6 @@ from workers.runners.ml_lr import RunnerError, say
 TERMINATION = 1e-6  # the logistic regression job's default convergence condition
 SCORED_ITERATIONS = 10  # per-epoch AUCs a trial reports for pruning (evenly spaced)
 JOURNAL = Path("log/trials.jsonl")
-RESUMED_JOURNAL = Path("resume/trials.jsonl")
 TABLE_FIELDS = ("trial", "l1", "l2", "iterations", "auc", "seconds", "state", "instance", "error")
 
 
@@ -77,6 +78,7 @@ def parse_params(raw: dict) -> dict:
         "trials": ml_lr.number(raw, "trials", 10, 100, integer=True),
         "format": data_format,
         "seed": int(raw.get("seed") or 0),
+        "resume": ml_lr.folder_param(raw, "resume"),
         **{role: ml_lr.folder_param(raw, role, required=True) for role in automl_data.ROLES},
     }
 
@@ -153,6 +155,21 @@ def write_table(folder: Path, records: list[automl_search.TrialRecord]) -> None:
         writer.writerows(rows)
 
 
+def publish_journal() -> None:
+    """The journal to <output>/<job_id>/log/trials.jsonl after every round, through the
+    run's upload grant: a run killed later leaves its finished trials where "Resume" finds
+    them (a failed run's outputs are not staged out). Never fails the search."""
+    if not os.environ.get("BML_STORAGE_GRANT"):
+        return  # not run by the job engine (tests of the runner alone)
+    try:
+        from bml import storage
+
+        grant = json.loads(Path(os.environ["BML_STORAGE_GRANT"]).read_text())
+        storage.upload(JOURNAL, grant["prefix"].rstrip("/") + "/" + JOURNAL.as_posix())
+    except Exception as error:  # noqa: BLE001 - resuming is a help, not the job
+        say(f"could not store the trial journal for a resume: {error}")
+
+
 def run(raw: dict) -> None:
     params = parse_params(raw)
     started = time.monotonic()
@@ -179,8 +196,10 @@ def run(raw: dict) -> None:
         journal=JOURNAL,
         warmup_steps=max(5, params["iterations_range"][0] // 2),  # L-BFGS' first steps swing
     )
-    if RESUMED_JOURNAL.exists():
-        search.replay(automl_search.read_journal(RESUMED_JOURNAL))
+    if params["resume"]:
+        journal = Path(params["resume"])
+        journal = journal / JOURNAL.name if journal.is_dir() else journal
+        search.replay(automl_search.read_journal(journal))
         say(f"resumed: {len(search.records)} finished trials kept from the earlier run")
 
     def on_round(records: list[automl_search.TrialRecord]) -> None:
@@ -197,6 +216,7 @@ def run(raw: dict) -> None:
                 ml_lr.report(record.number, auc=record.value, best_auc=best.value if best else 0)
         if ml_dist.rank() == 0:
             write_table(Path("log"), search.records)
+            publish_journal()
 
     search.run(trial_objective(data), on_round)
     best = search.best()

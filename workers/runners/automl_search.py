@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,27 +116,30 @@ class Search:
     ):
         self.space, self.budget, self.journal = space, budget, journal
         instances = ml_dist.world()
-        self.study = optuna.create_study(
-            direction="maximize",
-            sampler=optuna.samplers.TPESampler(
-                n_startup_trials=startup_trials(budget, instances),
-                multivariate=True,
-                constant_liar=True,
-                seed=seed,
-            ),
-            # Hopeless, not merely below the middle: a trial is pruned when its score at an
-            # epoch is in the bottom quarter of the finished trials' at that epoch (the
-            # median rule cut trials that went on to win, on data where the AUCs are close).
-            # and only once its score has stopped rising for two scored epochs.
-            pruner=optuna.pruners.PatientPruner(
-                optuna.pruners.PercentilePruner(
-                    PRUNE_BELOW_PERCENTILE,
+        # PatientPruner is marked experimental (since Optuna 2.8); it is used as documented.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study = optuna.create_study(
+                direction="maximize",
+                sampler=optuna.samplers.TPESampler(
                     n_startup_trials=startup_trials(budget, instances),
-                    n_warmup_steps=warmup_steps,
+                    multivariate=True,
+                    constant_liar=True,
+                    seed=seed,
                 ),
-                patience=2,
-            ),
-        )
+                # Hopeless, not merely below the middle: a trial is pruned when its score at an
+                # epoch is in the bottom quarter of the finished trials' at that epoch (the
+                # median rule cut trials that went on to win, on data where the AUCs are close).
+                # and only once its score has stopped rising for two scored epochs.
+                pruner=optuna.pruners.PatientPruner(
+                    optuna.pruners.PercentilePruner(
+                        PRUNE_BELOW_PERCENTILE,
+                        n_startup_trials=startup_trials(budget, instances),
+                        n_warmup_steps=warmup_steps,
+                    ),
+                    patience=2,
+                ),
+            )
         self.records: list[TrialRecord] = []
 
     # -- resume --------------------------------------------------------------------------

@@ -23,7 +23,8 @@ class JobViewSet(
     viewsets.GenericViewSet,
 ):
     """Jobs of your projects: create, list (filter by `project`, `status`), get, logs,
-    terminate, clone (the fields of a new job, filled in), delete (terminates first)."""
+    terminate, clone (the fields of a new job, filled in), resume (AutoML), delete
+    (terminates first)."""
 
     serializer_class = JobSerializer
     lookup_field = "job_id"
@@ -71,6 +72,14 @@ class JobViewSet(
     def terminate(self, request, job_id=None):
         job = services.terminate_job(request.user, self.get_object())
         return Response(JobSerializer(job).data)
+
+    @extend_schema(request=None, responses={201: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, job_id=None):
+        """AutoML: a failed, terminated or timed-out search goes on as a new job from its
+        finished trials (400 when none finished or the job is not an AutoML job)."""
+        job = services.resume_job(request.user, self.get_object())
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=JobSettingsSerializer)
     @action(detail=True, methods=["post"])
