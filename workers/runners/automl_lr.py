@@ -36,11 +36,7 @@ Curves (bml.report, step = trial number): auc of each finished trial and best_au
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,38 +44,25 @@ import optuna
 from scipy import sparse
 from sklearn.metrics import roc_auc_score
 
-from workers.runners import automl_data, automl_search, ml_dist, ml_lr
-from workers.runners.ml_lr import RunnerError, say
+from workers.runners import automl_common, automl_data, automl_search, ml_dist, ml_lr
+from workers.runners.automl_common import publish_journal  # noqa: F401 - its old home
+from workers.runners.ml_lr import say
 
 TERMINATION = 1e-6  # the logistic regression job's default convergence condition
 SCORED_ITERATIONS = 10  # per-epoch AUCs a trial reports for pruning (evenly spaced)
-JOURNAL = Path("log/trials.jsonl")
-TABLE_FIELDS = ("trial", "l1", "l2", "iterations", "auc", "seconds", "state", "instance", "error")
-
-
-def _range(raw: dict, name: str, low: float, high: float, *, integer: bool) -> tuple:
-    value = raw.get(name)
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise RunnerError(f"{name} must be [low, high]")
-    pair = [ml_lr.number({name: v}, name, low, high, integer=integer) for v in value]
-    if pair[0] > pair[1] or (not integer and pair[0] == pair[1]):
-        raise RunnerError(f"{name}: low must be below high, got {value}")
-    return tuple(pair)
+JOURNAL = automl_common.JOURNAL
+PARAMETERS = ("l1", "l2", "iterations")
+TABLE_FIELDS = automl_common.table_fields(PARAMETERS)
 
 
 def parse_params(raw: dict) -> dict:
-    data_format = raw.get("format")
-    if data_format not in automl_data.ml_data.FORMATS:
-        raise RunnerError(f"format must be one of {', '.join(automl_data.ml_data.FORMATS)}")
     return {
-        "l1_range": _range(raw, "l1_range", 1e-12, 1, integer=False),
-        "l2_range": _range(raw, "l2_range", 1e-12, 1, integer=False),
-        "iterations_range": _range(raw, "iterations_range", 10, 200, integer=True),
-        "trials": ml_lr.number(raw, "trials", 10, 100, integer=True),
-        "format": data_format,
-        "seed": int(raw.get("seed") or 0),
-        "resume": ml_lr.folder_param(raw, "resume"),
-        **{role: ml_lr.folder_param(raw, role, required=True) for role in automl_data.ROLES},
+        "l1_range": automl_common.parse_range(raw, "l1_range", 1e-12, 1),
+        "l2_range": automl_common.parse_range(raw, "l2_range", 1e-12, 1),
+        "iterations_range": automl_common.parse_range(
+            raw, "iterations_range", 10, 200, integer=True
+        ),
+        **automl_common.parse_shared(raw),
     }
 
 
@@ -129,66 +112,20 @@ def trial_objective(data: automl_data.Prepared):
 
 
 def table_rows(records: list[automl_search.TrialRecord]) -> list[dict]:
-    return [
-        {
-            "trial": r.number,
-            "l1": r.params.get("l1"),
-            "l2": r.params.get("l2"),
-            "iterations": r.params.get("iterations"),
-            "auc": r.value,
-            "seconds": r.seconds,
-            "state": r.state,
-            "instance": r.instance,
-            "error": r.error,
-        }
-        for r in records
-    ]
+    return automl_common.table_rows(records, PARAMETERS)
 
 
 def write_table(folder: Path, records: list[automl_search.TrialRecord]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = table_rows(records)
-    (folder / "trials.json").write_text(json.dumps(rows, indent=1))
-    with (folder / "trials.csv").open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=TABLE_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    automl_common.write_table(folder, records, PARAMETERS)
 
 
-def publish_journal() -> None:
-    """The journal to <output>/<job_id>/log/trials.jsonl after every round, through the
-    run's upload grant: a run killed later leaves its finished trials where "Resume" finds
-    them (a failed run's outputs are not staged out). Never fails the search."""
-    if not os.environ.get("BML_STORAGE_GRANT"):
-        return  # not run by the job engine (tests of the runner alone)
-    try:
-        from bml import storage
-
-        grant = json.loads(Path(os.environ["BML_STORAGE_GRANT"]).read_text())
-        storage.upload(JOURNAL, grant["prefix"].rstrip("/") + "/" + JOURNAL.as_posix())
-    except Exception as error:  # noqa: BLE001 - resuming is a help, not the job
-        say(f"could not store the trial journal for a resume: {error}")
+def describe(p: dict) -> str:
+    return f"l1 {p['l1']:.3g}, l2 {p['l2']:.3g}, {p['iterations']} iterations"
 
 
 def run(raw: dict) -> None:
     params = parse_params(raw)
-    started = time.monotonic()
-    problem, data = None, None
-    try:
-        inputs = {role: Path(params[role]) for role in automl_data.ROLES}
-        data = automl_data.prepare(params["format"], inputs, Path(".automl-data"))
-    except automl_data.DataProblem as error:
-        problem = str(error)
-    ml_lr.agree(problem)  # every instance fails alike, before the first trial
-    shapes = ", ".join(
-        f"{automl_data.ROLES[role]} {X.shape[0]:,}" for role, (X, _) in data.sets.items()
-    )
-    say(
-        f"standardized with one dictionary in {time.monotonic() - started:.1f} s: {shapes} "
-        f"samples, {data.feature_num:,} features, labels {data.label_names} (positive "
-        f"{data.label_names[1]!r})"
-    )
-
+    data = automl_common.prepare_data(params)
     search = automl_search.Search(
         space(params),
         params["trials"],
@@ -196,84 +133,64 @@ def run(raw: dict) -> None:
         journal=JOURNAL,
         warmup_steps=max(5, params["iterations_range"][0] // 2),  # L-BFGS' first steps swing
     )
-    if params["resume"]:
-        journal = Path(params["resume"])
-        journal = journal / JOURNAL.name if journal.is_dir() else journal
-        search.replay(automl_search.read_journal(journal))
-        say(f"resumed: {len(search.records)} finished trials kept from the earlier run")
-
-    def on_round(records: list[automl_search.TrialRecord]) -> None:
-        best = search.best()
-        for record in records:
-            shown = f"AUC {record.value:.5f}" if record.value is not None else record.error
-            say(
-                f"trial {record.number + 1}/{params['trials']} on instance {record.instance}: "
-                f"{record.state} {shown} (l1 {record.params['l1']:.3g}, l2 "
-                f"{record.params['l2']:.3g}, {record.params['iterations']} iterations, "
-                f"{record.seconds:.1f} s)"
-            )
-            if record.state == automl_search.COMPLETE:
-                ml_lr.report(record.number, auc=record.value, best_auc=best.value if best else 0)
-        if ml_dist.rank() == 0:
-            write_table(Path("log"), search.records)
-            publish_journal()
-
+    automl_common.resume(search, params["resume"])
+    on_round = automl_common.round_reporter(
+        search, describe, lambda records: write_table(Path("log"), records)
+    )
     search.run(trial_objective(data), on_round)
-    best = search.best()
-    if best is None:
-        raise RunnerError("no trial finished: see the trial table in log/trials.csv")
-    say(f"best trial {best.number + 1}: AUC {best.value:.5f} with {best.params}")
-
+    best = automl_common.best_trial(search)
     if ml_dist.rank() == 0:
-        X, y = data.sets["model_train"]
+        final_model(data, search, best)
 
-        def progress(k: int, objective: float, _theta) -> None:
-            if k % 10 == 0:
-                say(f"final model: iteration {k}, objective {objective:.8g}")
 
-        theta, done = train(
-            X, y, best.params["l1"], best.params["l2"], best.params["iterations"], progress
-        )
-        X_test, y_test = data.sets["tune_test"]
-        final_auc = auc(y_test, X_test, theta)
-        w, b = theta[:-1], float(theta[-1])
-        model = {
-            "algorithm": "logistic_regression",
-            "format": data.format,
-            "weights": w.tolist(),
-            "intercept": b,
-            "feature_num": data.feature_num,
-            "feature_names": data.feature_names,
-            "label_names": data.label_names,
-            "positive_label": data.label_names[1],
-            "iterations": done,
+def final_model(
+    data: automl_data.Prepared, search: automl_search.Search, best: automl_search.TrialRecord
+) -> None:
+    """The best setting trained on the model-training data, written to model/ in the spec's
+    format, and log/search.json."""
+    X, y = data.sets["model_train"]
+
+    def progress(k: int, objective: float, _theta) -> None:
+        if k % 10 == 0:
+            say(f"final model: iteration {k}, objective {objective:.8g}")
+
+    p = best.params
+    theta, done = train(X, y, p["l1"], p["l2"], p["iterations"], progress)
+    X_test, y_test = data.sets["tune_test"]
+    final_auc = auc(y_test, X_test, theta)
+    w, b = theta[:-1], float(theta[-1])
+    model = {
+        "algorithm": "logistic_regression",
+        "format": data.format,
+        "weights": w.tolist(),
+        "intercept": b,
+        "feature_num": data.feature_num,
+        "feature_names": data.feature_names,
+        "label_names": data.label_names,
+        "positive_label": data.label_names[1],
+        "iterations": done,
+        "samples": int(X.shape[0]),
+        "nonzero_weights": int(np.count_nonzero(w)),
+        "params": {**p, "termination": TERMINATION},
+        "search": {"best_trial": best.number, "tuning_auc": best.value},
+    }
+    ml_lr.write_model(Path("model"), model, nonzero_only=True)
+    automl_common.write_summary(
+        search,
+        table_rows([best])[0],
+        {
             "samples": int(X.shape[0]),
-            "nonzero_weights": int(np.count_nonzero(w)),
-            "params": {**best.params, "termination": TERMINATION},
-            "search": {"best_trial": best.number, "tuning_auc": best.value},
-        }
-        ml_lr.write_model(Path("model"), model, nonzero_only=True)
-        summary = {
-            "trials": params["trials"],
-            "finished": sum(r.state == automl_search.COMPLETE for r in search.records),
-            "pruned": sum(r.state == automl_search.PRUNED for r in search.records),
-            "failed": sum(r.state == automl_search.FAILED for r in search.records),
-            "best": table_rows([best])[0],
-            "final_model": {
-                "samples": int(X.shape[0]),
-                "iterations": done,
-                "nonzero_weights": model["nonzero_weights"],
-                "tuning_test_auc": final_auc,
-                "sparse": bool(sparse.issparse(X)),
-            },
-        }
-        Path("log").mkdir(exist_ok=True)
-        Path("log/search.json").write_text(json.dumps(summary, indent=1))
-        say(
-            f"final model trained on {X.shape[0]:,} model-training samples ({done} iterations, "
-            f"{model['nonzero_weights']} non-zero weights): AUC {final_auc:.5f} on the "
-            "tuning-test data; written to model/"
-        )
+            "iterations": done,
+            "nonzero_weights": model["nonzero_weights"],
+            "tuning_test_auc": final_auc,
+            "sparse": bool(sparse.issparse(X)),
+        },
+    )
+    say(
+        f"final model trained on {X.shape[0]:,} model-training samples ({done} iterations, "
+        f"{model['nonzero_weights']} non-zero weights): AUC {final_auc:.5f} on the "
+        "tuning-test data; written to model/"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
