@@ -73,10 +73,14 @@ def _validate(params: dict) -> dict:
         "format": choice(params, "format", FORMATS),
         "model_train_data_path": model_path,
         "seed": number(params, "seed", 0, 2**31 - 1, 0, integer=True),
-        # The journal of the job this one resumes (services.resume_job): a path of the
-        # project, checked like every path param.
-        "resume_journal_path": params.get("resume_journal_path") or "",
-    }
+    } | _resume(params)
+
+
+def _resume(params: dict) -> dict:
+    """The journal of the job this one resumes (services.resume_job): a path of the
+    project, checked like every path param; absent for a new search."""
+    path = params.get("resume_journal_path")
+    return {"resume_journal_path": path} if path else {}
 
 
 def _check_inputs(inputs: dict) -> None:
@@ -117,6 +121,9 @@ LOGISTIC_REGRESSION = register(
         check_inputs=_check_inputs,
         path_params=("model_train_data_path", "resume_journal_path"),
         instances=INSTANCES,
+        # The job page's Search box draws the trials (automl.js); the per-trial curves
+        # (auc, best_auc) stay in the metrics API.
+        reports_curves=False,
         release=lambda params: Release("bml_logistic_regression", "model/"),
     )
 )

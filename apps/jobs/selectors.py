@@ -98,9 +98,9 @@ def output_location(job: Job) -> dict:
 MAX_RESULT_JSON = 1 << 20  # a results file read into the page: metrics, not data
 
 
-def result_json(job: Job, relative: str):
-    """A JSON file of the job's results in the store (`<output>/<job_id>/<relative>`, at most
-    1 MB read), or None when it is not there, the store is away or it is not JSON."""
+def result_bytes(job: Job, relative: str, limit: int = MAX_RESULT_JSON) -> bytes | None:
+    """A file of the job's results in the store (`<output>/<job_id>/<relative>`, at most
+    `limit` bytes read), or None when it is not there or the store is away."""
     from apps.storage.client import (
         ObjectNotFound,
         StorageUnavailable,
@@ -115,11 +115,21 @@ def result_json(job: Job, relative: str):
                 where["result_bucket"], where["result_prefix"] + relative
             )
             try:
-                return json.loads(answer.read(MAX_RESULT_JSON))
+                return answer.read(limit)
             finally:
                 answer.close()
                 answer.release_conn()
-    except (ObjectNotFound, StorageUnavailable, ValueError):
+    except (ObjectNotFound, StorageUnavailable):
+        return None
+
+
+def result_json(job: Job, relative: str):
+    """A JSON file of the job's results in the store (at most 1 MB read), or None when it
+    is not there, the store is away or it is not JSON."""
+    data = result_bytes(job, relative)
+    try:
+        return None if data is None else json.loads(data)
+    except ValueError:
         return None
 
 

@@ -44,6 +44,17 @@ def code_params(form: dict) -> dict:
     return {k: form[k] for k in keys if form.get(k)}
 
 
+# The create form of each job kind ("Create job" and "Clone" go there).
+CREATE_VIEWS = {"machine_learning": "jobs:create-ml", "automl": "jobs:create-automl"}
+KIND_TITLES = {"machine_learning": "Machine learning jobs", "automl": "AutoML jobs"}
+
+
+def create_url(kind: str) -> str:
+    from django.urls import reverse
+
+    return reverse(CREATE_VIEWS.get(kind, "jobs:create"))
+
+
 @login_required
 @require_safe
 def job_list(request):
@@ -56,6 +67,7 @@ def job_list(request):
     titles = {(a.kind, a.name): a.title for a in algorithms.all_algorithms()}
     for job in jobs:
         job.algorithm_title = titles.get((job.kind, job.algorithm), job.algorithm)
+        job.clone_url = create_url(job.kind)
     return render(
         request,
         "jobs/list.html",
@@ -64,6 +76,8 @@ def job_list(request):
             "jobs": jobs,
             "status": status,
             "kind": kind,
+            "heading": KIND_TITLES.get(kind, "Job modeling"),
+            "create_url": create_url(kind),
             "statuses": JobStatus.choices,
             "may_write": may_write(request.user, project),
         },
@@ -160,6 +174,7 @@ def job_detail(request, job_id):
         "may_write": may_write(request.user, job.project),
         # "Clone" opens the create form of the current project (the clone is made there).
         "may_clone": may_write(request.user, project),
+        "clone_url": create_url(job.kind),
     }
     if not internal:
         context.update(_release_context(request.user, job))
@@ -170,6 +185,9 @@ def job_detail(request, job_id):
         context["algorithm"] = None
     if job.kind == "machine_learning":
         context.update(selectors.ml_results(job))
+    if job.kind == "automl":
+        context.update(selectors.ml_results(job))
+        context["resumable"] = job.status in ("failed", "terminated", "timed_out")
     return render(request, "jobs/detail.html", context)
 
 

@@ -10,6 +10,9 @@
 //   BMLCharts.bar(el, {title, categories: [...], series: [{name, data: [...]}], stack, yName})
 //   BMLCharts.pie(el, {title, data: [{name, value}, ...]})
 //   BMLCharts.histogram(el, {title, edges: [n + 1 numbers], counts: [n numbers], name})
+//   BMLCharts.scatter(el, {title, series: [{name, data: [[x, y], ...], step: true?}], xName,
+//                          yName, xLog: true?})   points (a series with step: true is drawn
+//                          as a step line instead, e.g. a best-so-far beside the points)
 //   BMLCharts.update(el, spec)   new data for a drawn chart (zoom, legend choices are kept)
 //   BMLCharts.get(el)            the ECharts instance (browser tests read what is drawn)
 //
@@ -47,7 +50,7 @@
   // The rows a chart's CSV holds: what the page gave, not the sampled points on screen.
   function csvRows(state) {
     const spec = state.spec;
-    if (state.kind === "line") {
+    if (state.kind === "line" || state.kind === "scatter") {
       const rows = [["series", spec.xName || "x", spec.yName || "value"]];
       spec.series.forEach(function (s) {
         eachPoint(s.data, function (x, y) { rows.push([s.name, x, Number.isNaN(y) ? "" : y]); });
@@ -94,7 +97,7 @@
 
   function countPoints(state) {
     const spec = state.spec;
-    if (state.kind === "line" || state.kind === "bar") {
+    if (state.kind === "line" || state.kind === "bar" || state.kind === "scatter") {
       return spec.series.reduce(function (n, s) { return n + pointCount(s.data); }, 0);
     }
     return state.kind === "histogram" ? spec.counts.length : spec.data.length;
@@ -146,8 +149,9 @@
   }
 
   // The value axis' labels in the page's units when it gave a `format`.
+  // (ECharts hides the labels of an axis given axisLabel: undefined, so {} without one.)
   function valueLabels(spec) {
-    return spec.format ? { formatter: function (value) { return spec.format(value); } } : undefined;
+    return spec.format ? { formatter: function (value) { return spec.format(value); } } : {};
   }
 
   // A line series' data: [[x, y], ...], or already packed as a Float64Array [x0, y0, x1, ...].
@@ -317,6 +321,7 @@
       // Labels that would touch are left out (a time axis of short labels at 440 px).
       option.xAxis = { type: spec.xType || "value", name: spec.xName, nameLocation: "end", scale: true, axisLabel: { hideOverlap: true } };
       option.yAxis = { type: state.log ? "log" : "value", name: spec.yName, scale: true, axisLabel: valueLabels(spec) };
+      if (spec.yName) option.grid.top += 16; // the axis name under the legend
       option.dataZoom = [{ type: "inside", xAxisIndex: 0 }, { type: "slider", xAxisIndex: 0, height: 18, bottom: 8 }];
       option.series = lineSeries(state);
       return option;
@@ -345,6 +350,26 @@
       }];
       return option;
     },
+    scatter: function (state) {
+      const spec = state.spec;
+      const option = base(state);
+      option.tooltip.trigger = "item";
+      option.tooltip.formatter = function (item) {
+        const point = item.value || [];
+        return item.seriesName + "<br>" + (spec.xName || "x") + " " + format(point[0]) + ", " +
+          (spec.yName || "y") + " " + (spec.format || format)(point[1]);
+      };
+      option.legend = spec.series.length > 1 ? { type: "scroll", top: 30, left: 0, right: 170 } : undefined;
+      option.toolbox = toolbox(state, false);
+      option.xAxis = { type: spec.xLog ? "log" : "value", name: spec.xName, nameLocation: "end", scale: true, axisLabel: { hideOverlap: true } };
+      option.yAxis = { type: "value", name: spec.yName, scale: true, axisLabel: valueLabels(spec) };
+      if (option.legend && spec.yName) option.grid.top += 16; // the axis name under the legend
+      option.series = spec.series.map(function (s) {
+        if (s.step) return { id: s.name, name: s.name, type: "line", step: "end", showSymbol: false, data: s.data };
+        return { id: s.name, name: s.name, type: "scatter", symbolSize: 8, data: s.data };
+      });
+      return option;
+    },
     histogram: function (state) {
       const spec = state.spec;
       const option = base(state);
@@ -365,7 +390,7 @@
     const el = state.element;
     el.dataset.chart = state.kind;
     el.dataset.points = String(countPoints(state));
-    el.dataset.series = String(state.kind === "line" || state.kind === "bar" ? state.spec.series.length : 1);
+    el.dataset.series = String(state.spec.series ? state.spec.series.length : 1);
   }
 
   function draw(kind, element, spec) {
@@ -430,6 +455,7 @@
     bar: function (el, spec) { return draw("bar", el, spec); },
     pie: function (el, spec) { return draw("pie", el, spec); },
     histogram: function (el, spec) { return draw("histogram", el, spec); },
+    scatter: function (el, spec) { return draw("scatter", el, spec); },
     update: update,
     get: function (el) { const state = states.get(el); return state ? state.chart : null; },
     csv: function (el) { const state = states.get(el); return state ? toCsv(csvRows(state)) : null; },

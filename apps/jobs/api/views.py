@@ -1,3 +1,4 @@
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -72,6 +73,19 @@ class JobViewSet(
     def terminate(self, request, job_id=None):
         job = services.terminate_job(request.user, self.get_object())
         return Response(JobSerializer(job).data)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def trials(self, request, job_id=None):
+        """AutoML: the search so far, from the journal stored after every round: `trials`
+        (trial, parameters, auc, seconds, state, instance, error), `best`, `importances`
+        (fANOVA over the finished trials), `params`, `budget`."""
+        from apps.jobs import automl_results
+
+        job = self.get_object()
+        if job.kind != "automl":
+            raise ValidationError({"job": "Only AutoML jobs have trials."})
+        return Response(automl_results.search_summary(job))
 
     @extend_schema(request=None, responses={201: JobSerializer})
     @action(detail=True, methods=["post"])
