@@ -45,30 +45,43 @@ def coefficient_range(params: dict, field: str) -> list[float]:
     return values
 
 
-def iterations_range(params: dict) -> list[int]:
-    field = "iterations_range"
-    raw = params.get(field, [10, 100])
+def number_range(params: dict, field: str, low, high, default, *, integer=False) -> list:
+    """[low, high] within the field's bounds (a whole-number range may be one value)."""
+    raw = params.get(field, default)
+    if raw in (None, ""):
+        raw = default
     if isinstance(raw, str):
         raw = [part for part in re.split(r"[,\s]+", raw.strip()) if part]
+    kind = "whole numbers" if integer else "numbers"
     if not isinstance(raw, (list, tuple)) or len(raw) != 2:
-        raise ValidationError({field: "iterations_range is [low, high], whole numbers 10 to 200."})
-    low = number({field: raw[0]}, field, 10, 200, integer=True)
-    high = number({field: raw[1]}, field, 10, 200, integer=True)
-    if low > high:
-        raise ValidationError({field: f"iterations_range: low {low} is above high {high}."})
-    return [low, high]
+        raise ValidationError({field: f"{field} is [low, high], {kind} in [{low:g}, {high:g}]."})
+    pair = [number({field: value}, field, low, high, integer=integer) for value in raw]
+    if pair[0] > pair[1] or (not integer and pair[0] == pair[1]):
+        raise ValidationError({field: f"{field}: low {pair[0]:g} must be below high {pair[1]:g}."})
+    return pair
+
+
+def iterations_range(params: dict) -> list[int]:
+    return number_range(params, "iterations_range", 10, 200, [10, 100], integer=True)
 
 
 def _validate(params: dict) -> dict:
+    return {
+        "l1_range": coefficient_range(params, "l1_range"),
+        "l2_range": coefficient_range(params, "l2_range"),
+        "iterations_range": iterations_range(params),
+        **_common(params),
+    }
+
+
+def _common(params: dict) -> dict:
+    """What every AutoML algorithm takes beside its search ranges."""
     model_path = params.get("model_train_data_path")
     if not model_path:
         raise ValidationError(
             {"model_train_data_path": "The model training data path is required."}
         )
     return {
-        "l1_range": coefficient_range(params, "l1_range"),
-        "l2_range": coefficient_range(params, "l2_range"),
-        "iterations_range": iterations_range(params),
         "trials": number(params, "trials", 10, 100, 20, integer=True),
         "format": choice(params, "format", FORMATS),
         "model_train_data_path": model_path,
@@ -90,22 +103,19 @@ def _check_inputs(inputs: dict) -> None:
         )
 
 
-def _prepare(params: dict, workspace: Path):
+def _prepare(params: dict, workspace: Path, module: str = "automl_lr"):
     stage = [
         {"uri": params["train_data_path"], "dest": "tune_train"},
         {"uri": params["test_data_path"], "dest": "tune_test"},
         {"uri": params["model_train_data_path"], "dest": "model_train"},
     ]
-    settings = {
-        key: params[key]
-        for key in ("l1_range", "l2_range", "iterations_range", "trials", "format", "seed")
-    }
+    settings = {key: value for key, value in params.items() if not key.endswith("_path")}
     folders = {role: role for role in ("tune_train", "tune_test", "model_train")}
     folders["resume"] = None
     if params.get("resume_journal_path"):
         stage.append({"uri": params["resume_journal_path"], "dest": "resume"})
         folders["resume"] = "resume"
-    return runner("automl_lr", workspace, settings | folders), stage
+    return runner(module, workspace, settings | folders), stage
 
 
 LOGISTIC_REGRESSION = register(
@@ -125,6 +135,57 @@ LOGISTIC_REGRESSION = register(
         # (auc, best_auc) stay in the metrics API.
         reports_curves=False,
         release=lambda params: Release("bml_logistic_regression", "model/"),
+    )
+)
+
+
+# -- GBDT (XGBoost): beyond the spec, the same search over the GBDT job's settings --------
+
+# field: (bounds low, bounds high, default, whole numbers) as workers/runners/automl_gbdt.py
+GBDT_RANGES = {
+    "eta_range": (1e-4, 1, [0.01, 0.3], False),
+    "max_depth_range": (1, 16, [2, 10], True),
+    "subsample_range": (0.05, 1, [0.5, 1], False),
+    "colsample_bytree_range": (0.05, 1, [0.5, 1], False),
+    "min_child_weight_range": (1e-4, 1000, [0.1, 10], False),
+    "reg_lambda_range": (1e-6, 1000, [0.001, 10], False),
+    "reg_alpha_range": (1e-6, 1000, [0.001, 10], False),
+    "num_round_range": (10, 2000, [50, 500], True),
+}
+
+
+def _validate_gbdt(params: dict) -> dict:
+    ranges = {
+        field: number_range(params, field, low, high, default, integer=integer)
+        for field, (low, high, default, integer) in GBDT_RANGES.items()
+    }
+    weight = params.get("scale_pos_weight", "auto")
+    if weight in ("auto", "", None):
+        weight = "auto"
+    else:  # the spec's 1:5000 marketing case: searched over a log range
+        weight = number_range(params, "scale_pos_weight", 1e-3, 1e5, None)
+    return {
+        **ranges,
+        "scale_pos_weight": weight,
+        **_common(params),
+    }
+
+
+GBDT = register(
+    Algorithm(
+        kind=KIND,
+        name="gbdt",
+        title="AutoML: GBDT (XGBoost)",
+        validate=_validate_gbdt,
+        prepare=lambda params, workspace: _prepare(params, workspace, "automl_gbdt"),
+        outputs=("model", "log"),
+        stages_data_paths=False,
+        needs_train_data=True,
+        check_inputs=_check_inputs,
+        path_params=("model_train_data_path", "resume_journal_path"),
+        instances=INSTANCES,
+        reports_curves=False,
+        release=lambda params: Release("bml_gbdt", "model/"),
     )
 )
 
@@ -169,17 +230,63 @@ PATH_LABELS = {
     "test_data_path": "Tuning test data path",
     "model_train_data_path": "Model training data path",
 }
+
+
+def _range_fields(field: str, label: str, default: list, bounds: str) -> list[Field]:
+    """A [low, high] setting as two inputs, `<field>_low` and `<field>_high`."""
+    name = field.removesuffix("_range")
+    return [
+        Field(f"{name}_low", f"{label}: low", default[0], help=bounds),
+        Field(f"{name}_high", f"{label}: high", default[1], help=bounds),
+    ]
+
+
+_COMMON_FIELDS = [
+    Field("trials", "Number of trials", 20, help="10 to 100"),
+    Field("format", "Input data format", "DENSE", FORMATS, kind="choice"),
+]
+_GBDT_LABELS = {
+    "eta_range": "Learning rate (eta)",
+    "max_depth_range": "Maximum tree depth",
+    "subsample_range": "Row subsample",
+    "colsample_bytree_range": "Column subsample per tree",
+    "min_child_weight_range": "Minimum child weight",
+    "reg_lambda_range": "L2 regularization (lambda)",
+    "reg_alpha_range": "L1 regularization (alpha)",
+    "num_round_range": "Boosting rounds (early stopping on the tuning test AUC)",
+}
 FORMS = {
     "logistic_regression": {
         "fields": [
-            Field("l1_low", "L1 regularization coefficient range: low", "1e-6", help="0 < x < 1"),
-            Field("l1_high", "L1 regularization coefficient range: high", "0.1", help="0 < x < 1"),
-            Field("l2_low", "L2 regularization coefficient range: low", "1e-6", help="0 < x < 1"),
-            Field("l2_high", "L2 regularization coefficient range: high", "0.1", help="0 < x < 1"),
-            Field("iterations_low", "Iterations in a single trial: from", 10, help="10 to 200"),
-            Field("iterations_high", "Iterations in a single trial: to", 100, help="10 to 200"),
-            Field("trials", "Number of trials", 20, help="10 to 100"),
-            Field("format", "Input data format", "DENSE", FORMATS, kind="choice"),
+            *_range_fields(
+                "l1_range", "L1 regularization coefficient range", ["1e-6", "0.1"], "0 < x < 1"
+            ),
+            *_range_fields(
+                "l2_range", "L2 regularization coefficient range", ["1e-6", "0.1"], "0 < x < 1"
+            ),
+            *_range_fields(
+                "iterations_range", "Iterations in a single trial", [10, 100], "10 to 200"
+            ),
+            *_COMMON_FIELDS,
+        ],
+        "paths": PATH_LABELS,
+    },
+    "gbdt": {
+        "fields": [
+            *(
+                field
+                for name, (low, high, default, _) in GBDT_RANGES.items()
+                for field in _range_fields(
+                    name, _GBDT_LABELS[name], default, f"{low:g} to {high:g}"
+                )
+            ),
+            Field(
+                "scale_pos_weight",
+                "Class weighting (scale_pos_weight)",
+                "auto",
+                help="'auto' = negatives / positives, or a range 'low, high' to search",
+            ),
+            *_COMMON_FIELDS,
         ],
         "paths": PATH_LABELS,
     },
@@ -187,27 +294,30 @@ FORMS = {
 
 
 def params_from_form(algorithm: str, form) -> dict:
-    """The algorithm's parameters from the console's form (validated by the algorithm)."""
-    return {
-        "l1_range": [form.get("l1_low", ""), form.get("l1_high", "")],
-        "l2_range": [form.get("l2_low", ""), form.get("l2_high", "")],
-        "iterations_range": [form.get("iterations_low", ""), form.get("iterations_high", "")],
-        "trials": form.get("trials", ""),
-        "format": form.get("format", ""),
-        "model_train_data_path": form.get("model_train_data_path", ""),
-    }
+    """The algorithm's parameters from the console's form (validated by the algorithm):
+    `<name>_low` and `<name>_high` inputs become the range `<name>_range`."""
+    params = {"model_train_data_path": form.get("model_train_data_path", "")}
+    for field in FORMS[algorithm]["fields"]:
+        name = field.name
+        if name.endswith("_low"):
+            base = name.removesuffix("_low")
+            pair = [form.get(f"{base}_low", ""), form.get(f"{base}_high", "")]
+            if any(value != "" for value in pair):  # both left empty: the default range
+                params[f"{base}_range"] = pair
+        elif not name.endswith("_high"):
+            params[name] = form.get(name, "")
+    return params
 
 
 def form_from_params(params: dict) -> dict:
     """A stored job's parameters as the form's fields (clone)."""
-    return {
-        "l1_low": params["l1_range"][0],
-        "l1_high": params["l1_range"][1],
-        "l2_low": params["l2_range"][0],
-        "l2_high": params["l2_range"][1],
-        "iterations_low": params["iterations_range"][0],
-        "iterations_high": params["iterations_range"][1],
-        "trials": params["trials"],
-        "format": params["format"],
-        "model_train_data_path": params["model_train_data_path"],
-    }
+    form = {}
+    for key, value in params.items():
+        if key.endswith("_range") and isinstance(value, list) and len(value) == 2:
+            base = key.removesuffix("_range")
+            form[f"{base}_low"], form[f"{base}_high"] = value
+        elif key == "scale_pos_weight" and isinstance(value, list):
+            form[key] = ", ".join(f"{v:g}" for v in value)
+        else:
+            form[key] = value
+    return form

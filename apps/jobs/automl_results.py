@@ -12,6 +12,9 @@ from apps.jobs import selectors
 from apps.jobs.models import Job
 
 JOURNAL = "log/trials.jsonl"
+# Recorded with a trial's parameters but not searched: GBDT's best round count follows
+# from early stopping, so it has no importance of its own.
+DERIVED = {"rounds"}
 MAX_JOURNAL_BYTES = 4 << 20  # 100 trials take ~40 KB; room for long per-epoch score lists
 
 
@@ -56,7 +59,10 @@ def search_summary(job: Job) -> dict:
         "best": best,
         "importances": importances(
             tuple(
-                (*((name, row.get(name)) for name in params), ("auc", row["auc"]))
+                (
+                    *((name, row.get(name)) for name in params if name not in DERIVED),
+                    ("auc", row["auc"]),
+                )
                 for row in complete
             )
         ),

@@ -65,12 +65,27 @@ def body(project, **overrides) -> dict:
         ({"params": {"l2_range": ["0.1", "1e-3"]}}, "l2_range", "low 0.1 >= high 0.001"),
         ({"params": {"l2_range": ["1e-3", "abc"]}}, "l2_range", "Got 'abc'"),
         ({"params": {"iterations_range": [5, 60]}}, "iterations_range", "[10, 200]"),
-        ({"params": {"iterations_range": [80, 60]}}, "iterations_range", "above high"),
+        ({"params": {"iterations_range": [80, 60]}}, "iterations_range", "low 80 must be below"),
         ({"params": {"trials": 101}}, "trials", "[10, 100]"),
         ({"params": {"format": "CSV"}}, "format", "SPARSE_ID, SPARSE_ID_WEIGHT, DENSE"),
         ({"params": {"model_train_data_path": ""}}, "model_train_data_path", "required"),
         ({"instances": 1}, "instances", "2 to 4"),
         ({"test_data_path": ""}, "test_data_path", "tuning test data path is required"),
+        (
+            {"algorithm": "gbdt", "params": {"eta_range": [0, 0.3]}},
+            "eta_range",
+            "[0.0001, 1]",
+        ),
+        (
+            {"algorithm": "gbdt", "params": {"max_depth_range": [8, 4]}},
+            "max_depth_range",
+            "low 8 must be below high 4",
+        ),
+        (
+            {"algorithm": "gbdt", "params": {"scale_pos_weight": "lots"}},
+            "scale_pos_weight",
+            "[low, high]",
+        ),
     ],
 )
 def test_settings_are_refused_naming_the_rule(api, project, change, field, words):
@@ -139,6 +154,33 @@ def test_the_spec_flow_on_two_instances(owner, project, api):
     )
     assert released.status_code == 201, released.json()
     assert released.json()["model_type"] == "bml_logistic_regression"
+
+
+def test_gbdt_search_on_two_instances_serves_as_bml_gbdt(owner, project, api):
+    put_susy(owner, project)
+    settings = body(
+        project,
+        name="autogbdt",
+        algorithm="gbdt",
+        params={"trials": 10, "num_round_range": [10, 40], "max_depth_range": [2, 4]},
+    )
+    answer = api.post("/api/v1/jobs/", settings, format="json")
+    assert answer.status_code == 201, answer.json()
+    job = ended(Job.objects.get(job_id=answer.json()["job_id"]))
+    assert job.status == JobStatus.SUCCEEDED, job.reason
+    info = json.loads(stored(f"automl/{job.job_id}/model/model_info.json"))
+    assert info["search"]["best_trial"] >= 0
+    trials = api.get(f"/api/v1/jobs/{job.job_id}/trials/").json()
+    assert len(trials["trials"]) == 10 and {row["instance"] for row in trials["trials"]} == {0, 1}
+    assert "eta" in trials["params"] and "rounds" not in trials["importances"]
+    assert trials["best"]["auc"] == max(
+        row["auc"] for row in trials["trials"] if row["state"] == "COMPLETE"
+    )
+    released = api.post(
+        "/api/v1/models/release/", {"job_id": job.job_id, "name": "autogbdt"}, format="json"
+    )
+    assert released.status_code == 201, released.json()
+    assert released.json()["model_type"] == "bml_gbdt"
 
 
 def test_a_multi_class_file_fails_before_the_first_trial(owner, project, api):
@@ -231,3 +273,42 @@ def test_resume_after_kill_9_goes_on_from_the_finished_trials(owner, project, ap
     # A succeeded search, or one of another kind, has nothing to resume.
     refused = api.post(f"/api/v1/jobs/{again.job_id}/resume/")
     assert refused.status_code == 400 and "only a failed" in json.dumps(refused.json())
+
+
+def test_the_console_form_per_algorithm_and_clone(owner, project):
+    from django.test import Client
+
+    web = Client()
+    web.force_login(owner)
+    gbdt = web.get("/jobs/new-automl/?algorithm=gbdt").content.decode()
+    assert "Learning rate (eta): low" in gbdt and 'name="scale_pos_weight"' in gbdt
+    assert "Model training data path" in gbdt and 'min="2" max="4"' in gbdt
+    form = {
+        "algorithm": "gbdt",
+        "submit": "1",
+        "name": "form-gbdt",
+        "package": ResourcePackage.objects.get(
+            module="train", name__startswith="CPU Instance_2"
+        ).pk,
+        "instances": "2",
+        "time_limit_s": "600",
+        "output_path": OUT,
+        "train_data_path": "bos://jobs-out/susy/tune-train/",
+        "test_data_path": "bos://jobs-out/susy/tune-test/",
+        "model_train_data_path": "bos://jobs-out/susy/all/",
+        "eta_low": "0.05",
+        "eta_high": "2",  # above the bound: refused, the form kept
+        "scale_pos_weight": "1, 5000",
+        "trials": "10",
+        "format": "DENSE",
+    }
+    bad = web.post("/jobs/new-automl/", form).content.decode()
+    assert "[0.0001, 1]" in bad and 'value="2"' in bad and not Job.objects.exists()
+    created = web.post("/jobs/new-automl/", form | {"eta_high": "0.3"})
+    assert created.status_code == 302, created.content.decode()[-3000:]
+    job = Job.objects.get(name="form-gbdt")
+    assert job.params["eta_range"] == [0.05, 0.3] and job.params["scale_pos_weight"] == [1, 5000]
+    clone = web.get(f"/jobs/new-automl/?clone={job.job_id}").content.decode()
+    assert 'value="form-gbdt-clone"' in clone and 'value="1, 5000"' in clone
+    listed = web.get("/jobs/?kind=automl").content.decode()
+    assert "AutoML jobs" in listed and "form-gbdt" in listed and "/jobs/new-automl/" in listed

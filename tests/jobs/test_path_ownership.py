@@ -74,6 +74,12 @@ EXAMPLES = {
         "test_data_path": f"{OWN}/tune-test.csv",
         "instances": 2,
     },
+    ("automl", "gbdt"): {
+        "params": {"format": "DENSE", "model_train_data_path": f"{OWN}/all.csv"},
+        "train_data_path": f"{OWN}/tune-train.csv",
+        "test_data_path": f"{OWN}/tune-test.csv",
+        "instances": 2,
+    },
     ("dataset", "table_import"): {
         "params": {
             "separator": ",",

@@ -86,7 +86,7 @@ def check_labels(loaded: dict) -> list[str]:
     )
     if len(every) != 2:
         raise DataProblem(
-            f"AutoML logistic regression supports binary classification only: the data holds "
+            f"AutoML (logistic regression, GBDT) supports binary classification only: the data holds "
             f"{len(every)} labels ({listed})"
         )
     for role, labels in found.items():

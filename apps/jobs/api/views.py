@@ -2,7 +2,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from apps.jobs import selectors, services
@@ -83,8 +83,8 @@ class JobViewSet(
         from apps.jobs import automl_results
 
         job = self.get_object()
-        if job.kind != "automl":
-            raise ValidationError({"job": "Only AutoML jobs have trials."})
+        if job.kind != "automl":  # no such resource for this job
+            raise NotFound("Only AutoML jobs have trials.")
         return Response(automl_results.search_summary(job))
 
     @extend_schema(request=None, responses={201: JobSerializer})
