@@ -197,3 +197,35 @@ def test_parameters_out_of_range_are_refused(tmp_path):
     result = run_trainer(tmp_path, {"input": "shapes.zip", "validation_ratio": 0.9})
     assert result.returncode == 1
     assert "validation_ratio must be in [0.05, 0.5]" in result.stderr
+
+
+def test_a_backbone_without_installed_weights_says_it_trains_from_scratch(monkeypatch):
+    from dataclasses import replace
+
+    from workers.runners import autodl_backbones
+
+    lite0 = autodl_backbones.BACKBONES["efficientnet-lite0"]
+    monkeypatch.setitem(
+        autodl_backbones.BACKBONES, lite0.name, replace(lite0, weights_file=lambda: None)
+    )
+    built = autodl_backbones.build_model(lite0.name, 4, SIDE, pretrained=True)
+    assert built.pretrained is False and "FROM SCRATCH" in built.message
+
+
+def test_pretrained_weights_that_do_not_fit_are_refused(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import torch
+
+    from workers.runners import autodl_backbones
+
+    lite0 = autodl_backbones.BACKBONES["efficientnet-lite0"]
+    state = torch.load(lite0.weights_file(), map_location="cpu", weights_only=True)
+    del state["_conv_stem.weight"]  # one backbone tensor short: must not load half a network
+    partial = tmp_path / "partial.pth"
+    torch.save(state, partial)
+    monkeypatch.setitem(
+        autodl_backbones.BACKBONES, lite0.name, replace(lite0, weights_file=lambda: partial)
+    )
+    with pytest.raises(autodl_backbones.BackboneError, match="_conv_stem.weight"):
+        autodl_backbones.build_model(lite0.name, 3, SIDE, pretrained=True)

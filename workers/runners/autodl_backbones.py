@@ -130,7 +130,13 @@ def _load_body_weights(module, weights: Path, head_prefix: str) -> int:
 
     state = torch.load(weights, map_location="cpu", weights_only=True)
     body = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
-    result = module.load_state_dict(body, strict=False)  # shape mismatches raise here
+    try:
+        result = module.load_state_dict(body, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        raise BackboneError(
+            f"the pretrained weights {weights.name} do not fit the network: "
+            + " ".join(str(exc).split())[:400]
+        ) from exc
     missing = [k for k in result.missing_keys if not k.startswith(head_prefix)]
     if missing or result.unexpected_keys:
         raise BackboneError(

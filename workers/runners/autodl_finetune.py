@@ -97,10 +97,11 @@ class PhotoDataset(Dataset):
         class_index: dict[str, int],
         transform: Callable,
         pixel_limit: int,
-        image_size: int,
+        *,
+        draft_size: int | None = None,
     ):
         self.items = [(str(path), class_index[name]) for path, name in items]
-        self.transform, self.pixel_limit, self.image_size = transform, pixel_limit, image_size
+        self.transform, self.pixel_limit, self.draft_size = transform, pixel_limit, draft_size
 
     def __len__(self) -> int:
         return len(self.items)
@@ -112,9 +113,10 @@ class PhotoDataset(Dataset):
     def open(self, path: str) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = self.pixel_limit
         with Image.open(path) as image:
-            # JPEG decodes at a reduced scale for free: a 12-megapixel photo trained at 224 px
-            # need not be decoded at full size every epoch.
-            image.draft("RGB", (self.image_size * 2, self.image_size * 2))
+            if self.draft_size:
+                # JPEG decodes at a reduced scale (never below draft_size) for free: a
+                # 12-megapixel photo trained at 224 px need not be decoded whole every epoch.
+                image.draft("RGB", (self.draft_size, self.draft_size))
             return image.convert("RGB")
 
 

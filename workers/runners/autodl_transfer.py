@@ -126,34 +126,41 @@ def train_model(params: dict, check: DataCheck) -> None:
     train, validation = ft.stratified_split(labelled, params["validation_ratio"], params["seed"])
     write_preprocess_report(params, classes, train, validation)
 
-    model = autodl_backbones.build_model(
-        params["backbone"], len(classes), params["image_size"], pretrained=True
-    )
+    try:
+        model = autodl_backbones.build_model(
+            params["backbone"], len(classes), params["image_size"], pretrained=True
+        )
+    except autodl_backbones.BackboneError as exc:
+        raise RunnerError(str(exc)) from exc
     say(model.message)
     autodl_backbones.prepare_for_fine_tuning(model.module)
     model.module.to(device)
 
-    index = {name: i for i, name in enumerate(classes)}
-    size, mean, std = params["image_size"], model.backbone.mean, model.backbone.std
-    limit = rules_for("transfer").pixel_limit
-    train_batches = ft.loader(
-        ft.PhotoDataset(train, index, ft.train_transform(size, mean, std), limit, size),
-        params["batch_size"],
-        shuffle=True,
-        seed=params["seed"],
-    )
-    val_batches = ft.loader(
-        ft.PhotoDataset(validation, index, ft.eval_transform(size, mean, std), limit, size),
-        params["batch_size"],
-        shuffle=False,
-        seed=params["seed"],
-    )
+    train_batches, val_batches = photo_loaders(params, classes, train, validation, model)
     history, best = fine_tune(params, model, len(classes), train_batches, val_batches, device)
     best.restore(model.module)
     final = ft.evaluate(model.module, val_batches, len(classes), device)
     write_confusion(params["log_dir"], classes, final)
     say(f"kept epoch {best.epoch}: validation accuracy {final.accuracy:.4f}")
     write_model(params, model, classes, final, history, best.epoch)
+
+
+def photo_loaders(params: dict, classes: list[str], train: list, validation: list, model):
+    from workers.runners import autodl_finetune as ft
+
+    index = {name: i for i, name in enumerate(classes)}
+    size, mean, std = params["image_size"], model.backbone.mean, model.backbone.std
+    limit = rules_for("transfer").pixel_limit
+    train_set = ft.PhotoDataset(
+        train, index, ft.train_transform(size, mean, std), limit, draft_size=2 * size
+    )
+    # Validation photos are decoded whole, as the prediction service decodes them.
+    val_set = ft.PhotoDataset(validation, index, ft.eval_transform(size, mean, std), limit)
+    batch, seed = params["batch_size"], params["seed"]
+    return (
+        ft.loader(train_set, batch, shuffle=True, seed=seed),
+        ft.loader(val_set, batch, shuffle=False, seed=seed),
+    )
 
 
 def fine_tune(params: dict, model, num_classes: int, train_batches, val_batches, device):
