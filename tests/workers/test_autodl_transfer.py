@@ -229,3 +229,11 @@ def test_pretrained_weights_that_do_not_fit_are_refused(tmp_path, monkeypatch):
     )
     with pytest.raises(autodl_backbones.BackboneError, match="_conv_stem.weight"):
         autodl_backbones.build_model(lite0.name, 3, SIDE, pretrained=True)
+
+
+def test_blank_parameters_take_their_defaults():
+    from workers.runners.autodl_transfer import parse_params
+
+    params = parse_params({"input": "x.zip", "epochs": None, "image_size": "", "backbone": None})
+    assert (params["epochs"], params["image_size"], params["validation_ratio"]) == (10, 224, 0.2)
+    assert params["backbone"] == "efficientnet-lite0"

@@ -51,10 +51,15 @@ class BuiltModel:
         return [p for n, p in self.module.named_parameters() if not self._in_head(n)]
 
     def body_modules(self) -> list:
-        """The top-level modules outside the head: frozen (and their batch norms kept in
-        evaluation mode) while only the head trains."""
+        """The top-level modules with weights outside the head: frozen (and their batch norms
+        kept in evaluation mode) while only the head trains. Weightless ones (the dropout
+        before the head) keep training behaviour."""
         prefix = self.backbone.head_prefix.rstrip(".")
-        return [m for name, m in self.module.named_children() if name != prefix]
+        return [
+            module
+            for name, module in self.module.named_children()
+            if name != prefix and any(True for _ in module.parameters())
+        ]
 
     def _in_head(self, parameter_name: str) -> bool:
         return parameter_name.startswith(self.backbone.head_prefix)

@@ -57,27 +57,38 @@ WHAT = "AutoDL transfer learning"
 SAMPLES_PER_CLASS = 2
 MAX_SAMPLES = 12
 SAMPLE_SIDE = 128  # small: the job page shows them as thumbnails
+DEFAULTS = {
+    "validation_ratio": 0.2,
+    "epochs": 10,
+    "image_size": 224,
+    "batch_size": 32,
+    "seed": 0,
+    "backbone": "efficientnet-lite0",
+}
 
 
 # ---- parameters ----------------------------------------------------------------------------
 
 
 def parse_params(raw: dict) -> dict:
+    # A blank field (null or "") takes its default: the console sends blanks.
+    raw = {name: value for name, value in raw.items() if value not in (None, "")}
+    raw = {**DEFAULTS, **raw}
     source = raw.get("input")
     if not isinstance(source, str) or not source:
         raise RunnerError("input is required: the training data (a .zip or a folder of zips)")
-    backbone = raw.get("backbone", "efficientnet-lite0")
-    if backbone not in autodl_backbones.BACKBONES:
+    backbone = raw["backbone"]
+    if not isinstance(backbone, str) or backbone not in autodl_backbones.BACKBONES:
         raise RunnerError(
             f"backbone must be one of {', '.join(autodl_backbones.BACKBONES)}, got {backbone!r}"
         )
     return {
         "input": source,
-        "validation_ratio": number({"validation_ratio": 0.2, **raw}, "validation_ratio", 0.05, 0.5),
-        "epochs": number({"epochs": 10, **raw}, "epochs", 1, 100, integer=True),
-        "image_size": number({"image_size": 224, **raw}, "image_size", 64, 512, integer=True),
-        "batch_size": number({"batch_size": 32, **raw}, "batch_size", 1, 512, integer=True),
-        "seed": number({"seed": 0, **raw}, "seed", 0, 2**31 - 1, integer=True),
+        "validation_ratio": number(raw, "validation_ratio", 0.05, 0.5),
+        "epochs": number(raw, "epochs", 1, 100, integer=True),
+        "image_size": number(raw, "image_size", 64, 512, integer=True),
+        "batch_size": number(raw, "batch_size", 1, 512, integer=True),
+        "seed": number(raw, "seed", 0, 2**31 - 1, integer=True),
         "backbone": backbone,
         "model_dir": Path(raw.get("model_dir") or "model"),
         "log_dir": Path(raw.get("log_dir") or "log"),
