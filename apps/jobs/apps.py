@@ -7,5 +7,5 @@ class JobsConfig(AppConfig):
     verbose_name = "Job modeling"
 
     def ready(self):
-        # job counts, clean-up receivers, the machine learning and AutoML algorithms
-        from apps.jobs import automl, counting, machine_learning, signals  # noqa: F401
+        # job counts, clean-up receivers, the machine learning, AutoML and AutoDL algorithms
+        from apps.jobs import autodl, automl, counting, machine_learning, signals  # noqa: F401

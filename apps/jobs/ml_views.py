@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from apps.billing.models import Module, ResourcePackage
-from apps.jobs import algorithms, automl, machine_learning, selectors, services
+from apps.jobs import algorithms, autodl, automl, machine_learning, selectors, services
 from apps.jobs.templates_code import available_templates
 from apps.jobs.views import require_writable_project, submit_from_form
 from apps.projects.selectors import current_project
@@ -57,6 +57,20 @@ AUTOML = KindForm(
     output_help="the model goes to <output path>/<job_id>/model, the trial table and logs to /log",
     instances=automl.INSTANCES,
     instances_help="2-4: the trials run in parallel over them",
+)
+
+
+AUTODL = KindForm(
+    kind=autodl.KIND,
+    forms=autodl.FORMS,
+    params_from_form=autodl.params_from_form,
+    form_from_params=dict,
+    default="transfer_learning",
+    heading="Create an AutoDL job",
+    output_help="the model goes to <output path>/<job_id>/model, the data report, "
+    "preprocessing and confusion matrix to /log",
+    instances=(1, 1),
+    instances_help="1, as the spec says",
 )
 
 
@@ -113,3 +127,8 @@ def ml_job_create(request):
 @login_required
 def automl_job_create(request):
     return _create(request, AUTOML)
+
+
+@login_required
+def autodl_job_create(request):
+    return _create(request, AUTODL)

@@ -45,8 +45,16 @@ def code_params(form: dict) -> dict:
 
 
 # The create form of each job kind ("Create job" and "Clone" go there).
-CREATE_VIEWS = {"machine_learning": "jobs:create-ml", "automl": "jobs:create-automl"}
-KIND_TITLES = {"machine_learning": "Machine learning jobs", "automl": "AutoML jobs"}
+CREATE_VIEWS = {
+    "machine_learning": "jobs:create-ml",
+    "automl": "jobs:create-automl",
+    "autodl": "jobs:create-autodl",
+}
+KIND_TITLES = {
+    "machine_learning": "Machine learning jobs",
+    "automl": "AutoML jobs",
+    "autodl": "AutoDL jobs",
+}
 
 
 def create_url(kind: str) -> str:
@@ -185,6 +193,11 @@ def job_detail(request, job_id):
         context["algorithm"] = None
     if job.kind == "machine_learning":
         context.update(selectors.ml_results(job))
+    if job.kind == "autodl":
+        from apps.jobs import autodl_results
+
+        context.update(selectors.ml_results(job))
+        context.update(autodl_results.results(job))
     if job.kind == "automl":
         context.update(selectors.ml_results(job))
         context["resumable"] = job.status in ("failed", "terminated", "timed_out")

@@ -80,7 +80,8 @@ def test_deploy_a_model_test_it_and_see_its_quality(page, tmp_path):
         """['avgTraffic', 'avgHandleTime'].map(m => {
             const option = BMLCharts.get(document.querySelector(`figure[data-metric=${m}]`))
                 .getOption();
-            return [option.tooltip[0].valueFormatter(2048), option.yAxis[0].axisLabel.formatter(20)];
+            return [option.tooltip[0].valueFormatter(2048),
+                    option.yAxis[0].axisLabel.formatter(20)];
         })"""
     )
     assert units == [["2.0 KB", "20 B"], ["2048.0 ms", "20.0 ms"]]

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from apps.billing.models import ResourcePackage
-from apps.jobs import algorithms, automl, machine_learning, services
+from apps.jobs import algorithms, autodl, automl, machine_learning, services
 from apps.jobs.models import Job, JobStatus
 from apps.projects.models import Project
 from apps.storage import services as storage
@@ -79,6 +79,12 @@ EXAMPLES = {
         "train_data_path": f"{OWN}/tune-train.csv",
         "test_data_path": f"{OWN}/tune-test.csv",
         "instances": 2,
+    },
+    ("autodl", "transfer_learning"): {
+        "params": {"epochs": 2},
+        "train_data_path": f"{OWN}/photos.zip",
+        "test_data_path": "",
+        "instances": 1,
     },
     ("dataset", "table_import"): {
         "params": {
@@ -166,6 +172,7 @@ def test_every_algorithm_has_an_example():
 def test_the_path_fields_of_the_forms_are_declared():
     """What the machine learning forms ask for as paths is declared as paths."""
     forms = [(machine_learning.KIND, machine_learning.FORMS), (automl.KIND, automl.FORMS)]
+    forms.append((autodl.KIND, autodl.FORMS))
     for kind, name, spec in ((k, n, s) for k, f in forms for n, s in f.items()):
         algorithm = algorithms.get(kind, name)
         declared = {*services.JOB_PATH_FIELDS, *algorithm.path_params}

@@ -130,3 +130,38 @@ def test_the_spec_client_with_the_console_address(owner, project, stack, tmp_pat
     assert refused.status_code == 401
     wrong = endpoint_url.replace(service.access_key, "x" * len(service.access_key))
     assert requests.post(wrong, json={"instances": []}, timeout=30).status_code == 401
+
+
+def test_an_autodl_model_answers_the_spec_client_with_its_logits_as_text(
+    owner, project, stack, tmp_path
+):
+    """Output "logits" (what an AutoDL job's release fills in): the spec's printed answer,
+    {"result": "[[1.28, -3.75, ...]]"}: one text holding each image's class scores."""
+    from PIL import Image
+
+    bucket = storage.create_bucket(owner, project, "spec-logits")
+    for name, data in image_model_files().items():
+        storage.upload_object(owner, bucket, f"model/{name}", io.BytesIO(data), len(data))
+    version = warehouse.import_model(
+        owner,
+        project,
+        name="pets-logits",
+        model_type="image_classification",
+        path="bos://spec-logits/model/",
+        fields={"image_size": 32, "output": "logits"},
+    )
+    service = services.create_service(
+        owner, project, name="pets-logits", version=services.VersionConfig(1, version)
+    )
+    wait_running(service)
+    Image.new("RGB", (40, 30), (200, 80, 20)).save(tmp_path / "aaa.jpg")
+    console = Client()
+    console.force_login(owner)
+    page = console.get(f"/services/{service.pk}/").content.decode()
+    copied = re.search(r'id="client-url"[^>]*value="([^"]+)"', page).group(1)
+    endpoint_url = re.sub(r"^http://[^/]+", f"http://127.0.0.1:{stack.port}", copied)
+    answer = json.loads(run_client(tmp_path, endpoint_url))
+    assert list(answer) == ["result"] and isinstance(answer["result"], str)
+    scores = json.loads(answer["result"])
+    assert len(scores) == 1 and len(scores[0]) == len(LABELS)
+    assert all(isinstance(score, float) for score in scores[0])

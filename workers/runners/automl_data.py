@@ -86,8 +86,8 @@ def check_labels(loaded: dict) -> list[str]:
     )
     if len(every) != 2:
         raise DataProblem(
-            f"AutoML (logistic regression, GBDT) supports binary classification only: the data holds "
-            f"{len(every)} labels ({listed})"
+            "AutoML (logistic regression, GBDT) supports binary classification only: the data "
+            f"holds {len(every)} labels ({listed})"
         )
     for role, labels in found.items():
         if len(labels) != 2:

@@ -32,7 +32,8 @@ Inputs and outputs per type (instances is always a non-empty list):
   their raw outputs. Fields: architecture + num_classes (a torchvision state_dict), image_size
   (224), top_k (5), input_shape (TorchScript: one instance's shape, checked), task.
 - image_classification: {"data": "<base64 image>"} items; [{"label", "score"}, ...] top-k
-  (5). Fields: image_size (224), top_k.
+  (5); with output "logits" each image's raw class scores, and the service answers the
+  spec's {"result": "[[...], ...]"} (one text). Fields: image_size (224), top_k, output.
 - paddle, onnx, keras: rows of numbers (a model with several inputs takes objects {input
   name: value}); the outputs per instance (an object {output name: value} for several).
 - sklearn, pmml: rows, or objects {feature name: value} where the model has feature names;
@@ -148,7 +149,7 @@ TYPES: dict[str, ModelType] = {
         "load_image_classification",
         "transfer learning - image classification: folder with model.pt (TorchScript) and "
         "labels.txt",
-        {"image_size": "int", "top_k": "int"},
+        {"image_size": "int", "top_k": "int", "output": "str"},
     ),
 }
 

@@ -1,0 +1,91 @@
+"""What an AutoDL job's page shows of its run: the data report (classes, refused files
+with their rule, warnings, duplicates), the preprocessing result (counts per split, a few
+augmented samples) and the confusion matrix.
+
+The runner writes them under its workspace's `log/` as it goes; they are read from there
+while the run's folder exists (so a job that failed on its data still shows why, though a
+failed run's outputs are not staged out), else from the stored `<output>/<job_id>/log/`.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from apps.jobs import selectors
+from apps.jobs.models import Job
+
+MAX_JSON_BYTES = 1 << 20
+FILES = {
+    "report": "log/data_report.json",
+    "preprocess": "log/preprocess.json",
+    "confusion": "log/confusion.json",
+}
+
+
+def _from_workspace(job: Job, relative: str):
+    """The first instance's `relative` file, not following a link planted in the
+    workspace, at most 1 MB; None when absent or unreadable."""
+    run = job.runs.filter(index=0).first()
+    if run is None or not run.run_dir:
+        return None
+    workspace = (Path(run.run_dir) / "workspace").resolve()
+    path = workspace / relative
+    try:
+        if workspace not in path.resolve().parents:
+            return None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with open(descriptor, "rb") as fh:
+            return json.loads(fh.read(MAX_JSON_BYTES))
+    except (OSError, ValueError):
+        return None
+
+
+def _read(job: Job, relative: str):
+    found = _from_workspace(job, relative)
+    return found if found is not None else selectors.result_json(job, relative)
+
+
+def confusion_rows(confusion: dict | None) -> list[dict]:
+    """The matrix as rows for the page: each cell with its share of the row (the shade)."""
+    if not isinstance(confusion, dict):
+        return []
+    classes, matrix = confusion.get("classes") or [], confusion.get("matrix") or []
+    rows = []
+    for name, counts in zip(classes, matrix, strict=False):
+        total = sum(counts) or 1
+        cells = [
+            {"count": count, "share": round(count / total, 3), "correct": i == len(rows)}
+            for i, count in enumerate(counts)
+        ]
+        rows.append({"name": name, "cells": cells, "total": sum(counts)})
+    return rows
+
+
+def class_rows(report: dict | None, preprocess: dict | None) -> list[dict]:
+    """Per class: the photos kept, and how many went to training and to validation."""
+    splits = (preprocess or {}).get("classes") or {}
+    rows = []
+    for name, photos in ((report or {}).get("classes") or {}).items():
+        split = splits.get(name) if isinstance(splits.get(name), dict) else {}
+        rows.append(
+            {
+                "name": name,
+                "photos": photos,
+                "train": split.get("train"),
+                "validation": split.get("validation"),
+            }
+        )
+    return rows
+
+
+def results(job: Job) -> dict:
+    found = {key: _read(job, relative) for key, relative in FILES.items()}
+    report = found["report"] if isinstance(found["report"], dict) else None
+    return {
+        "data_report": report,
+        "refused_shown": (report or {}).get("refused", [])[:50],
+        "preprocess": found["preprocess"] if isinstance(found["preprocess"], dict) else None,
+        "confusion": found["confusion"] if isinstance(found["confusion"], dict) else None,
+        "confusion_rows": confusion_rows(found["confusion"]),
+        "class_rows": class_rows(report, found["preprocess"]),
+    }
