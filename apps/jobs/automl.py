@@ -103,7 +103,7 @@ def _check_inputs(inputs: dict) -> None:
         )
 
 
-def _prepare(params: dict, workspace: Path, module: str = "automl_lr"):
+def _prepare(params: dict, workspace: Path, module: str):
     stage = [
         {"uri": params["train_data_path"], "dest": "tune_train"},
         {"uri": params["test_data_path"], "dest": "tune_test"},
@@ -118,24 +118,36 @@ def _prepare(params: dict, workspace: Path, module: str = "automl_lr"):
     return runner(module, workspace, settings | folders), stage
 
 
-LOGISTIC_REGRESSION = register(
-    Algorithm(
-        kind=KIND,
-        name="logistic_regression",
-        title="AutoML: logistic regression",
-        validate=_validate,
-        prepare=_prepare,
-        outputs=("model", "log"),
-        stages_data_paths=False,
-        needs_train_data=True,
-        check_inputs=_check_inputs,
-        path_params=("model_train_data_path", "resume_journal_path"),
-        instances=INSTANCES,
-        # The job page's Search box draws the trials (automl.js); the per-trial curves
-        # (auc, best_auc) stay in the metrics API.
-        reports_curves=False,
-        release=lambda params: Release("bml_logistic_regression", "model/"),
+def _search(name: str, title: str, validate, module: str, model_type: str) -> Algorithm:
+    """An AutoML algorithm: the search `module` over the three data paths, 2-4 instances,
+    model/ and log/ out, released as `model_type`."""
+    return register(
+        Algorithm(
+            kind=KIND,
+            name=name,
+            title=title,
+            validate=validate,
+            prepare=lambda params, workspace: _prepare(params, workspace, module),
+            outputs=("model", "log"),
+            stages_data_paths=False,
+            needs_train_data=True,
+            check_inputs=_check_inputs,
+            path_params=("model_train_data_path", "resume_journal_path"),
+            instances=INSTANCES,
+            # The job page's Search box draws the trials (automl.js); the per-trial curves
+            # (auc, best_auc) stay in the metrics API.
+            reports_curves=False,
+            release=lambda params: Release(model_type, "model/"),
+        )
     )
+
+
+LOGISTIC_REGRESSION = _search(
+    "logistic_regression",
+    "AutoML: logistic regression",
+    _validate,
+    "automl_lr",
+    "bml_logistic_regression",
 )
 
 
@@ -171,23 +183,7 @@ def _validate_gbdt(params: dict) -> dict:
     }
 
 
-GBDT = register(
-    Algorithm(
-        kind=KIND,
-        name="gbdt",
-        title="AutoML: GBDT (XGBoost)",
-        validate=_validate_gbdt,
-        prepare=lambda params, workspace: _prepare(params, workspace, "automl_gbdt"),
-        outputs=("model", "log"),
-        stages_data_paths=False,
-        needs_train_data=True,
-        check_inputs=_check_inputs,
-        path_params=("model_train_data_path", "resume_journal_path"),
-        instances=INSTANCES,
-        reports_curves=False,
-        release=lambda params: Release("bml_gbdt", "model/"),
-    )
-)
+GBDT = _search("gbdt", "AutoML: GBDT (XGBoost)", _validate_gbdt, "automl_gbdt", "bml_gbdt")
 
 
 JOURNAL = "log/trials.jsonl"  # where automl_lr stores its trials after every round

@@ -77,6 +77,26 @@ def image_model_files() -> dict[str, bytes]:
     return {"model.pt": buffer.getvalue(), "labels.txt": ("\n".join(LABELS) + "\n").encode()}
 
 
+def deploy_image_model(owner, project, name: str, fields: dict):
+    """The small image model imported as image_classification and served as `name`."""
+    bucket = storage.create_bucket(owner, project, name)
+    for file, data in image_model_files().items():
+        storage.upload_object(owner, bucket, f"model/{file}", io.BytesIO(data), len(data))
+    version = warehouse.import_model(
+        owner,
+        project,
+        name=name,
+        model_type="image_classification",
+        path=f"bos://{name}/model/",
+        fields=fields,
+    )
+    service = services.create_service(
+        owner, project, name=name, version=services.VersionConfig(1, version)
+    )
+    wait_running(service)
+    return service
+
+
 def run_client(tmp_path, endpoint_url: str) -> str:
     script = SPEC_CLIENT.replace(
         'ENDPOINT_URL = "http://10.181.114.16:8023/v1/endpoints/yyyy/invocations"',
@@ -94,21 +114,7 @@ def run_client(tmp_path, endpoint_url: str) -> str:
 def test_the_spec_client_with_the_console_address(owner, project, stack, tmp_path):
     from PIL import Image
 
-    bucket = storage.create_bucket(owner, project, "spec-client")
-    for name, data in image_model_files().items():
-        storage.upload_object(owner, bucket, f"model/{name}", io.BytesIO(data), len(data))
-    version = warehouse.import_model(
-        owner,
-        project,
-        name="pets",
-        model_type="image_classification",
-        path="bos://spec-client/model/",
-        fields={"image_size": 32},
-    )
-    service = services.create_service(
-        owner, project, name="pets", version=services.VersionConfig(1, version)
-    )
-    wait_running(service)
+    service = deploy_image_model(owner, project, "pets", {"image_size": 32})
     Image.new("RGB", (40, 30), (200, 80, 20)).save(tmp_path / "aaa.jpg")  # the spec's IMAGE_PATH
 
     console = Client()
@@ -139,21 +145,9 @@ def test_an_autodl_model_answers_the_spec_client_with_its_logits_as_text(
     {"result": "[[1.28, -3.75, ...]]"}: one text holding each image's class scores."""
     from PIL import Image
 
-    bucket = storage.create_bucket(owner, project, "spec-logits")
-    for name, data in image_model_files().items():
-        storage.upload_object(owner, bucket, f"model/{name}", io.BytesIO(data), len(data))
-    version = warehouse.import_model(
-        owner,
-        project,
-        name="pets-logits",
-        model_type="image_classification",
-        path="bos://spec-logits/model/",
-        fields={"image_size": 32, "output": "logits"},
+    service = deploy_image_model(
+        owner, project, "pets-logits", {"image_size": 32, "output": "logits"}
     )
-    service = services.create_service(
-        owner, project, name="pets-logits", version=services.VersionConfig(1, version)
-    )
-    wait_running(service)
     Image.new("RGB", (40, 30), (200, 80, 20)).save(tmp_path / "aaa.jpg")
     console = Client()
     console.force_login(owner)
