@@ -133,8 +133,10 @@ def test_annotate_two_triples_review_them_and_export_the_exact_words(page, tmp_p
     page.click("text=Upload data")
     assert page.is_hidden("#bos-uri")  # "Select from BOS" shows its path field instead
     page.check("input[name=source][value=bos]")
-    assert page.is_visible("#bos-uri") and page.is_hidden("#upload-files")
+    page.wait_for_selector("#bos-uri", state="visible")  # annotation.js is deferred
+    assert page.is_hidden("#upload-files")
     page.check("input[name=source][value=local]")
+    page.wait_for_selector("#upload-files", state="visible")
     page.set_input_files("#upload-files", [str(docx_path), str(pdf_path)])
     page.click("#upload-form button:text('OK')")
     page.wait_for_selector("text=Uploaded 2 files")
