@@ -4,6 +4,7 @@ page shows the data report and the confusion matrix, the release is filled in fo
 spec's logits answer; data that breaks a rule fails before training, its report shown."""
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -11,6 +12,7 @@ from django.test import Client
 from apps.billing.models import ResourcePackage
 from apps.jobs.models import Job, JobStatus
 from apps.warehouse.models import ModelVersion
+from tests.conftest import read_body
 from tests.jobs.helpers import run_until, status_of, stored
 from tests.jobs.test_machine_learning import put
 from tests.workers.test_autodl_transfer import shapes_zip
@@ -84,6 +86,10 @@ def test_transfer_learning_on_rendered_shapes(owner, project, api, tmp_path):
     assert "75 photos in 3 classes" in page
     assert '<tr data-class="circle"><td>circle</td><td>25</td><td>20</td><td>5</td></tr>' in page
     assert 'id="confusion"' in page and "Confusion matrix" in page
+    sample = re.search(r'<img src="([^"]+/log/samples/[^"]+\.png)"', page).group(1)
+    shown = web.get(sample)
+    assert shown.status_code == 200
+    assert read_body(shown)[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Release: filled in for the spec's client answer ({"result": "[[logits]]"}).
     released = api.post(
