@@ -60,7 +60,7 @@ class UpstreamGone(Exception):
 
 
 class UpstreamBroken(Exception):
-    """The replica's answer was cut short: not retried (a 502)."""
+    """The replica's answer head was cut short: not retried (a 502)."""
 
 
 @dataclass(eq=False)
@@ -88,8 +88,10 @@ class Upstream:
         Content-Length): a few lines here cost less per request than a general client.
 
         UpstreamGone when no byte of an answer came (refused, or reset or closed before the
-        head): the request may go to another replica, a prediction being idempotent.
-        UpstreamBroken when the answer was cut short: not retried."""
+        head), or the body was cut after a whole head (the prediction had been made): the
+        request may go to another replica, a prediction being idempotent.
+        UpstreamBroken when the head itself was cut short: not retried (a request that
+        crashes its replica must not crash the next one too)."""
         request = (
             f"{method} {path} HTTP/1.1\r\n{self.head}Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
@@ -121,7 +123,10 @@ class Upstream:
             try:
                 payload = await reader.readexactly(length)
             except (OSError, asyncio.IncompleteReadError) as exc:
-                raise UpstreamBroken("the replica closed the connection mid-answer") from exc
+                # model_serve writes its head once the prediction is made, then the body: a
+                # replica gone between the two (kill -9) had answered, so the request did
+                # not kill it, and another replica may answer it again.
+                raise UpstreamGone("the replica went away after its answer's head") from exc
         except BaseException:  # failed, or cancelled (timeout): the connection's state is unknown
             writer.close()
             raise
