@@ -186,7 +186,9 @@ def _validate_gbdt(params: dict) -> dict:
 GBDT = _search("gbdt", "AutoML: GBDT (XGBoost)", _validate_gbdt, "automl_gbdt", "bml_gbdt")
 
 
-JOURNAL = "log/trials.jsonl"  # where automl_lr stores its trials after every round
+# Where the AutoML runners store their trials after every round (automl_common.JOURNAL);
+# Resume stages it, the trials API reads it.
+JOURNAL = "log/trials.jsonl"
 RESUME_SUFFIX = "-r"
 
 

@@ -9,9 +9,9 @@ import math
 import warnings
 
 from apps.jobs import selectors
+from apps.jobs.automl import JOURNAL
 from apps.jobs.models import Job
 
-JOURNAL = "log/trials.jsonl"
 # Recorded with a trial's parameters but not searched: GBDT's best round count follows
 # from early stopping, so it has no importance of its own.
 DERIVED = {"rounds"}
