@@ -14,7 +14,13 @@ MODEL_IO = {
     ),
     "paddle": ("rows of numbers (objects {input name: value} for several inputs)", "the outputs"),
     "onnx": ("rows of numbers (objects {input name: value} for several inputs)", "the outputs"),
-    "keras": ("rows of numbers (objects {input name: value} for several inputs)", "the outputs"),
+    "keras": (
+        "rows of numbers (objects {input name: value} for several inputs); a model whose one "
+        'input is an image [H, W, 1 or 3] also takes {"data": "<base64 image>"} (resized, '
+        "raw pixels 0-255)",
+        'the outputs; with output "logits" the spec\'s {"result": "[[class scores], ...]"} '
+        "(one text)",
+    ),
     "sklearn": (
         "rows of feature values, or objects {feature name: value}",
         'classifiers: {"label", "probabilities"}; regressors the value',

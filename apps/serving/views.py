@@ -226,6 +226,8 @@ def _revisions(service) -> list:
 def is_image_model(model_version) -> bool:
     if model_version.model_type == "image_classification":
         return True
+    if model_version.model_type == "keras":  # the loader found an image input [H, W, C]
+        return bool(model_version.info.get("images"))
     shape = model_version.info.get("input_shape")
     return model_version.model_type == "pytorch" and bool(
         model_version.fields.get("architecture") or (shape and len(shape) == 3)

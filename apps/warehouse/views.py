@@ -18,6 +18,7 @@ PAGE_SIZE = 50
 FIELD_HINTS = {
     "pytorch": '{} for TorchScript, or {"architecture": "resnet18", "num_classes": 3}',
     "image_classification": '{"image_size": 224}',
+    "keras": '{}, or {"output": "logits"} for an image classifier\'s class scores',
     "custom": "{} (a folder with predictor.py: class Predictor with load() and predict())",
 }
 

@@ -36,6 +36,11 @@ Inputs and outputs per type (instances is always a non-empty list):
   spec's {"result": "[[...], ...]"} (one text). Fields: image_size (224), top_k, output.
 - paddle, onnx, keras: rows of numbers (a model with several inputs takes objects {input
   name: value}); the outputs per instance (an object {output name: value} for several).
+  keras: a model whose one input is [H, W, C] (C 1 or 3) also takes {"data": "<base64
+  image>"} items (a batch is all images or all rows), fed as raw pixels 0-255, channels-last,
+  resized to W x H (the model scales them itself). Field: output, "raw" (the outputs) or
+  "logits" (each instance's row of class scores; the service answers the spec's {"result":
+  "[[...], ...]"}, one text, as for image_classification).
 - sklearn, pmml: rows, or objects {feature name: value} where the model has feature names;
   classifiers {"label", "probabilities": {"<class>": p}}, regressors the value. PMML
   categorical fields take their category values.
@@ -112,7 +117,12 @@ TYPES: dict[str, ModelType] = {
         "Paddle inference model (paddle.jit.save): .json or .pdmodel plus .pdiparams",
     ),
     "onnx": ModelType("model_loaders_dl", "load_onnx", "ONNX model (.onnx)"),
-    "keras": ModelType("model_loaders_dl", "load_keras", "Keras 3 model (.keras or .h5)"),
+    "keras": ModelType(
+        "model_loaders_dl",
+        "load_keras",
+        "Keras 3 model (.keras or .h5)",
+        {"output": "str"},
+    ),
     "sklearn": ModelType(
         "model_loaders_ml",
         "load_sklearn",
@@ -398,6 +408,23 @@ def image_batch(instances: list, size: int) -> np.ndarray:
         image = decode_image(instance, i).resize((size, size), Image.Resampling.BILINEAR)
         array = (np.asarray(image, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
         arrays.append(array.transpose(2, 0, 1))
+    return np.stack(arrays)
+
+
+def pixel_batch(instances: list, height: int, width: int, channels: int) -> np.ndarray:
+    """Base64 images -> float32 [N, height, width, channels], channels-last: decoded as
+    decode_image does, converted to RGB (3 channels) or grayscale L (1), resized to
+    width x height (bilinear), raw pixel values 0-255 (not normalised)."""
+    from PIL import Image
+
+    check_list(instances)
+    arrays = []
+    for i, instance in enumerate(instances):
+        image = decode_image(instance, i)
+        if channels == 1:
+            image = image.convert("L")
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+        arrays.append(np.asarray(image, dtype=np.float32).reshape(height, width, channels))
     return np.stack(arrays)
 
 

@@ -8,6 +8,9 @@ paddle the GPU when the paddle wheel is a CUDA build and a GPU is present, a Kun
 it is an XPU build and one is present; otherwise the CPU, with as many threads as the lease
 has cores (`model_loaders.cpu_threads`).
 
+Keras image models (one input [H, W, 1 or 3]) also take {"data": "<base64 image>"} items, fed
+as raw pixels 0-255 (see KerasPredictor); output "logits" answers the spec's {"result": "[[...]]"}.
+
 Keras is imported without pandas, pyarrow and scikit-learn, which it imports only in case they
 are installed (model_loaders_ml.imports_without): a replica of a keras model is torch and keras.
 """
@@ -24,12 +27,17 @@ from typing import Any
 import numpy as np
 
 from workers.runners.model_loaders import (
+    BadInput,
     ModelLoadError,
     Predictor,
+    check_list,
     cpu_threads,
     find_file,
+    is_image_instance,
+    jsonable,
     named_inputs,
     numeric_batch,
+    pixel_batch,
     split_outputs,
 )
 from workers.runners.model_loaders_ml import imports_without
@@ -243,12 +251,41 @@ def load_onnx(path: Path, fields: dict) -> Predictor:
 # ---- keras -------------------------------------------------------------------------------
 
 
+KERAS_OUTPUTS = ("raw", "logits")
+MAX_KERAS_IMAGE_SIDE = 1024  # as image_classification's largest image_size
+
+
 class KerasPredictor(Predictor):
-    def __init__(self, model, specs, info):
+    """Rows of numbers (objects {input name: value} for several inputs) in; the outputs per
+    instance, or with output "logits" each instance's row of class scores as floats.
+
+    A model whose one input is [H, W, C] (integer H and W, C 1 or 3) also takes {"data":
+    "<base64 image>"} items: decoded as the other image models' are (model_loaders.pixel_batch),
+    converted to RGB (C 3) or grayscale L (C 1), resized to W x H (bilinear), fed as float32
+    pixels 0-255, channels-last. They are not normalised: such a model scales its pixels
+    itself (a keras.layers.Rescaling, as an AutoDL job's models do). A batch is all images or
+    all rows of numbers."""
+
+    def __init__(self, model, specs, info, *, image_shape=None, logits=False):
         super().__init__(info)
         self.model, self.specs = model, specs
+        self.image_shape, self.logits = image_shape, logits
 
     def prepare(self, instances: list) -> Any:
+        check_list(instances)
+        images = [is_image_instance(x) for x in instances]
+        if any(images):
+            if self.image_shape is None:
+                raise BadInput("this model takes rows of numbers, not images")
+            if not all(images):
+                i = images.index(False)
+                raise BadInput(
+                    f'instance {i}: a batch is either all images ({{"data": "<base64 image>"}}) '
+                    "or all rows of numbers, not both"
+                )
+            height, width, channels = self.image_shape
+            name, _, dtype = self.specs[0]
+            return {name: pixel_batch(instances, height, width, channels).astype(dtype)}
         if not self.specs:
             return numeric_batch(instances)
         return named_inputs(instances, self.specs)
@@ -258,11 +295,52 @@ class KerasPredictor(Predictor):
         if isinstance(batch, dict):
             batch = list(batch.values()) if len(batch) > 1 else next(iter(batch.values()))
         outputs = self.model.predict_on_batch(batch)
+        if self.logits:  # the spec's answer: each instance's raw class scores
+            return logit_rows(outputs, n)
         return split_outputs(outputs, n, list(getattr(self.model, "output_names", []) or []))
+
+
+def logit_rows(outputs: Any, n: int) -> list:
+    if isinstance(outputs, list | tuple | dict):
+        raise ValueError('output "logits" needs a model with one output, [batch, classes]')
+    array = np.asarray(outputs)
+    if array.ndim != 2 or array.shape[0] != n or array.dtype.kind not in "biuf":
+        raise ValueError(
+            f'output "logits" needs one row of class scores per instance; the model returned '
+            f"shape {list(array.shape)} for {n}"
+        )
+    return jsonable(array.astype(np.float64))
+
+
+def keras_image_shape(specs: list) -> tuple[int, int, int] | None:
+    """(H, W, C) where the model's one input is an image, channels-last, C 1 or 3."""
+    if len(specs) != 1 or specs[0][1] is None or len(specs[0][1]) != 3:
+        return None
+    height, width, channels = specs[0][1]
+    if not all(isinstance(d, int) and d > 0 for d in (height, width, channels)):
+        return None
+    if channels not in (1, 3) or specs[0][2] is np.bool_:
+        return None
+    return height, width, channels
+
+
+def read_labels(path: Path) -> list[str] | None:
+    """The class names in the model folder's labels.txt (an AutoDL job's model/ folder has
+    one), one a line; None without one."""
+    file = path / "labels.txt"
+    if not path.is_dir() or not file.is_file():
+        return None
+    labels = [line.strip() for line in file.read_text("utf-8").splitlines()]
+    return [label for label in labels if label] or None
 
 
 def load_keras(path: Path, fields: dict) -> Predictor:
     file = find_file(path, (".keras", ".h5", ".hdf5"), "Keras")
+    output = fields.get("output", "raw")
+    if output not in KERAS_OUTPUTS:
+        raise ModelLoadError(
+            f"field 'output' must be one of {', '.join(KERAS_OUTPUTS)}, not {output!r}"
+        )
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = "torch"
     # keras imports these in case they are installed (data adapters, scikit-learn wrappers)
@@ -279,6 +357,7 @@ def load_keras(path: Path, fields: dict) -> Predictor:
             specs.append((tensor.name, shape[1:], NUMPY_DTYPES.get(tensor.dtype, np.float32)))
     except (AttributeError, ValueError):  # a subclassed model without known inputs
         specs = []
+    image_shape = keras_image_shape(specs)
     info = {
         "framework": "keras",
         "framework_version": keras.__version__,
@@ -286,8 +365,43 @@ def load_keras(path: Path, fields: dict) -> Predictor:
         "device": keras_device(keras),
         "format": file.suffix.lstrip("."),
         "inputs": [{"name": n, "shape": s} for n, s, _ in specs],
+        # "logits": the spec's {"result": "[[scores, ...]]"} (an AutoDL model's answer)
+        "output": output,
+        "result_as_text": output == "logits",
     }
-    return KerasPredictor(model, specs, with_shape(info, specs))
+    if image_shape and max(image_shape[:2]) > MAX_KERAS_IMAGE_SIDE:
+        info["warnings"] = [
+            f"the input is {image_shape[0]}x{image_shape[1]}: images are taken up to "
+            f"{MAX_KERAS_IMAGE_SIDE}x{MAX_KERAS_IMAGE_SIDE}; this model takes rows of numbers"
+        ]
+        image_shape = None
+    info["images"] = image_shape is not None
+    labels = read_labels(path)
+    if labels:
+        info["classes"] = labels
+    predictor = KerasPredictor(
+        model, specs, with_shape(info, specs), image_shape=image_shape, logits=output == "logits"
+    )
+    if output == "logits":
+        check_logits(predictor, specs, labels)
+    return predictor
+
+
+def check_logits(predictor: KerasPredictor, specs: list, labels: list[str] | None) -> None:
+    """One prediction on zeros where the input shape is known: the model gives one row of
+    class scores (as many as labels.txt has classes, where there is one)."""
+    if not specs or any(s is None or None in s for _, s, _ in specs):
+        return
+    batch = {name: np.zeros((1, *shape), dtype=dtype) for name, shape, dtype in specs}
+    try:
+        rows = predictor.run(batch)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    if labels and len(rows[0]) != len(labels):
+        raise ModelLoadError(
+            f"the model gives {len(rows[0])} class scores for one instance; labels.txt has "
+            f"{len(labels)} classes"
+        )
 
 
 def keras_device(keras) -> str:
