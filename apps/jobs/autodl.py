@@ -1,5 +1,7 @@
 """The spec's AutoDL jobs: image classification by transfer learning (a pretrained CNN
-fine-tuned on the user's photos, workers/runners/autodl_transfer.py). The training data path
+fine-tuned on the user's photos, workers/runners/autodl_transfer.py) and by ENAS (an
+architecture search, then the architecture found trained from scratch and saved as the
+spec's Keras HDF5, workers/runners/autodl_enas.py). The training data path
 is a zip, or a folder whose zips (the first 10 by name) are all used; one folder per class
 inside. One instance, on the job's device lease (CUDA when leased, the CPU otherwise).
 Outputs `<output>/<job_id>/model/` (the spec's `.pth`, plus what serving loads) and `log/`
@@ -7,6 +9,8 @@ Outputs `<output>/<job_id>/model/` (the spec's `.pth`, plus what serving loads) 
 """
 
 from pathlib import Path
+
+from django.core.exceptions import ValidationError
 
 from apps.jobs.algorithms import Algorithm, Release, register
 from apps.jobs.machine_learning import Field, choice, number, runner
@@ -53,7 +57,56 @@ TRANSFER_LEARNING = register(
 )
 
 
+def _validate_enas(params: dict) -> dict:
+    image_size = number(params, "image_size", 16, 128, 32, integer=True)
+    if image_size % 4:
+        raise ValidationError(
+            {"image_size": "image_size must be a multiple of 4 (the network halves it twice)."}
+        )
+    return {
+        "image_size": image_size,
+        "layers": number(params, "layers", 2, 12, 6, integer=True),
+        "channels": number(params, "channels", 8, 128, 32, integer=True),
+        "search_rounds": number(params, "search_rounds", 1, 100, 10, integer=True),
+        "controller_steps": number(params, "controller_steps", 1, 500, 30, integer=True),
+        "derive_samples": number(params, "derive_samples", 1, 100, 10, integer=True),
+        "final_epochs": number(params, "final_epochs", 1, 300, 30, integer=True),
+        "random_baselines": number(params, "random_baselines", 0, 10, 2, integer=True),
+        "validation_ratio": number(params, "validation_ratio", 0.05, 0.5, 0.2),
+        "batch_size": number(params, "batch_size", 8, 512, 64, integer=True),
+        "seed": number(params, "seed", 0, 2**31 - 1, 0, integer=True),
+    }
+
+
+def _prepare_enas(params: dict, workspace: Path):
+    stage = [{"uri": params["train_data_path"], "dest": "train_data"}]
+    settings = {key: value for key, value in params.items() if not key.endswith("_path")}
+    return runner("autodl_enas", workspace, settings | {"input": "train_data"}), stage
+
+
+ENAS = register(
+    Algorithm(
+        kind=KIND,
+        name="enas",
+        title="Image sorting - ENAS",
+        validate=_validate_enas,
+        prepare=_prepare_enas,
+        outputs=("model", "log"),
+        stages_data_paths=False,
+        needs_train_data=True,
+        instances=(1, 1),  # the spec: "Number of instances 1"
+        # The spec's Keras HDF5; served as a Keras model that takes photos and answers the
+        # spec's {"result": "[[logits]]"} like the transfer learning model.
+        release=lambda params: Release("keras", "model/", {"output": "logits"}),
+    )
+)
+
+
 # -- the console's form ------------------------------------------------------------------
+
+TRAIN_DATA_HELP = (
+    "Training data path (a zip, or a folder of zips: the first 10; one folder per class inside)"
+)
 
 FORMS = {
     "transfer_learning": {
@@ -64,10 +117,31 @@ FORMS = {
             Field("image_size", "Input size (px)", 224, help="64 to 512"),
             Field("batch_size", "Batch size", 32, help="1 to 512"),
         ],
-        "paths": {
-            "train_data_path": "Training data path (a zip, or a folder of zips: the first 10; "
-            "one folder per class inside)"
-        },
+        "paths": {"train_data_path": TRAIN_DATA_HELP},
+    },
+    "enas": {
+        "fields": [
+            Field("search_rounds", "Search rounds", 10, help="1 to 100"),
+            Field("controller_steps", "Controller steps per round", 30, help="1 to 500"),
+            Field("layers", "Searched layers", 6, help="2 to 12"),
+            Field("channels", "Channels", 32, help="8 to 128"),
+            Field(
+                "final_epochs",
+                "Epochs from scratch",
+                30,
+                help="1 to 300, for the architecture found",
+            ),
+            Field(
+                "random_baselines",
+                "Random architectures to compare",
+                2,
+                help="0 to 10, each trained with the same budget (the fairness check)",
+            ),
+            Field("image_size", "Input size (px)", 32, help="16 to 128, a multiple of 4"),
+            Field("validation_ratio", "Validation share", 0.2, help="0.05 to 0.5, per class"),
+            Field("batch_size", "Batch size", 64, help="8 to 512"),
+        ],
+        "paths": {"train_data_path": TRAIN_DATA_HELP},
     },
 }
 

@@ -1,6 +1,8 @@
 """What an AutoDL job's page shows of its run: the data report (classes, refused files
 with their rule, warnings, duplicates), the preprocessing result (counts per split, a few
-augmented samples) and the confusion matrix.
+augmented samples), the confusion matrix and, for ENAS, the search (`log/enas.json`: rounds,
+the best architecture as a graph, the candidates and the from-scratch results beside the
+random architectures of the fairness check).
 
 The runner writes them under its workspace's `log/` as it goes; they are read from there
 while the run's folder exists (so a job that failed on its data still shows why, though a
@@ -19,6 +21,7 @@ FILES = {
     "report": "log/data_report.json",
     "preprocess": "log/preprocess.json",
     "confusion": "log/confusion.json",
+    "enas": "log/enas.json",
 }
 
 
@@ -78,10 +81,20 @@ def class_rows(report: dict | None, preprocess: dict | None) -> list[dict]:
     return rows
 
 
+def enas_search(job: Job) -> dict:
+    """The ENAS search so far (the API's answer and the page's live drawing); empty for a
+    job of another kind or before the first round."""
+    if job.kind != "autodl" or job.algorithm != "enas":
+        return {}
+    found = _read(job, FILES["enas"])
+    return found if isinstance(found, dict) else {}
+
+
 def results(job: Job) -> dict:
     found = {key: _read(job, relative) for key, relative in FILES.items()}
     report = found["report"] if isinstance(found["report"], dict) else None
     return {
+        "enas": found["enas"] if isinstance(found["enas"], dict) else None,
         "data_report": report,
         "refused_shown": (report or {}).get("refused", [])[:50],
         "preprocess": found["preprocess"] if isinstance(found["preprocess"], dict) else None,

@@ -13,6 +13,10 @@
 //   BMLCharts.scatter(el, {title, series: [{name, data: [[x, y], ...], step: true?}], xName,
 //                          yName, xLog: true?})   points (a series with step: true is drawn
 //                          as a step line instead, e.g. a best-so-far beside the points)
+//   BMLCharts.graph(el, {title, nodes: [{id, label, group?}], edges: [{from, to, kind}]})
+//                          a network drawn top to bottom in the order of `nodes`; an edge of
+//                          kind "skip" is drawn as a curve beside the main path (an ENAS
+//                          architecture); hover names the node; the CSV lists the edges
 //   BMLCharts.update(el, spec)   new data for a drawn chart (zoom, legend choices are kept)
 //   BMLCharts.get(el)            the ECharts instance (browser tests read what is drawn)
 //
@@ -64,6 +68,9 @@
       });
       return rows;
     }
+    if (state.kind === "graph") {
+      return [["from", "to", "kind"]].concat(spec.edges.map(function (e) { return [e.from, e.to, e.kind || ""]; }));
+    }
     if (state.kind === "histogram") {
       const rows = [["from", "to", "count"]];
       spec.counts.forEach(function (n, i) { rows.push([spec.edges[i], spec.edges[i + 1], n]); });
@@ -100,6 +107,7 @@
     if (state.kind === "line" || state.kind === "bar" || state.kind === "scatter") {
       return spec.series.reduce(function (n, s) { return n + pointCount(s.data); }, 0);
     }
+    if (state.kind === "graph") return spec.nodes.length;
     return state.kind === "histogram" ? spec.counts.length : spec.data.length;
   }
 
@@ -370,6 +378,16 @@
       });
       return option;
     },
+    graph: function (state) {
+      const option = base(state);
+      option.tooltip.trigger = "item";
+      option.tooltip.formatter = function (item) {
+        return item.dataType === "edge" ? item.data.source + " \u2192 " + item.data.target : item.name;
+      };
+      option.toolbox = toolbox(state, false);
+      option.series = graphOption(state);
+      return option;
+    },
     histogram: function (state) {
       const spec = state.spec;
       const option = base(state);
@@ -385,6 +403,37 @@
       return option;
     },
   };
+
+  // Graph nodes by what they do: the same colour for the same kind of operation.
+  const NODE_COLORS = { conv: "#2468f2", sep: "#1a7f37", max: "#bc4c00", avg: "#9a6700" };
+
+  function graphOption(state) {
+    const spec = state.spec;
+    const row = {};
+    spec.nodes.forEach(function (n, i) { row[n.id] = i; });
+    const nodes = spec.nodes.map(function (n, i) {
+      const color = NODE_COLORS[(n.group || "").replace(/\d.*$/, "")] || "#6e7781";
+      return {
+        id: n.id, name: n.label || n.id, x: 0, y: i * 46, symbol: "roundRect", symbolSize: [190, 30],
+        itemStyle: { color: "#fff", borderColor: color, borderWidth: 2 },
+        label: { show: true, color: "#1f2328", fontSize: 12 },
+      };
+    });
+    const links = spec.edges.map(function (e) {
+      const skip = e.kind === "skip";
+      const span = Math.abs((row[e.to] || 0) - (row[e.from] || 0));
+      return {
+        source: e.from, target: e.to,
+        // Longer skips bow out further, so they do not lie on top of each other.
+        lineStyle: skip ? { color: "#8250df", width: 1.5, type: "dashed", curveness: Math.min(0.9, 0.25 + 0.08 * span) } : { color: "#57606a", width: 2 },
+      };
+    });
+    return [{
+      id: "graph", type: "graph", layout: "none", roam: true, data: nodes, links: links,
+      edgeSymbol: ["none", "arrow"], edgeSymbolSize: 7, top: spec.title ? 48 : 16, bottom: 16,
+      emphasis: { focus: "adjacency" },
+    }];
+  }
 
   function mark(state) {
     const el = state.element;
@@ -456,6 +505,7 @@
     pie: function (el, spec) { return draw("pie", el, spec); },
     histogram: function (el, spec) { return draw("histogram", el, spec); },
     scatter: function (el, spec) { return draw("scatter", el, spec); },
+    graph: function (el, spec) { return draw("graph", el, spec); },
     update: update,
     get: function (el) { const state = states.get(el); return state ? state.chart : null; },
     csv: function (el) { const state = states.get(el); return state ? toCsv(csvRows(state)) : null; },

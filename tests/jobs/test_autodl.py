@@ -1,13 +1,17 @@
-"""AutoDL transfer learning jobs through the API and the job engine: a generated 3-class
+"""AutoDL jobs through the API and the job engine. Transfer learning: a generated 3-class
 zip of rendered shapes trains on the CPU, the model lands where the spec says, the job
 page shows the data report and the confusion matrix, the release is filled in for the
-spec's logits answer; data that breaks a rule fails before training, its report shown."""
+spec's logits answer; data that breaks a rule fails before training, its report shown.
+ENAS: a tiny search on photos big enough for the spec's rules writes the Keras HDF5 where
+the spec says, its page shows the search, and the released model, deployed, answers the
+spec's own client."""
 
 import json
 import re
 
 import pytest
 from django.test import Client
+from django.utils.html import escape
 
 from apps.billing.models import ResourcePackage
 from apps.jobs.models import Job, JobStatus
@@ -15,6 +19,8 @@ from apps.warehouse.models import ModelVersion
 from tests.conftest import read_body
 from tests.jobs.helpers import run_until, status_of, stored
 from tests.jobs.test_machine_learning import put
+from tests.serving.conftest import stack  # noqa: F401 - the serving side, for ENAS's service
+from tests.workers.test_autodl_enas import TINY, enas_photos_zip
 from tests.workers.test_autodl_transfer import shapes_zip
 
 OUT = "bos://jobs-out/autodl/"
@@ -119,3 +125,72 @@ def test_data_breaking_a_rule_fails_before_training_with_its_report(owner, proje
     web.force_login(owner)
     page = web.get(f"/jobs/{job.job_id}/").content.decode()
     assert 'data-rule="photos_per_class"' in page  # the report, read from the run's folder
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enas_searches_trains_releases_and_serves_the_spec_client(
+    owner, project, api, tmp_path, request
+):
+    from PIL import Image
+
+    from apps.serving import services as serving
+    from tests.serving.conftest import wait_running
+    from tests.serving.test_spec_client import run_client
+
+    archive = enas_photos_zip(tmp_path / "big.zip")
+    put(owner, project, "photos/big.zip", archive.read_bytes())
+    settings = {k: v for k, v in TINY.items() if k != "seed"}
+    answer = api.post(
+        "/api/v1/jobs/",
+        body(
+            project,
+            name="enas",
+            algorithm="enas",
+            train_data_path="bos://jobs-out/photos/big.zip",
+            params=settings,
+        ),
+        format="json",
+    )
+    assert answer.status_code == 201, answer.json()
+    job = ended(Job.objects.get(job_id=answer.json()["job_id"]))
+    assert job.status == JobStatus.SUCCEEDED, job.reason
+
+    # The spec: "a model in keras HDF5 format" under <output>/<job_id>/model/.
+    base = f"autodl/{job.job_id}"
+    assert stored(f"{base}/model/model.h5")[:8] == b"\x89HDF\r\n\x1a\n"
+    assert stored(f"{base}/model/labels.txt").decode().split() == ["circle", "square", "triangle"]
+    search = api.get(f"/api/v1/jobs/{job.job_id}/architecture/").json()
+    assert search["stage"] == "done" and len(search["rounds"]) == TINY["search_rounds"]
+    assert search["best"]["graph"]["nodes"] and search["fairness"] is not None
+    curves = api.get(f"/api/v1/jobs/{job.job_id}/metrics/?shape=columns").json()[0]["columns"]
+    rewards = [v for v in curves["controller_reward"] if v is not None]  # rows: rounds, epochs
+    assert len(rewards) == TINY["search_rounds"]
+
+    web = Client()
+    web.force_login(owner)
+    page = web.get(f"/jobs/{job.job_id}/").content.decode()
+    assert "150 photos in 3 classes" in page and 'id="enas-final"' in page
+    assert '<tr data-name="ENAS">' in page and '<tr data-name="random 1">' in page
+    assert escape(search["best"]["describe"]) in page
+
+    released = api.post(
+        "/api/v1/models/release/", {"job_id": job.job_id, "name": "enas"}, format="json"
+    )
+    assert released.status_code == 201, released.json()
+    version = ModelVersion.objects.get(
+        model_id=released.json()["model"], version=released.json()["version"]
+    )
+    assert version.model_type == "keras" and version.fields == {"output": "logits"}
+
+    stack = request.getfixturevalue("stack")  # the serving side, once the job is done
+    service = serving.create_service(
+        owner, project, name="enas", version=serving.VersionConfig(1, version)
+    )
+    wait_running(service)
+    Image.new("RGB", (40, 30), (200, 80, 20)).save(tmp_path / "aaa.jpg")  # the spec's IMAGE_PATH
+    page = web.get(f"/services/{service.pk}/").content.decode()
+    copied = re.search(r'id="client-url"[^>]*value="([^"]+)"', page).group(1)
+    endpoint_url = re.sub(r"^http://[^/]+", f"http://127.0.0.1:{stack.port}", copied)
+    result = json.loads(run_client(tmp_path, endpoint_url))
+    scores = json.loads(result["result"])
+    assert len(scores) == 1 and len(scores[0]) == 3

@@ -86,6 +86,12 @@ EXAMPLES = {
         "test_data_path": "",
         "instances": 1,
     },
+    ("autodl", "enas"): {
+        "params": {"search_rounds": 1},
+        "train_data_path": f"{OWN}/photos.zip",
+        "test_data_path": "",
+        "instances": 1,
+    },
     ("dataset", "table_import"): {
         "params": {
             "separator": ",",

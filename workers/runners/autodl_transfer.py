@@ -108,9 +108,10 @@ def run(raw: dict) -> None:
         train_model(params, check)
 
 
-def check_data(params: dict, photos: Path) -> DataCheck:
+def check_data(params: dict, photos: Path, method: str = "transfer") -> DataCheck:
+    """The spec's rules for `method` ("transfer" or "enas"); the report in the log folder."""
     say(f"checking the training data {params['input']}")
-    check = check_training_data(params["input"], photos, "transfer")
+    check = check_training_data(params["input"], photos, method)
     write_report(check.report, params["log_dir"] / "data_report.json")
     report_ = check.report
     for warning in report_["warnings"]:

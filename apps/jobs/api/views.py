@@ -85,6 +85,17 @@ class JobViewSet(
         # Another kind of job has no search: an empty one (viewers read it like any job).
         return Response(automl_results.search_summary(self.get_object()))
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def architecture(self, request, job_id=None):
+        """AutoDL ENAS: the search so far (log/enas.json): `stage`, `space`, `rounds` (shared
+        loss and accuracy, reward, entropy per round), `best` (architecture, `graph` nodes and
+        edges), `candidates`, `final` (from scratch, beside the random architectures) and
+        `fairness`. An empty object for other jobs and before the first round."""
+        from apps.jobs import autodl_results
+
+        return Response(autodl_results.enas_search(self.get_object()))
+
     @extend_schema(request=None, responses={201: JobSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, job_id=None):
