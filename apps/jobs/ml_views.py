@@ -68,7 +68,7 @@ AUTODL = KindForm(
     default="transfer_learning",
     heading="Create an AutoDL job",
     output_help="the model goes to <output path>/<job_id>/model, the data report, "
-    "preprocessing and confusion matrix to /log",
+    "preprocessing, confusion matrix (and ENAS's search) to /log",
     instances=(1, 1),
     instances_help="1, as the spec says",
 )

@@ -68,6 +68,32 @@ def test_settings_are_refused_naming_the_rule(api, project, change, field, words
     assert words in json.dumps(answer.json()[field]), answer.json()
 
 
+@pytest.mark.parametrize(
+    "params,field,words",
+    [
+        ({"image_size": 30}, "image_size", "multiple of 4"),
+        ({"layers": 1}, "layers", "[2, 12]"),
+        ({"random_baselines": 11}, "random_baselines", "[0, 10]"),
+        ({"search_rounds": "many"}, "search_rounds", "whole number in [1, 100]"),
+    ],
+)
+def test_enas_settings_are_refused_naming_the_rule(api, project, params, field, words):
+    answer = api.post(
+        "/api/v1/jobs/", body(project, algorithm="enas", params=params), format="json"
+    )
+    assert answer.status_code == 400, answer.json()
+    assert words in json.dumps(answer.json()[field]), answer.json()
+
+
+def test_the_console_form_offers_enas_with_its_settings(owner):
+    web = Client()
+    web.force_login(owner)
+    page = web.get("/jobs/new-autodl/?algorithm=enas").content.decode()
+    assert "Image sorting - ENAS" in page and "Image sorting - transfer learning" in page
+    for name in ("search_rounds", "controller_steps", "final_epochs", "random_baselines"):
+        assert f'name="{name}"' in page
+
+
 def test_transfer_learning_on_rendered_shapes(owner, project, api, tmp_path):
     archive = shapes_zip(tmp_path / "shapes.zip", per_class=25)
     put(owner, project, "photos/shapes.zip", archive.read_bytes())
@@ -182,7 +208,7 @@ def test_enas_searches_trains_releases_and_serves_the_spec_client(
     )
     assert version.model_type == "keras" and version.fields == {"output": "logits"}
 
-    stack = request.getfixturevalue("stack")  # the serving side, once the job is done
+    serving_stack = request.getfixturevalue("stack")  # the serving side, once the job is done
     service = serving.create_service(
         owner, project, name="enas", version=serving.VersionConfig(1, version)
     )
@@ -190,7 +216,7 @@ def test_enas_searches_trains_releases_and_serves_the_spec_client(
     Image.new("RGB", (40, 30), (200, 80, 20)).save(tmp_path / "aaa.jpg")  # the spec's IMAGE_PATH
     page = web.get(f"/services/{service.pk}/").content.decode()
     copied = re.search(r'id="client-url"[^>]*value="([^"]+)"', page).group(1)
-    endpoint_url = re.sub(r"^http://[^/]+", f"http://127.0.0.1:{stack.port}", copied)
+    endpoint_url = re.sub(r"^http://[^/]+", f"http://127.0.0.1:{serving_stack.port}", copied)
     result = json.loads(run_client(tmp_path, endpoint_url))
     scores = json.loads(result["result"])
     assert len(scores) == 1 and len(scores[0]) == 3
