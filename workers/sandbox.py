@@ -271,6 +271,13 @@ def command(argv: list[str], confinement: Confinement, force: bool = False) -> l
         "/proc",
         "--dev",
         "/dev",
+        # A /dev/shm of its own, writable by the run's user (bwrap's --dev makes it root's
+        # 0755): POSIX shared memory and semaphores are how multiprocessing and PyTorch's
+        # DataLoader workers pass data; other runs' and the host's segments stay unseen.
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/dev/shm",
         "--ro-bind-try",
         "/sys",
         "/sys",

@@ -72,6 +72,44 @@ def test_a_run_sees_its_folder_but_not_what_is_hidden_and_cannot_write_the_code(
     assert (workdir / "mine.txt").read_text() == "ok"
 
 
+def test_a_run_has_shared_memory_of_its_own_for_worker_processes(tmp_path):
+    """multiprocessing (and PyTorch's DataLoader workers) need a writable /dev/shm: the run
+    gets a private one; a segment the host holds there is not visible to it."""
+    if not sandbox.active():
+        pytest.skip(f"no sandbox here: {sandbox.probe()}")
+    workdir = tmp_path / "workspace"
+    workdir.mkdir()
+    planted = Path("/dev/shm") / f"bml-host-{os.getpid()}"
+    planted.write_text("host")
+    rules = sandbox.Confinement(workdir=workdir, uid=sandbox.run_uid(8))
+    sandbox.give_to_run(workdir, rules.uid)
+    code = textwrap.dedent(
+        f"""
+        import multiprocessing, os
+        from multiprocessing import shared_memory
+        block = shared_memory.SharedMemory(create=True, size=4096)
+        block.buf[:2] = b"ok"
+        print(bytes(block.buf[:2]).decode(), os.path.exists({str(planted)!r}))
+        block.close(); block.unlink()
+        queue = multiprocessing.get_context("spawn").Queue()  # a POSIX semaphore
+        queue.put(1)
+        print(queue.get())
+        """
+    )
+    try:
+        done = subprocess.run(
+            sandbox.command([sys.executable, "-c", code], rules),
+            capture_output=True,
+            text=True,
+            preexec_fn=sandbox.limits(rules),
+            timeout=60,
+        )
+    finally:
+        planted.unlink()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "False", "1"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an ordinary user")
 def test_the_sandbox_works_for_an_appliance_run_by_an_ordinary_user():
     """As an ordinary user (no setpriv, an unprivileged user namespace) the same rules hold:
