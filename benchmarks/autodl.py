@@ -1,10 +1,11 @@
 """AutoDL (issue 22). Part "transfer": seconds until transfer learning reaches 95 % validation
 accuracy on the CPU, our job's trainer beside the plain torchvision fine-tuning script a
 user would write (benchmarks/autodl_peer_finetune.py), on the same generated photos, the
-same validation photos and the same pretrained network. (Part "enas", ENAS beside random
-architectures, is to come: see PARTS.)
+same validation photos and the same pretrained network. Part "enas": the architecture
+ENAS finds beside the median of 5 random architectures of its space trained with the same
+budget (benchmarks/autodl_parts/enas.py says how). The photos: autodl_parts/photos.py.
 
-    .venv/bin/python benchmarks/autodl.py [--quick | --smoke] [--part transfer|all]
+    .venv/bin/python benchmarks/autodl.py [--quick | --smoke] [--part transfer|enas|all]
 
 Measured on 2 cores shared with another engineer's runs (load average 3-6, so the figures
 are noisy, the peer's most): full (8.5 minutes): ours reached 0.995 at its first epoch (of
@@ -58,26 +59,23 @@ each, no goal judged.
 
 import argparse
 import json
-import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autodl_parts.enas import enas  # noqa: E402 - benchmarks/ is sys.path[0]
+from autodl_parts.photos import SHAPES, generate  # noqa: E402
+
 from workers.runners import autodl_finetune  # noqa: E402
 from workers.runners.autodl_data import check_training_data  # noqa: E402
 
-SHAPES = ("circle", "square", "triangle", "star", "ring")
 TARGET = 0.95
 GOAL_SECONDS = 600
 GOAL_RATIO = 1.0
@@ -92,76 +90,6 @@ PEER_EPOCH = re.compile(r"^epoch (\d+)/\d+ .*val_acc ([0-9.]+)")
 
 
 # ---- the photos ----------------------------------------------------------------------------
-
-
-def render(shape: str, rng: np.random.Generator, side: int) -> Image.Image:
-    """One shape on a noisy background. The shape stays inside the middle 80 % (a centre
-    crop of 224/256 never cuts it) and is 30-65 % of the side."""
-    corners = rng.integers(0, 256, (2, 3))
-    ramp = np.linspace(0, 1, side)[:, None, None]
-    background = corners[0] * (1 - ramp) + corners[1] * ramp
-    if rng.random() < 0.5:
-        background = background.transpose(1, 0, 2)
-    image = Image.fromarray(np.broadcast_to(background, (side, side, 3)).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(rng.integers(2, 6)):  # distractors: thin lines and small dots
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        if rng.random() < 0.5:
-            draw.line([tuple(rng.uniform(0, side, 2)) for _ in range(2)], colour, 1)
-        else:
-            x, y, r = *rng.uniform(0, side, 2), rng.uniform(1, side * 0.03)
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-    mean = background.reshape(-1, 3).mean(0)
-    colour = rng.integers(0, 256, 3)
-    while np.abs(colour - mean).sum() < 150:  # visible, but not always by much
-        colour = rng.integers(0, 256, 3)
-    colour = tuple(int(c) for c in colour)
-    radius = side * rng.uniform(0.15, 0.325)
-    cx, cy = (rng.uniform(side * 0.1 + radius, side * 0.9 - radius) for _ in range(2))
-    angle = rng.uniform(0, 2 * math.pi)
-    width = max(2, round(radius * rng.uniform(0.15, 0.3)))
-    # some polygons drawn as outlines (an outlined circle would be a ring)
-    outline = shape not in ("circle", "ring") and rng.random() < 0.25
-
-    def polygon(points: int, step: int = 1, inner: float | None = None) -> list:
-        corners = []
-        for k in range(points * (2 if inner else 1)):
-            r = radius * (inner if inner and k % 2 else 1)
-            a = angle + k * math.pi * 2 / (points * (2 if inner else 1)) * step
-            corners.append((cx + r * math.cos(a), cy + r * math.sin(a)))
-        return corners
-
-    box = (cx - radius, cy - radius, cx + radius, cy + radius)
-    if shape in ("circle", "ring"):
-        if shape == "ring" or outline:
-            draw.ellipse(box, outline=colour, width=width)
-        else:
-            draw.ellipse(box, fill=colour)
-    else:
-        corners = {
-            "square": lambda: polygon(4),
-            "triangle": lambda: polygon(3),
-            "star": lambda: polygon(5, inner=0.42),
-        }[shape]()
-        if outline:
-            draw.line([*corners, corners[0]], fill=colour, width=width, joint="curve")
-        else:
-            draw.polygon(corners, fill=colour)
-    pixels = np.asarray(image, dtype=np.float32)
-    pixels += rng.normal(0, rng.uniform(4, 16), pixels.shape)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
-def generate(path: Path, per_class: int, side: int, seed: int = 22) -> Path:
-    """The job's input: one folder per class of JPEG photos, zipped."""
-    rng = np.random.default_rng(seed)
-    with zipfile.ZipFile(path, "w") as archive:
-        for index in range(per_class):  # classes interleaved: no class is drawn all at once
-            for shape in SHAPES:
-                image = render(shape, rng, side)
-                with archive.open(f"{shape}/{shape}_{index:04d}.jpg", "w") as out:
-                    image.save(out, "JPEG", quality=int(rng.integers(70, 95)))
-    return path
 
 
 def validation_members(archive: Path, work: Path) -> list[str]:
@@ -288,9 +216,8 @@ def transfer(mode: str) -> dict:
     }
 
 
-# One function per part; "enas" (ENAS against random architectures) joins here when it is
-# written, and `--part all` runs every part in this order, the last RESULT line last.
-PARTS = {"transfer": transfer}
+# One function per part; `--part all` runs every part in this order, the last RESULT last.
+PARTS = {"transfer": transfer, "enas": enas}
 
 
 def main() -> None:
