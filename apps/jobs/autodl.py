@@ -67,7 +67,7 @@ def _validate_enas(params: dict) -> dict:
         "image_size": image_size,
         "layers": number(params, "layers", 2, 12, 6, integer=True),
         "channels": number(params, "channels", 8, 128, 32, integer=True),
-        "search_rounds": number(params, "search_rounds", 1, 100, 10, integer=True),
+        "search_rounds": number(params, "search_rounds", 1, 100, 30, integer=True),
         "controller_steps": number(params, "controller_steps", 1, 500, 30, integer=True),
         "derive_samples": number(params, "derive_samples", 1, 100, 10, integer=True),
         "final_epochs": number(params, "final_epochs", 1, 300, 30, integer=True),
@@ -121,7 +121,12 @@ FORMS = {
     },
     "enas": {
         "fields": [
-            Field("search_rounds", "Search rounds", 10, help="1 to 100"),
+            Field(
+                "search_rounds",
+                "Search rounds",
+                30,
+                help="1 to 100, each a pass over the search photos",
+            ),
             Field("controller_steps", "Controller steps per round", 30, help="1 to 500"),
             Field("layers", "Searched layers", 6, help="2 to 12"),
             Field("channels", "Channels", 32, help="8 to 128"),

@@ -21,10 +21,6 @@ from pathlib import Path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Fine-tuning runs a few hundred steps; the ported TensorFlow batch norms average their
-# running statistics over ~100 steps (momentum 0.01), so on a new image size and data set the
-# statistics used at evaluation would still be mostly ImageNet's. 0.1 follows the new data.
-FINE_TUNE_BN_MOMENTUM = 0.1
 
 
 @dataclass(frozen=True)
@@ -149,14 +145,6 @@ def _load_body_weights(module, weights: Path, head_prefix: str) -> int:
             f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}"
         )
     return len(body)
-
-
-def prepare_for_fine_tuning(module) -> None:
-    import torch
-
-    for layer in module.modules():
-        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
-            layer.momentum = FINE_TUNE_BN_MOMENTUM
 
 
 def export_torchscript(module, image_size: int, path: Path) -> None:

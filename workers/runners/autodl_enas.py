@@ -12,7 +12,7 @@ params.json (each optional but input):
     validation_ratio  share of each class held out for validation, 0.05-0.5 (0.2)
     image_size        side of the square network input, 16-128, a multiple of 4 (32)
     layers            searched layers, 2-12 (6); channels 8-128 (32)
-    search_rounds     rounds of the search, 1-100 (10)
+    search_rounds     rounds of the search, 1-100 (30)
     controller_steps  controller steps per round, 1-500 (30)
     derive_samples    children the trained controller proposes for the final pick, 1-100 (10)
     final_epochs      epochs of the from-scratch training, 1-300 (30)
@@ -78,7 +78,7 @@ DEFAULTS = {
     "image_size": 32,
     "layers": 6,
     "channels": 32,
-    "search_rounds": 10,
+    "search_rounds": 30,
     "controller_steps": 30,
     "derive_samples": 10,
     "final_epochs": 30,

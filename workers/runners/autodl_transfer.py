@@ -145,7 +145,6 @@ def train_model(params: dict, check: DataCheck) -> None:
     except autodl_backbones.BackboneError as exc:
         raise RunnerError(str(exc)) from exc
     say(model.message)
-    autodl_backbones.prepare_for_fine_tuning(model.module)
     model.module.to(device)
 
     train_batches, val_batches = photo_loaders(params, classes, train, validation, model)
