@@ -14,8 +14,12 @@ rest). Figure: the found architecture's validation accuracy (ours) against the m
 the 5 random ones (peer); ratio ours / peer; goal: ours > peer. The search's own cost is
 on top of the found model's budget, and is printed beside it (seconds of search).
 
-Data: photos.generate_large - the same 5 classes of rendered shapes as the transfer part,
-as PNGs of 224 px (the spec's ENAS rules want each photo >= 100 KB, >= 50 a class).
+Data: photos.generate_large - the same 5 classes of shapes as the transfer part, drawn bold
+(photos.render_bold: filled or thick shapes, thin lines across, grain) as PNGs of 224 px
+(the spec's ENAS rules want each photo >= 100 KB, >= 50 a class). Not the transfer part's
+photos: their outlines, dots and gradients shrink to a pixel at ENAS's 32 px, where even a
+fixed all-convolution child stayed near chance for 70 steps and the shared network (a
+different child each batch) did not leave chance in 700; on these it learns.
 Full: 5 x 200 photos; the network at 32 px (CIFAR's size, the spec's own ENAS example),
 6 layers of 24 channels, 60 search rounds (each a pass over the search photos, about 20
 shared-weight steps, and 30 controller steps), 20 epochs from scratch. --quick: 5 x 60
