@@ -128,6 +128,12 @@ FORMS = {
                 help="1 to 100, each a pass over the search photos",
             ),
             Field("controller_steps", "Controller steps per round", 30, help="1 to 500"),
+            Field(
+                "derive_samples",
+                "Children proposed at the end",
+                10,
+                help="1 to 100: the best of them on the reward photos is trained from scratch",
+            ),
             Field("layers", "Searched layers", 6, help="2 to 12"),
             Field("channels", "Channels", 32, help="8 to 128"),
             Field(
