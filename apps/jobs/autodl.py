@@ -30,30 +30,42 @@ def _validate_transfer(params: dict) -> dict:
     }
 
 
-def _prepare_transfer(params: dict, workspace: Path):
-    stage = [{"uri": params["train_data_path"], "dest": "train_data"}]
-    settings = {key: value for key, value in params.items() if not key.endswith("_path")}
-    return runner("autodl_transfer", workspace, settings | {"input": "train_data"}), stage
+def _image_sorting(name: str, title: str, validate, trainer: str, release) -> Algorithm:
+    """An AutoDL algorithm: the training data staged in as train_data/, the trainer run on
+    it with the other settings, model/ and log/ stored; one instance, as the spec says."""
 
+    def prepare(params: dict, workspace: Path):
+        stage = [{"uri": params["train_data_path"], "dest": "train_data"}]
+        settings = {key: value for key, value in params.items() if not key.endswith("_path")}
+        return runner(trainer, workspace, settings | {"input": "train_data"}), stage
 
-TRANSFER_LEARNING = register(
-    Algorithm(
-        kind=KIND,
-        name="transfer_learning",
-        title="Image sorting - transfer learning",
-        validate=_validate_transfer,
-        prepare=_prepare_transfer,
-        outputs=("model", "log"),
-        stages_data_paths=False,
-        needs_train_data=True,
-        instances=(1, 1),  # the spec: "Number of instances 1"
-        # The spec's answer for its client: {"result": "[[logits]]"}.
-        release=lambda params: Release(
-            "image_classification",
-            "model/",
-            {"image_size": params.get("image_size", 224), "output": "logits"},
-        ),
+    return register(
+        Algorithm(
+            kind=KIND,
+            name=name,
+            title=title,
+            validate=validate,
+            prepare=prepare,
+            outputs=("model", "log"),
+            stages_data_paths=False,
+            needs_train_data=True,
+            instances=(1, 1),  # the spec: "Number of instances 1"
+            release=release,
+        )
     )
+
+
+TRANSFER_LEARNING = _image_sorting(
+    "transfer_learning",
+    "Image sorting - transfer learning",
+    _validate_transfer,
+    "autodl_transfer",
+    # The spec's answer for its client: {"result": "[[logits]]"}.
+    lambda params: Release(
+        "image_classification",
+        "model/",
+        {"image_size": params.get("image_size", 224), "output": "logits"},
+    ),
 )
 
 
@@ -78,27 +90,14 @@ def _validate_enas(params: dict) -> dict:
     }
 
 
-def _prepare_enas(params: dict, workspace: Path):
-    stage = [{"uri": params["train_data_path"], "dest": "train_data"}]
-    settings = {key: value for key, value in params.items() if not key.endswith("_path")}
-    return runner("autodl_enas", workspace, settings | {"input": "train_data"}), stage
-
-
-ENAS = register(
-    Algorithm(
-        kind=KIND,
-        name="enas",
-        title="Image sorting - ENAS",
-        validate=_validate_enas,
-        prepare=_prepare_enas,
-        outputs=("model", "log"),
-        stages_data_paths=False,
-        needs_train_data=True,
-        instances=(1, 1),  # the spec: "Number of instances 1"
-        # The spec's Keras HDF5; served as a Keras model that takes photos and answers the
-        # spec's {"result": "[[logits]]"} like the transfer learning model.
-        release=lambda params: Release("keras", "model/", {"output": "logits"}),
-    )
+ENAS = _image_sorting(
+    "enas",
+    "Image sorting - ENAS",
+    _validate_enas,
+    "autodl_enas",
+    # The spec's Keras HDF5; served as a Keras model that takes photos and answers the
+    # spec's {"result": "[[logits]]"} like the transfer learning model.
+    lambda params: Release("keras", "model/", {"output": "logits"}),
 )
 
 

@@ -32,7 +32,6 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import zipfile
 from importlib.util import find_spec
@@ -41,9 +40,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import ROOT
-from .check import Check, pinned, progress
-from .runs import run_config
+from .check import Check, progress
+from .runs import run_bare, run_config, supervise_run
 
 PARAMS_FILE = "ml_params.json"  # apps.jobs.machine_learning.PARAMS_FILE
 SHAPES = ("circle", "square", "triangle")
@@ -206,23 +204,7 @@ def supervised(check: Check, name: str, runner: str, data: Path, params: dict, g
                time_limit_s: int) -> dict:  # fmt: skip
     """The run as the scheduler starts one: result.json, its log, its workspace."""
     run_dir, config = prepare(check, name, runner, data, params, gpus, time_limit_s)
-    env = check.child_env()
-    env = {k: env[k] for k in ("PATH", "PYTHONPATH", "BML_SANDBOX", "BML_SANDBOX_UID_BASE")
-           if k in env} | {"LANG": "C.UTF-8"}  # fmt: skip
-    with open(run_dir / "supervise.err", "wb") as err:
-        subprocess.run(
-            [sys.executable, "-m", "workers.supervise", "--config", str(run_dir / "run.json")],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=err,
-            stderr=err,
-            start_new_session=True,
-            timeout=time_limit_s + 60,
-        )
-    if not (run_dir / "result.json").is_file():
-        raise RuntimeError(f"supervise wrote no result: {(run_dir / 'supervise.err').read_text()}")
-    result = json.loads((run_dir / "result.json").read_text())
+    result = supervise_run(check, run_dir, config)
     log_file = run_dir / "log.txt"
     log = log_file.read_text(errors="replace") if log_file.is_file() else ""
     if result["status"] != "succeeded":
@@ -233,21 +215,9 @@ def supervised(check: Check, name: str, runner: str, data: Path, params: dict, g
 def bare(check: Check, name: str, runner: str, data: Path, params: dict, gpus: list[int],
          time_limit_s: int) -> dict:  # fmt: skip
     """The same command with the same environment and cores, a plain subprocess."""
-    from workers.supervise import user_environment
-
-    run_dir, config = prepare(check, name, runner, data, params, gpus, time_limit_s)
+    _, config = prepare(check, name, runner, data, params, gpus, time_limit_s)
     workspace = Path(config["workspace"])
-    (workspace / "tmp").mkdir()
-    done = subprocess.run(
-        config["command"],
-        cwd=workspace,
-        env=user_environment(config, workspace),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        preexec_fn=pinned(check.lease_cpus),
-        timeout=time_limit_s,
-    )
+    done = run_bare(check, config)
     if done.returncode:
         raise RuntimeError(f"the bare run failed: {(done.stdout + done.stderr)[-1500:]}")
     return {"status": "succeeded", "log": done.stdout, "workspace": workspace}

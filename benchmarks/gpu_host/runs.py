@@ -152,9 +152,8 @@ def prepare(check: Check, name: str, cfg: dict, gpus: list[int]) -> tuple[Path, 
     return run_dir, config
 
 
-def supervised(check: Check, name: str, cfg: dict, gpus: list[int]) -> tuple[dict, dict]:
-    """(result.json, the run's figures) of a run started as the scheduler starts one."""
-    run_dir, config = prepare(check, name, cfg, gpus)
+def supervise_run(check: Check, run_dir: Path, config: dict) -> dict:
+    """Start `workers.supervise` on the prepared run as the scheduler does; its result.json."""
     env = check.child_env()
     env = {k: env[k] for k in ("PATH", "PYTHONPATH", "BML_SANDBOX", "BML_SANDBOX_UID_BASE")
            if k in env} | {"LANG": "C.UTF-8"}  # fmt: skip
@@ -171,7 +170,31 @@ def supervised(check: Check, name: str, cfg: dict, gpus: list[int]) -> tuple[dic
         )
     if not (run_dir / "result.json").is_file():
         raise RuntimeError(f"supervise wrote no result: {(run_dir / 'supervise.err').read_text()}")
-    result = json.loads((run_dir / "result.json").read_text())
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def run_bare(check: Check, config: dict) -> subprocess.CompletedProcess:
+    """The prepared run's command with its environment and the lease's cores, no supervisor."""
+    from workers.supervise import user_environment
+
+    workspace = Path(config["workspace"])
+    (workspace / "tmp").mkdir()
+    return subprocess.run(
+        config["command"],
+        cwd=workspace,
+        env=user_environment(config, workspace),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        preexec_fn=pinned(check.lease_cpus),
+        timeout=config["time_limit_s"],
+    )
+
+
+def supervised(check: Check, name: str, cfg: dict, gpus: list[int]) -> tuple[dict, dict]:
+    """(result.json, the run's figures) of a run started as the scheduler starts one."""
+    run_dir, config = prepare(check, name, cfg, gpus)
+    result = supervise_run(check, run_dir, config)
     figures_file = Path(config["workspace"]) / "output" / "figures.json"
     figures = json.loads(figures_file.read_text()) if figures_file.is_file() else {}
     if result["status"] != "succeeded":
@@ -184,24 +207,11 @@ def supervised(check: Check, name: str, cfg: dict, gpus: list[int]) -> tuple[dic
 
 def bare(check: Check, name: str, cfg: dict, gpus: list[int]) -> dict:
     """The same script with the same environment and cores, a plain subprocess."""
-    from workers.supervise import user_environment
-
-    run_dir, config = prepare(check, name, cfg, gpus)
-    workspace = Path(config["workspace"])
-    (workspace / "tmp").mkdir()
-    done = subprocess.run(
-        config["command"],
-        cwd=workspace,
-        env=user_environment(config, workspace),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        preexec_fn=pinned(check.lease_cpus),
-        timeout=config["time_limit_s"],
-    )
+    _, config = prepare(check, name, cfg, gpus)
+    done = run_bare(check, config)
     if done.returncode:
         raise RuntimeError(f"the bare run failed: {done.stderr[-1500:]}")
-    return json.loads((workspace / "output" / "figures.json").read_text())
+    return json.loads((Path(config["workspace"]) / "output" / "figures.json").read_text())
 
 
 def train_cfg(check: Check) -> dict:

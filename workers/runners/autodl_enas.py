@@ -67,7 +67,13 @@ from workers.runners.autodl_enas_space import (
     reductions,
 )
 from workers.runners.autodl_rules import rules_for
-from workers.runners.autodl_transfer import check_data, choose_device, write_confusion, write_json
+from workers.runners.autodl_transfer import (
+    check_data,
+    choose_device,
+    with_defaults,
+    write_confusion,
+    write_json,
+)
 from workers.runners.ml_lr import RunnerError, cli, number, report, say
 
 WHAT = "AutoDL ENAS"
@@ -89,11 +95,7 @@ DEFAULTS = {
 
 
 def parse_params(raw: dict) -> dict:
-    raw = {name: value for name, value in raw.items() if value not in (None, "")}
-    raw = {**DEFAULTS, **raw}
-    source = raw.get("input")
-    if not isinstance(source, str) or not source:
-        raise RunnerError("input is required: the training data (a .zip or a folder of zips)")
+    raw, source = with_defaults(raw, DEFAULTS)
     params = {
         "input": source,
         "validation_ratio": number(raw, "validation_ratio", 0.05, 0.5),

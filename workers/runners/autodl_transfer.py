@@ -70,13 +70,18 @@ DEFAULTS = {
 # ---- parameters ----------------------------------------------------------------------------
 
 
-def parse_params(raw: dict) -> dict:
-    # A blank field (null or "") takes its default: the console sends blanks.
-    raw = {name: value for name, value in raw.items() if value not in (None, "")}
-    raw = {**DEFAULTS, **raw}
+def with_defaults(raw: dict, defaults: dict) -> tuple[dict, str]:
+    """(the settings with a default for each blank one, the training data's path). A blank
+    field (null or "") takes its default: the console sends blanks."""
+    raw = {**defaults, **{name: value for name, value in raw.items() if value not in (None, "")}}
     source = raw.get("input")
     if not isinstance(source, str) or not source:
         raise RunnerError("input is required: the training data (a .zip or a folder of zips)")
+    return raw, source
+
+
+def parse_params(raw: dict) -> dict:
+    raw, source = with_defaults(raw, DEFAULTS)
     backbone = raw["backbone"]
     if not isinstance(backbone, str) or backbone not in autodl_backbones.BACKBONES:
         raise RunnerError(
