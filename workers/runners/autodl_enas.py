@@ -188,17 +188,17 @@ def split_photos(params: dict, labelled: list) -> tuple[list[str], dict]:
     return classes, sets
 
 
-def batches(pixels: np.ndarray, labels: np.ndarray, batch_size: int, rng: random.Random | None):
+def batches(pixels: np.ndarray, labels: np.ndarray, batch_size: int, rng: random.Random):
+    """Shuffled batches as tensors; a last batch of one photo is left out (batch
+    normalisation needs two)."""
     import torch
 
     order = list(range(len(labels)))
-    if rng is not None:
-        rng.shuffle(order)
+    rng.shuffle(order)
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
-        if rng is not None and len(chosen) < 2:
-            continue  # batch normalisation needs two photos to train on
-        yield torch.from_numpy(pixels[chosen]), torch.from_numpy(labels[chosen])
+        if len(chosen) >= 2:
+            yield torch.from_numpy(pixels[chosen]), torch.from_numpy(labels[chosen])
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -263,7 +263,9 @@ def search(params: dict, classes: list[str], sets: dict, journal: Journal) -> Ar
         device=device,
     )
     rng = random.Random(params["seed"])
-    reward_batches = list(batches(*sets["reward"], batch_size, None))
+    # Shuffled once: the photos come sorted by class, and a batch of one class scored with
+    # batch statistics (as the paper scores children) normalises its class away - chance.
+    reward_batches = list(batches(*sets["reward"], batch_size, random.Random(params["seed"] + 2)))
     say(
         f"searching {params['layers']} layers x {len(OPS)} operations with skips on {device}: "
         f"{rounds} round(s) of {steps} shared-weight step(s) and {params['controller_steps']} "
