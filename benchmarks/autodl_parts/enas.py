@@ -29,6 +29,15 @@ the batches whose child uses it (a sixth of them); at 15 rounds the shared netwo
 left chance (loss ln 5) and its rewards were noise. A round costs about 1.5 s here, a tenth
 of one from-scratch epoch.
 --smoke: 5 x 50 photos at 16 px, 3 layers of 8 channels, 1 round, 1 epoch, 1 random.
+
+Measured on 2 cores (full, 6 minutes: 85 s of search, 35-53 s per from-scratch training):
+the controller's reward rose from 0.22 (chance is 0.2) to 0.51 over the 60 rounds and its
+entropy fell from 17.4 to 13.1; it settled on convolutions with skips
+(conv3x3 | conv3x3 | max3x3 | max3x3 <- 1 | conv3x3 <- 0,2 | conv3x3 <- 0,2), which reached
+1.000 from scratch against the random architectures' 0.99, 0.79, 0.925, 0.995, 0.995
+(median 0.99): ratio 1.01, meets. The margin is thin because these shapes are easy for any
+child with a few convolutions; what the search buys is not drawing one of the pooling-heavy
+children (0.79).
 """
 
 import json
