@@ -94,7 +94,8 @@ def test_the_console_form_offers_enas_with_its_settings(owner):
         assert f'name="{name}"' in page
 
 
-def test_transfer_learning_on_rendered_shapes(owner, project, api, tmp_path):
+@pytest.mark.django_db(transaction=True)
+def test_transfer_learning_on_rendered_shapes(owner, project, api, tmp_path, request):
     archive = shapes_zip(tmp_path / "shapes.zip", per_class=25)
     put(owner, project, "photos/shapes.zip", archive.read_bytes())
     answer = api.post("/api/v1/jobs/", body(project), format="json")
@@ -133,6 +134,8 @@ def test_transfer_learning_on_rendered_shapes(owner, project, api, tmp_path):
     )
     assert version.model_type == "image_classification"
     assert version.fields == {"image_size": 64, "output": "logits"}
+    # Deployed, it answers the spec's own client with one logit per class.
+    assert len(spec_client_scores(owner, project, version, tmp_path, request)) == 3
 
 
 def test_data_breaking_a_rule_fails_before_training_with_its_report(owner, project, api, tmp_path):
@@ -157,12 +160,6 @@ def test_data_breaking_a_rule_fails_before_training_with_its_report(owner, proje
 def test_enas_searches_trains_releases_and_serves_the_spec_client(
     owner, project, api, tmp_path, request
 ):
-    from PIL import Image
-
-    from apps.serving import services as serving
-    from tests.serving.conftest import wait_running
-    from tests.serving.test_spec_client import run_client
-
     archive = enas_photos_zip(tmp_path / "big.zip")
     put(owner, project, "photos/big.zip", archive.read_bytes())
     settings = {k: v for k, v in TINY.items() if k != "seed"}
@@ -208,15 +205,29 @@ def test_enas_searches_trains_releases_and_serves_the_spec_client(
     )
     assert version.model_type == "keras" and version.fields == {"output": "logits"}
 
-    serving_stack = request.getfixturevalue("stack")  # the serving side, once the job is done
+    assert len(spec_client_scores(owner, project, version, tmp_path, request)) == 3
+
+
+def spec_client_scores(owner, project, version, tmp_path, request) -> list[float]:
+    """The released version deployed (the serving side started once the job is done), the
+    spec's client run with the address the service page shows: the one image's logits."""
+    from PIL import Image
+
+    from apps.serving import services as serving
+    from tests.serving.conftest import wait_running
+    from tests.serving.test_spec_client import run_client
+
+    serving_stack = request.getfixturevalue("stack")
     service = serving.create_service(
-        owner, project, name="enas", version=serving.VersionConfig(1, version)
+        owner, project, name=version.model.name, version=serving.VersionConfig(1, version)
     )
     wait_running(service)
     Image.new("RGB", (40, 30), (200, 80, 20)).save(tmp_path / "aaa.jpg")  # the spec's IMAGE_PATH
+    web = Client()
+    web.force_login(owner)
     page = web.get(f"/services/{service.pk}/").content.decode()
     copied = re.search(r'id="client-url"[^>]*value="([^"]+)"', page).group(1)
     endpoint_url = re.sub(r"^http://[^/]+", f"http://127.0.0.1:{serving_stack.port}", copied)
     result = json.loads(run_client(tmp_path, endpoint_url))
-    scores = json.loads(result["result"])
-    assert len(scores) == 1 and len(scores[0]) == 3
+    (scores,) = json.loads(result["result"])
+    return scores

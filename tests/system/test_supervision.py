@@ -132,8 +132,11 @@ def test_a_killed_store_is_restarted_on_its_address_and_pages_recover(restarted)
     assert endpoint_of(restarted.var) == restarted.endpoint
     # store.start() returns (and the launcher says so) once its readiness checks pass, which
     # can be after the listing above already answered: wait for the line, not read it once.
-    wait_until(lambda: "object store is back" in appliance.log_path.read_text(), timeout=60,
-               what="the launcher to say the store is back")
+    wait_until(
+        lambda: "object store is back" in appliance.log_path.read_text(),
+        timeout=60,
+        what="the launcher to say the store is back",
+    )
     assert "The object store exited" in appliance.log_path.read_text()
     assert not group_members(weed.pid)
 
