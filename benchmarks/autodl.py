@@ -1,6 +1,6 @@
 """AutoDL (issue 22). Part "transfer": seconds until transfer learning reaches 95 % validation
 accuracy on the CPU, our job's trainer beside the plain torchvision fine-tuning script a
-user would write (benchmarks/autodl_peer_finetune.py), on the same generated photos, the
+user would write (benchmarks/autodl_parts/peer_finetune.py), on the same generated photos, the
 same validation photos and the same pretrained network. Part "enas": the architecture
 ENAS finds beside the median of 5 random architectures of its space trained with the same
 budget (benchmarks/autodl_parts/enas.py says how). The photos: autodl_parts/photos.py.
@@ -25,7 +25,7 @@ exactly what the job takes. Full: 5 x 200 photos of 224 x 224 px; --quick: 5 x 4
 Ours: the job's runner (workers/runners/autodl_transfer.py) as the job engine starts it, a
 subprocess in a fresh workspace with params.json: validation_ratio 0.2, seed 0, batch 32,
 image_size 128, 10 epochs (its schedule: 3 of the head alone, 7 of the whole network). The
-peer: autodl_peer_finetune.py, a subprocess too, given the zip (it unzips it itself, as the
+peer: autodl_parts/peer_finetune.py, a subprocess too, given the zip (it unzips it itself, as the
 job extracts and checks it), the list of the validation photos of the job's own split
 (autodl_data.check_training_data + autodl_finetune.stratified_split over the same zip, as
 the runner calls them), the same pretrained EfficientNet-Lite0 (autodl_backbones.build_model,
@@ -155,7 +155,7 @@ def run_peer(work: Path, data: Path, validation: Path, size: dict, smoke: bool):
     workspace.mkdir()
     command = [
         sys.executable,
-        str(ROOT / "benchmarks" / "autodl_peer_finetune.py"),
+        str(ROOT / "benchmarks" / "autodl_parts" / "peer_finetune.py"),
         *("--input", str(data), "--work", str(workspace), "--validation-list", str(validation)),
         *("--image-size", str(size["image_size"]), "--epochs", str(size["peer_epochs"])),
         *("--batch-size", str(RUN["batch_size"]), "--seed", str(RUN["seed"])),

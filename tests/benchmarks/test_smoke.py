@@ -23,8 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SKIPPED = {
     # GPU-only; its --cpu mode is run by tests/workers/test_gpu_check.py.
     "gpu_check.py",
-    # Not a benchmark: autodl.py's peer, a plain fine-tuning script it runs (in its --smoke too).
-    "autodl_peer_finetune.py",
 }
 BENCHMARKS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name not in SKIPPED)
 FIELDS = ("figure", "ours", "peer", "ratio", "goal", "meets")

@@ -14,7 +14,7 @@ members of the job's own seeded split), the same pretrained EfficientNet-Lite0 l
 same way (autodl_backbones.build_model, pretrained=True), the same image size, batch size,
 DataLoader worker count and torch threads.
 
-    .venv/bin/python benchmarks/autodl_peer_finetune.py --input data.zip --work DIR \\
+    .venv/bin/python benchmarks/autodl_parts/peer_finetune.py --input data.zip --work DIR \\
         --validation-list val.txt --image-size 128 --epochs 10 [--stop-at 0.95]
 
 Prints `epoch k/N train loss L acc A, val_acc X (S s)` per epoch, flushed, so the caller
@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
 from workers.runners.autodl_backbones import IMAGENET_MEAN, IMAGENET_STD, build_model  # noqa: E402
 
