@@ -357,6 +357,16 @@ def describe(instance: Any) -> str:
     return "found a non-numeric value"
 
 
+def read_labels(path: Path) -> list[str] | None:
+    """The class names in a model folder's labels.txt, one a line, in output index order
+    (an AutoDL job's model/ folder has one); None without the file or a name in it."""
+    file = path / "labels.txt"
+    if not path.is_dir() or not file.is_file():
+        return None
+    labels = [line.strip() for line in file.read_text("utf-8").splitlines()]
+    return [label for label in labels if label] or None
+
+
 def is_image_instance(instance: Any) -> bool:
     return isinstance(instance, dict) and "data" in instance
 

@@ -38,6 +38,7 @@ from workers.runners.model_loaders import (
     named_inputs,
     numeric_batch,
     pixel_batch,
+    read_labels,
     split_outputs,
 )
 from workers.runners.model_loaders_ml import imports_without
@@ -322,16 +323,6 @@ def keras_image_shape(specs: list) -> tuple[int, int, int] | None:
     if channels not in (1, 3) or specs[0][2] is np.bool_:
         return None
     return height, width, channels
-
-
-def read_labels(path: Path) -> list[str] | None:
-    """The class names in the model folder's labels.txt (an AutoDL job's model/ folder has
-    one), one a line; None without one."""
-    file = path / "labels.txt"
-    if not path.is_dir() or not file.is_file():
-        return None
-    labels = [line.strip() for line in file.read_text("utf-8").splitlines()]
-    return [label for label in labels if label] or None
 
 
 def load_keras(path: Path, fields: dict) -> Predictor:

@@ -25,6 +25,7 @@ from workers.runners.model_loaders import (
     image_batch,
     is_image_instance,
     numeric_batch,
+    read_labels,
     split_outputs,
 )
 
@@ -282,8 +283,7 @@ def load_image_classification(path: Path, fields: dict) -> Predictor:
     for name in ("model.pt", "labels.txt"):
         if not (path / name).is_file():
             raise ModelLoadError(f"the image classification model folder has no {name}")
-    labels = [line.strip() for line in (path / "labels.txt").read_text("utf-8").splitlines()]
-    labels = [label for label in labels if label]
+    labels = read_labels(path)
     if not labels:
         raise ModelLoadError("labels.txt holds no class names (one per line)")
     device = torch_device()
