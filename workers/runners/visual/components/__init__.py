@@ -1,0 +1,1 @@
+"""One file per component (see workers.runners.visual.registry)."""

@@ -1,0 +1,139 @@
+"""Tables between nodes: a folder of parquet parts (a node writes `part-0.parquet`; a data
+set's version is its own parts, read in order). A table carries the fitted preprocessing
+steps applied to it so far (`steps`) and the columns of its source before the first step
+(`source_columns`), in the parquet's key-value metadata, so a model trained on it can
+repeat them on raw rows (workers.runners.visual.pipeline). No Django import."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+META_KEY = b"bml.visual"
+PART_NAME = "part-0.parquet"
+
+# pyarrow/pandas dtypes -> the data sets' column types (base.COLUMN_TYPES)
+_TYPE_NAMES = (
+    (pa.types.is_boolean, "bool"),
+    (pa.types.is_integer, "int"),
+    (pa.types.is_floating, "float"),
+    (pa.types.is_timestamp, "datetime"),
+    (pa.types.is_date, "datetime"),
+)
+
+
+def column_type(arrow_type: pa.DataType) -> str:
+    for test, name in _TYPE_NAMES:
+        if test(arrow_type):
+            return name
+    return "string"
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    steps: list[dict] = field(default_factory=list)
+    source_columns: list[dict] | None = None
+
+    def schema(self) -> dict:
+        arrow = pa.Schema.from_pandas(self.frame, preserve_index=False)
+        return {
+            "kind": "table",
+            "columns": [{"name": f.name, "type": column_type(f.type)} for f in arrow],
+        }
+
+    def derive(self, frame: pd.DataFrame, step: dict | None = None) -> Table:
+        """A new table from this one: same lineage, plus `step` if the change is a fitted
+        preprocessing step that prediction must repeat."""
+        source = self.source_columns or self.schema()["columns"]
+        steps = self.steps + [step] if step else list(self.steps)
+        return Table(frame, steps, source)
+
+
+def _parts(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*.parquet") if p.is_file())
+
+
+def read_table(folder: Path | str, sample_rows: int | None = None) -> Table:
+    parts = _parts(Path(folder))
+    if not parts:
+        raise ValueError(f"no parquet file in {folder}")
+    pieces, metadata, left = [], None, sample_rows
+    for part in parts:
+        parquet = pq.ParquetFile(part)
+        if metadata is None:
+            metadata = (parquet.schema_arrow.metadata or {}).get(META_KEY)
+        if left is None:
+            pieces.append(parquet.read())
+            continue
+        for batch in parquet.iter_batches(batch_size=min(max(left, 1), 65536)):
+            pieces.append(pa.Table.from_batches([batch]).slice(0, left))
+            left -= min(left, batch.num_rows)
+            if left <= 0:
+                break
+        if left <= 0:
+            break
+    table = pa.concat_tables(pieces, promote_options="default") if len(pieces) > 1 else pieces[0]
+    table = table.replace_schema_metadata(None)
+    meta = json.loads(metadata) if metadata else {}
+    frame = table.to_pandas()
+    return Table(frame, meta.get("steps") or [], meta.get("source_columns"))
+
+
+def write_table(table: Table, folder: Path | str) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrow = pa.Table.from_pandas(table.frame, preserve_index=False)
+    meta = {
+        "steps": table.steps,
+        "source_columns": table.source_columns or table.schema()["columns"],
+    }
+    arrow = arrow.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    path = folder / PART_NAME
+    pq.write_table(arrow, path, compression="snappy")
+    return path
+
+
+def content_id(folder: Path | str) -> str:
+    """sha256 over the folder's files (relative names and bytes): two runs that wrote the
+    same output have the same id, so what reads it stays cached."""
+    digest = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def basic_stats(frame: pd.DataFrame) -> list[dict]:
+    """Per column, what the view-data panel shows: type, missing, distinct (strings),
+    mean/std/min/max (numbers)."""
+    stats = []
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for f in schema:
+        values = frame[f.name]
+        entry = {"name": f.name, "type": column_type(f.type), "missing": int(values.isna().sum())}
+        kind = entry["type"]
+        if kind in ("int", "float", "bool") and len(values):
+            numbers = values.astype("float64")
+            finite = numbers[np.isfinite(numbers)]
+            if len(finite):
+                entry.update(
+                    mean=float(finite.mean()),
+                    std=float(finite.std(ddof=0)),
+                    min=float(finite.min()),
+                    max=float(finite.max()),
+                )
+        elif kind == "string":
+            entry["distinct"] = int(values.nunique(dropna=True))
+        stats.append(entry)
+    return stats
