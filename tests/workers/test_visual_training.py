@@ -156,3 +156,210 @@ def test_a_dynamic_table_defers_its_column_checks_to_the_run(ws):
     with pytest.raises(base.ComponentError) as caught:
         ws.run("logistic_regression_binary", params, {"table": ws.table(binary_frame())})
     assert caught.value.field == "features" and "color=red" in caught.value.rule
+
+
+def train(ws, component: str, params: dict, frame: pd.DataFrame) -> tuple[str, str, dict]:
+    """(data folder, model folder, manifest) of a trained node."""
+    data = ws.table(frame)
+    static = checked(component, params, {"table": ws.schema(data)})
+    manifest, out = ws.run(component, params, {"table": data})
+    same_model_schema(static["model"], manifest["ports"]["model"]["schema"])
+    return data, f"{out}/model", manifest
+
+
+def predict(ws, model: str, data: str, params: dict | None = None) -> tuple[str, pd.DataFrame]:
+    """(predictions folder, frame); the output schema is the one check() gave."""
+    params = params or {}
+    model_schema = models.read_model(ws.root / model).schema()
+    static = checked("predict", params, {"model": model_schema, "table": ws.schema(data)})
+    manifest, out = ws.run("predict", params, {"model": model, "table": data})
+    assert manifest["ports"]["table"]["schema"] == static["table"]
+    return f"{out}/table", ws.output(out)
+
+
+def evaluate(ws, component: str, params: dict, data: str) -> dict:
+    static = checked(component, params, {"table": ws.schema(data)})
+    manifest, out = ws.run(component, params, {"table": data})
+    assert manifest["ports"]["report"]["schema"] == static["report"]
+    report = ws.report(out)
+    json.dumps(report, allow_nan=False)
+    return report
+
+
+@pytest.mark.parametrize(
+    "component,params",
+    [
+        ("logistic_regression_binary", {"C": 10.0, "max_iter": 500}),
+        ("gbdt", {"objective": "binary", "n_estimators": 20, "max_depth": 3}),
+        ("random_forest", {"task": "classification_binary", "n_estimators": 20}),
+    ],
+)
+def test_binary_models_predict_and_evaluate(ws, component, params):
+    params = {"features": IRIS_FEATURES, "label": "is_virginica", **params}
+    data, model, _ = train(ws, component, params, binary_frame())
+    predicted, frame = predict(ws, model, data)
+    assert list(frame.columns) == [
+        *IRIS_FEATURES,
+        "is_virginica",
+        "prediction_result",
+        "prediction_score",
+        "prediction_detail",
+    ]
+    assert frame["prediction_result"].dtype == "int64"  # the label's own type
+    assert set(frame["prediction_result"]) <= {0, 1}
+    detail = json.loads(frame["prediction_detail"][0])
+    assert set(detail) == {"0", "1"} and detail["1"] == pytest.approx(
+        frame["prediction_score"][0], abs=1e-6
+    )
+    report = evaluate(ws, "evaluate_binary", {"label": "is_virginica"}, predicted)
+    m = report["metrics"]
+    assert report["task"] == "binary" and report["positive"] == 1
+    assert m["auc"] > 0.9 and m["accuracy"] > 0.85 and m["samples"] == 100
+    assert 0 < m["logloss"] < 1 and 0 <= m["precision"] <= 1 and 0 <= m["f1"] <= 1
+    assert 2 <= len(report["roc"]) <= 200 and report["roc"][-1] == [1.0, 1.0]
+    assert 2 <= len(report["pr"]) <= 200
+
+
+def test_multiclass_models_predict_and_evaluate(ws):
+    frame = iris_frame()
+    for component, extra in (
+        ("logistic_regression_multiclass", {"max_iter": 500}),
+        ("gbdt", {"objective": "multiclass", "n_estimators": 20}),
+        ("random_forest", {"task": "classification_multiclass", "n_estimators": 20}),
+    ):
+        params = {"features": IRIS_FEATURES, "label": "species", **extra}
+        data, model, manifest = train(ws, component, params, frame)
+        assert manifest["ports"]["model"]["schema"]["classes"] == [
+            "setosa",
+            "versicolor",
+            "virginica",
+        ]
+        predicted, out = predict(ws, model, data, {"keep_columns": ["species"]})
+        assert list(out.columns) == [
+            "species",
+            "prediction_result",
+            "prediction_score",
+            "prediction_detail",
+        ]
+        assert set(out["prediction_result"]) <= {"setosa", "versicolor", "virginica"}
+        assert (out["prediction_score"] >= 1 / 3 - 1e-9).all()
+        report = evaluate(ws, "evaluate_multiclass", {"label": "species"}, predicted)
+        assert report["labels"] == ["setosa", "versicolor", "virginica"]
+        assert sum(map(sum, report["confusion"])) == 150
+        assert [sum(row) for row in report["confusion"]] == [50, 50, 50]
+        assert report["metrics"]["accuracy"] > 0.9 and report["metrics"]["macro_f1"] > 0.9
+        assert [c["support"] for c in report["per_class"]] == [50, 50, 50]
+
+
+def test_binary_evaluation_fed_a_multiclass_is_refused(ws):
+    data, model, _ = train(
+        ws,
+        "logistic_regression_multiclass",
+        {"features": IRIS_FEATURES, "label": "species", "max_iter": 500},
+        iris_frame(),
+    )
+    predicted, _ = predict(ws, model, data)
+    with pytest.raises(base.ComponentError) as caught:
+        ws.run("evaluate_binary", {"label": "species"}, {"table": predicted})
+    assert caught.value.field == "label"
+    assert "needs at most 2 classes in 'species', found 3" in caught.value.rule
+    with pytest.raises(base.ComponentError) as caught:
+        checked("evaluate_binary", {"label": "species"}, {"table": ws.schema(data)})
+    assert caught.value.field == "score" and "no column 'prediction_score'" in caught.value.rule
+
+
+def test_regression_models_predict_and_evaluate(ws):
+    frame = regression_frame()
+    for component, extra, rmse in (
+        ("linear_regression", {}, 0.2),
+        ("linear_regression", {"alpha": 1.0}, 0.2),
+        ("gbdt", {"objective": "regression", "n_estimators": 50}, 1.0),
+        ("random_forest", {"task": "regression", "n_estimators": 30}, 1.0),
+    ):
+        params = {"features": ["a", "b", "c"], "label": "target", **extra}
+        data, model, manifest = train(ws, component, params, frame)
+        assert manifest["facts"]["training_r2"] > 0.9
+        predicted, out = predict(ws, model, data)
+        assert out["prediction_result"].dtype == "float64"
+        report = evaluate(ws, "evaluate_regression", {"label": "target"}, predicted)
+        m = report["metrics"]
+        assert m["rmse"] < rmse and m["mae"] <= m["rmse"] and m["r2"] > 0.9, component
+        assert m["samples"] == 200
+
+
+def test_regression_refuses_a_text_label(ws):
+    schema = ws.schema(ws.table(iris_frame()))
+    for component, extra in (("linear_regression", {}), ("gbdt", {"objective": "regression"})):
+        with pytest.raises(base.ComponentError) as caught:
+            checked(
+                component,
+                {"features": IRIS_FEATURES, "label": "species", **extra},
+                {"table": schema},
+            )
+        assert caught.value.field == "label" and "'species' is string" in str(caught.value)
+
+
+def test_kmeans_clusters_blobs(ws):
+    params = {"features": ["x", "y"], "k": 3, "seed": 1}
+    data, model, manifest = train(ws, "kmeans", params, blobs_frame())
+    schema = manifest["ports"]["model"]["schema"]
+    assert schema["task"] == "clustering" and schema["label"] is None
+    predicted, out = predict(ws, model, data)
+    assert out["prediction_result"].dtype == "int64" and set(out["prediction_result"]) == {0, 1, 2}
+    assert (out["prediction_score"] >= 0).all()
+    report = evaluate(ws, "evaluate_clustering", {"features": ["x", "y"]}, predicted)
+    assert report["metrics"]["silhouette"] > 0.5
+    assert report["metrics"]["clusters"] == 3 and report["metrics"]["samples"] == 300
+    assert report["sampled"] is None
+    with pytest.raises(base.ComponentError) as caught:
+        ws.run("kmeans", {**params, "k": 500}, {"table": data})
+    assert caught.value.field == "k"
+
+
+def test_prediction_repeats_the_steps_the_rows_have_not_been_through(ws):
+    from workers.runners.visual import pipeline
+
+    raw = binary_frame()
+    fitted = {
+        f: {"mean": float(raw[f].mean()), "std": float(raw[f].std(ddof=0))} for f in IRIS_FEATURES
+    }
+    scale = pipeline.step("standardize", columns=fitted)
+    source = tables.Table(raw).schema()["columns"]
+    trained = ws.table(pipeline.apply_steps(raw, [scale]), [scale], source)
+    params = {"features": IRIS_FEATURES, "label": "is_virginica"}
+    _, out = ws.run("logistic_regression_binary", params, {"table": trained})
+    model = f"{out}/model"
+    assert models.read_model(ws.root / model).steps == [scale]
+    _, on_scaled = predict(ws, model, trained)
+    _, on_raw = predict(ws, model, ws.table(raw.drop(columns=["is_virginica"])))
+    assert np.allclose(on_raw["prediction_score"], on_scaled["prediction_score"])
+    assert set(on_raw["prediction_result"]) == {"0", "1"}  # no label column: string
+    assert list(on_raw["sepal_length"]) == list(raw["sepal_length"])  # rows as they came
+    with pytest.raises(ValueError, match="petal_width"):
+        ws.run(
+            "predict", {}, {"model": model, "table": ws.table(raw.drop(columns=["petal_width"]))}
+        )
+
+
+def test_training_reports_missing_and_non_numeric_values_by_column(ws):
+    frame = binary_frame()
+    frame.loc[3, "sepal_width"] = np.nan
+    data = ws.table(frame)
+    params = {"features": IRIS_FEATURES, "label": "is_virginica"}
+    with pytest.raises(ValueError, match="missing values: sepal_width"):
+        ws.run("logistic_regression_binary", params, {"table": data})
+    manifest, _ = ws.run("gbdt", {**params, "n_estimators": 5}, {"table": data})  # takes them
+    assert manifest["facts"]["rows"] == 100
+
+
+def test_every_component_imports_light_and_describes_itself():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from workers.runners.visual import registry; c = registry.load_all(); "
+        "[x.describe() for x in c.values()]; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'sklearn', 'xgboost') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
