@@ -5,7 +5,9 @@ Schemas travel between nodes before anything runs, so a graph can be checked (an
 fields tab can offer the upstream columns) without data:
 
 - a table port's schema: {"kind": "table", "columns": [{"name": str, "type": str}, ...]}
-  with types from COLUMN_TYPES (the data sets' own types);
+  with types from COLUMN_TYPES (the data sets' own types); a table schema with
+  "dynamic": true may gain columns at run time (one-hot encoding): downstream column checks
+  on names it lacks are deferred to the run;
 - a model port's: {"kind": "model", "algorithm": str, "task": TASKS, "features": [names],
   "label": name | None, "classes": [..] | None};
 - a report port's: {"kind": "report", "task": TASKS}.
@@ -118,6 +120,9 @@ class Component:
     # False for components the control plane resolves without a process (a data set's
     # parquet parts are its output as they are).
     runs_as_job: bool = True
+    # The control plane gives check() the data set version's schema as inputs["dataset"]
+    # and stages its parquet parts as the output (components/dataset.py).
+    reads_dataset: bool = False
     # Trains a model (release needs one of these and a prediction to have succeeded).
     is_algorithm: bool = False
     is_prediction: bool = False
@@ -167,6 +172,10 @@ def table_columns(inputs: dict[str, dict], port: str) -> dict[str, str]:
     return {c["name"]: c["type"] for c in schema["columns"]}
 
 
+def _dynamic(inputs: dict[str, dict], port: str) -> bool:
+    return bool((inputs.get(port) or {}).get("dynamic"))
+
+
 def _number(spec: Param, value, kind):
     if isinstance(value, bool) or value is None or value == "":
         raise ComponentError(
@@ -189,9 +198,11 @@ def _number(spec: Param, value, kind):
     return number
 
 
-def _column(spec: Param, value, columns: dict[str, str]) -> str:
+def _column(spec: Param, value, columns: dict[str, str], dynamic: bool = False) -> str:
     if not isinstance(value, str) or not value:
         raise ComponentError(spec.name, "must name a column")
+    if value not in columns and dynamic:
+        return value  # a column the input may gain at run time: the run checks it
     if value not in columns:
         known = ", ".join(columns) or "none"
         raise ComponentError(spec.name, f"no column '{value}' in the input (columns: {known})")
@@ -239,12 +250,15 @@ def clean_params(specs: tuple[Param, ...], params: dict, inputs: dict[str, dict]
                 raise ComponentError(spec.name, "must be text of at most 2,000 characters")
             cleaned[spec.name] = value.strip()
         elif spec.type == "column":
-            cleaned[spec.name] = _column(spec, value, table_columns(inputs, spec.input))
+            cleaned[spec.name] = _column(
+                spec, value, table_columns(inputs, spec.input), _dynamic(inputs, spec.input)
+            )
         elif spec.type == "columns":
             if not isinstance(value, list):
                 raise ComponentError(spec.name, "must be a list of column names")
             columns = table_columns(inputs, spec.input)
-            picked = [_column(spec, v, columns) for v in value]
+            dynamic = _dynamic(inputs, spec.input)
+            picked = [_column(spec, v, columns, dynamic) for v in value]
             if len(set(picked)) != len(picked):
                 raise ComponentError(spec.name, "names a column twice")
             cleaned[spec.name] = picked

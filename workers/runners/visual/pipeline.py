@@ -242,6 +242,10 @@ def _one_hot(frame, columns: dict):
             pieces.append(frame[[name]])
             continue
         keys = frame[name].map(category_key)
+        names = [one_hot_name(name, category) for category in columns[name]]
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"column '{name}': two categories both make column '{twice}'")
         encoded = {
             one_hot_name(name, category): (keys == category).astype("int64")
             for category in columns[name]
