@@ -18,6 +18,7 @@ class ModelType(models.TextChoices):
     BML_LOGISTIC_REGRESSION = "bml_logistic_regression", "BML logistic regression (job model/)"
     BML_KMEANS = "bml_kmeans", "BML KMeans clustering (job model/)"
     BML_GBDT = "bml_gbdt", "BML GBDT (job model/)"
+    BML_VISUAL = "bml_visual", "BML visual modeling (trained component)"
     IMAGE_CLASSIFICATION = "image_classification", "Transfer learning - image classification"
 
 

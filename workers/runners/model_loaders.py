@@ -51,6 +51,9 @@ Inputs and outputs per type (instances is always a non-empty list):
   model/ folders; samples as the job read them before standardization (a line "No,label,..."
   in the job's input format, a list of values, or {feature: weight}); {"probability",
   "label"}, {"cluster", "distance"}, GBDT by objective (model_loaders_bml.py). Field: format.
+- bml_visual: a visual modeling training component's model folder; raw rows {source column:
+  value} (or lists in info["columns"] order) put through the training table's preprocessing;
+  {"label", "probabilities"} (+ "probability" binary), {"value"}, {"cluster", "distance"}.
 
 This module holds the registry, the base Predictor and the input/output helpers the loaders
 share. The loaders, by concept:
@@ -58,6 +61,7 @@ share. The loaders, by concept:
 - model_loaders_dl.py: paddle, onnx, keras;
 - model_loaders_ml.py: sklearn, xgboost, pmml, custom;
 - model_loaders_bml.py: bml_logistic_regression, bml_kmeans, bml_gbdt.
+- model_loaders_visual.py: bml_visual.
 Each loader imports its framework only when called (importing torch takes seconds).
 """
 
@@ -153,6 +157,12 @@ TYPES: dict[str, ModelType] = {
         "load_gbdt",
         "BML GBDT: a GBDT job's model/ folder (model.json, model_info.json)",
         {"format": "str"},
+    ),
+    "bml_visual": ModelType(
+        "model_loaders_visual",
+        "load_visual",
+        "BML visual modeling: a trained component's model folder (model.json) with its "
+        "preprocessing; raw feature columns in",
     ),
     "image_classification": ModelType(
         "model_loaders_torch",
