@@ -363,3 +363,34 @@ def test_every_component_imports_light_and_describes_itself():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_silhouette_is_computed_on_a_seeded_sample_of_large_tables(ws, monkeypatch):
+    from workers.runners.visual.components import evaluate_clustering
+
+    monkeypatch.setattr(evaluate_clustering, "MAX_SILHOUETTE_ROWS", 120)
+    frame = blobs_frame()
+    frame["group"] = (frame["x"] > frame["x"].median()).astype("int64")
+    data = ws.table(frame)
+    params = {"features": ["x", "y"], "cluster": "group"}
+    first, second = (evaluate(ws, "evaluate_clustering", params, data) for _ in range(2))
+    assert first["sampled"] == 120 and first["metrics"]["samples"] == 300
+    assert first == second  # the same seed, the same sample
+
+
+def test_binary_evaluation_takes_the_positive_class_by_its_text(ws):
+    frame = pd.DataFrame({"truth": ["no", "yes", "yes", "no"], "p": [0.1, 0.8, 0.7, 0.3]})
+    data = ws.table(frame)
+    report = evaluate(ws, "evaluate_binary", {"label": "truth", "score": "p"}, data)
+    assert report["positive"] == "yes" and report["metrics"]["auc"] == 1.0
+    flipped = evaluate(
+        ws, "evaluate_binary", {"label": "truth", "score": "p", "positive": "no"}, data
+    )
+    assert flipped["positive"] == "no" and flipped["metrics"]["auc"] == 0.0
+    with pytest.raises(base.ComponentError) as caught:
+        ws.run(
+            "evaluate_binary",
+            {"label": "truth", "score": "p", "positive": "maybe"},
+            {"table": data},
+        )
+    assert caught.value.field == "positive" and "'maybe' is not a label value" in caught.value.rule
