@@ -15,6 +15,7 @@ from apps.serving.api.views import ServiceViewSet
 from apps.storage.api.views import BucketViewSet
 from apps.system import views as system_views
 from apps.system.api.views import DeviceViewSet, ResourcePackageViewSet
+from apps.visual.api.views import ComponentsView, ExperimentViewSet
 from apps.warehouse.api.views import ModelVersionView, ModelViewSet
 
 router = DefaultRouter()
@@ -28,6 +29,7 @@ router.register("models", ModelViewSet, basename="model")
 router.register("services", ServiceViewSet, basename="service")
 router.register("annotation-tasks", AnnotationTaskViewSet, basename="annotation-task")
 router.register("notebooks", NotebookViewSet, basename="notebook")
+router.register("visual-experiments", ExperimentViewSet, basename="visual-experiment")
 
 members = MembershipViewSet.as_view({"get": "list", "post": "create"})
 member = MembershipViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
@@ -41,6 +43,7 @@ api_urls = [
         ModelVersionView.as_view(),
         name="model-version",
     ),
+    path("visual-components/", ComponentsView.as_view(), name="visual-components"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include(router.urls)),

@@ -200,7 +200,9 @@ def start_run(job: Job, run: JobInstance) -> None:
     for path, dest in data_paths if algo.stages_data_paths else ():
         if path:
             wanted.append((path, dest, shard, algo.split_data_rows))
-    foreign = ownership.foreign_paths(job.project_id, [w[0] for w in wanted] + [output])
+    # Inputs are only read: a public data set's parts may be among them (visual modeling).
+    foreign = ownership.foreign_paths(job.project_id, [w[0] for w in wanted], public_read=True)
+    foreign += ownership.foreign_paths(job.project_id, [output])
     if foreign:
         raise ValueError(f"{foreign[0]} is not in the job's project")
     stage_in = [

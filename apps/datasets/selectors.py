@@ -75,17 +75,29 @@ def _json_value(value):
 
 
 def read_rows(version: DatasetVersion | None, offset: int = 0, limit: int = 50) -> dict:
-    """A page of a version's rows, read from its parquet parts: only the footers and the
-    row groups the page touches are fetched. No version (no data yet): no rows."""
-    import pyarrow.parquet as pq
-
+    """A page of a version's rows, read from its parquet parts. No version (no data yet):
+    no rows."""
     offset, limit = max(0, int(offset)), max(1, min(int(limit), MAX_PAGE_ROWS))
     page = {"version": None, "columns": [], "offset": offset, "limit": limit, "total": 0}
     if version is None or version.status != DatasetStatus.SUCCEEDED:
         return {**page, "rows": []}
+    return {
+        **page,
+        "version": version.number,
+        "columns": version.columns,
+        "total": version.rows,
+        "rows": read_parquet_rows(version.parts, offset, limit),
+    }
+
+
+def read_parquet_rows(parts: list[str], offset: int, limit: int) -> list[list]:
+    """Rows [offset, offset + limit) of the bos:// parquet files `parts` read in order:
+    only the footers and the row groups the page touches are fetched."""
+    import pyarrow.parquet as pq
+
     rows: list[list] = []
     skip = offset
-    for uri in version.parts:
+    for uri in parts:
         if len(rows) >= limit:
             break
         path = parse_bos_uri(uri)
@@ -104,13 +116,7 @@ def read_rows(version: DatasetVersion | None, offset: int = 0, limit: int = 50) 
             rows.extend([_json_value(v) for v in row] for row in zip(*columns, strict=True))
             if len(rows) >= limit:
                 break
-    return {
-        **page,
-        "version": version.number,
-        "columns": version.columns,
-        "total": version.rows,
-        "rows": rows,
-    }
+    return rows
 
 
 def parquet_part_response(version: DatasetVersion, part):

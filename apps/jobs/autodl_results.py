@@ -9,43 +9,15 @@ while the run's folder exists (so a job that failed on its data still shows why,
 failed run's outputs are not staged out), else from the stored `<output>/<job_id>/log/`.
 """
 
-import json
-import os
-from pathlib import Path
-
 from apps.jobs import selectors
 from apps.jobs.models import Job
 
-MAX_JSON_BYTES = 1 << 20
 FILES = {
     "report": "log/data_report.json",
     "preprocess": "log/preprocess.json",
     "confusion": "log/confusion.json",
     "enas": "log/enas.json",
 }
-
-
-def _from_workspace(job: Job, relative: str):
-    """The first instance's `relative` file, not following a link planted in the
-    workspace, at most 1 MB; None when absent or unreadable."""
-    run = job.runs.filter(index=0).first()
-    if run is None or not run.run_dir:
-        return None
-    workspace = (Path(run.run_dir) / "workspace").resolve()
-    path = workspace / relative
-    try:
-        if workspace not in path.resolve().parents:
-            return None
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with open(descriptor, "rb") as fh:
-            return json.loads(fh.read(MAX_JSON_BYTES))
-    except (OSError, ValueError):
-        return None
-
-
-def _read(job: Job, relative: str):
-    found = _from_workspace(job, relative)
-    return found if found is not None else selectors.result_json(job, relative)
 
 
 def confusion_rows(confusion: dict | None) -> list[dict]:
@@ -86,12 +58,12 @@ def enas_search(job: Job) -> dict:
     job of another kind or before the first round."""
     if job.kind != "autodl" or job.algorithm != "enas":
         return {}
-    found = _read(job, FILES["enas"])
+    found = selectors.run_json(job, FILES["enas"])
     return found if isinstance(found, dict) else {}
 
 
 def results(job: Job) -> dict:
-    found = {key: _read(job, relative) for key, relative in FILES.items()}
+    found = {key: selectors.run_json(job, relative) for key, relative in FILES.items()}
     report = found["report"] if isinstance(found["report"], dict) else None
     return {
         "enas": found["enas"] if isinstance(found["enas"], dict) else None,

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 from django.http import Http404
@@ -6,6 +7,8 @@ from django.http import Http404
 from apps.jobs import algorithms
 from apps.jobs.models import Job
 from apps.projects.models import Membership
+
+MAX_JSON_BYTES = 1 << 20
 
 LOG_TAIL_BYTES = 256 * 1024
 
@@ -131,6 +134,32 @@ def result_json(job: Job, relative: str):
         return None if data is None else json.loads(data)
     except ValueError:
         return None
+
+
+def workspace_json(job: Job, relative: str):
+    """The first instance's `relative` file in its workspace on this host (while it runs,
+    and after a failure, when nothing was staged out), not following a link planted there,
+    at most 1 MB; None when absent or unreadable."""
+    run = job.runs.filter(index=0).first()
+    if run is None or not run.run_dir:
+        return None
+    workspace = (Path(run.run_dir) / "workspace").resolve()
+    path = workspace / relative
+    try:
+        if workspace not in path.resolve().parents:
+            return None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with open(descriptor, "rb") as fh:
+            return json.loads(fh.read(MAX_JSON_BYTES))
+    except (OSError, ValueError):
+        return None
+
+
+def run_json(job: Job, relative: str):
+    """A JSON file the job wrote under its workspace: from this host's copy, else from the
+    store (where its outputs were staged)."""
+    found = workspace_json(job, relative)
+    return found if found is not None else result_json(job, relative)
 
 
 def ml_results(job: Job) -> dict:

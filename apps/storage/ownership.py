@@ -63,10 +63,12 @@ def _walk(user, project, value, field: str, depth: int):
     return value
 
 
-def foreign_paths(project_id: int, uris: Iterable[str]) -> list[str]:
+def foreign_paths(project_id: int, uris: Iterable[str], *, public_read: bool = False) -> list[str]:
     """The paths among `uris` whose bucket is not the project's. Checked again when a run
     starts: settings stored before a rule existed (or a bucket gone since) must not be
-    staged with the control plane's keys."""
+    staged with the control plane's keys. `public_read`: the paths are only read, and the
+    public data sets' bucket (readable by every user) counts as the project's."""
+    from apps.datasets.public import PUBLIC_BUCKET
     from apps.storage.models import Bucket
     from apps.storage.paths import parse_bos_uri
 
@@ -77,4 +79,6 @@ def foreign_paths(project_id: int, uris: Iterable[str]) -> list[str]:
             "name", flat=True
         )
     )
+    if public_read:
+        owned.add(PUBLIC_BUCKET)
     return [u for u in uris if buckets[u] not in owned]

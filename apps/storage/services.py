@@ -274,6 +274,15 @@ def delete_path(user, bucket: Bucket, key: str) -> int:
     return 1
 
 
+def prefix_size(bucket_name: str, prefix: str) -> int:
+    """Bytes stored under `prefix` (what deleting it frees)."""
+    client = get_client()
+    with translate_errors():
+        return sum(
+            o.size or 0 for o in client.list_objects(bucket_name, prefix=prefix, recursive=True)
+        )
+
+
 def delete_prefix(bucket_name: str, prefix: str | None) -> int:
     client = get_client()
     with translate_errors():

@@ -99,11 +99,12 @@ def released_by(job: Job):
 
 def release_from_job(
     user, job: Job, *, model_type="", name="", model: Model | None = None, subpath="",
-    fields=None, description="",
+    fields=None, description="", lineage=None,
 ) -> ModelVersion:  # fmt: skip
     """Release a succeeded job's results (or a folder/file of them) to the warehouse: as a
     new model (`name`), or as a new version of one of the project's models (`model`). A type,
-    subpath or fields left out take the algorithm's defaults."""
+    subpath or fields left out take the algorithm's defaults. `lineage` adds to the job's
+    (visual modeling: the experiment, its run and the graph)."""
     require_role(user, job.project, Role.DEVELOPER)
     if job.status != JobStatus.SUCCEEDED:
         raise ValidationError({"job": f"Only a succeeded job can be released; it is {job.status}."})
@@ -143,7 +144,7 @@ def release_from_job(
             source=Source.JOB,
             source_detail=f"{job.name} ({job.job_id}): {subpath}",
             source_job=job,
-            lineage=of_job(job, subpath),
+            lineage={**of_job(job, subpath), **(lineage or {})},
         )
     except BaseException:
         if created:

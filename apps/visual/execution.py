@@ -1,0 +1,384 @@
+"""Running an experiment: a run is a version of the history; its nodes start as soon as
+their inputs are ready, each as a job-engine run (apps.visual.node_jobs), and a node
+whose settings and inputs are unchanged since a successful run reuses that output.
+
+The cache key of a node is a hash of its component, its checked settings, the sample
+size and the content ids of its inputs (sha256 of the upstream output files, written by
+the runner; a data set version's id for a data set). So a forced rerun upstream that
+writes the same bytes leaves everything below it cached.
+
+`advance(run)` is called when a run starts and whenever one of its node jobs ends (the
+job_finished signal, apps.visual.signals); node runs are claimed with compare-and-set
+updates, so two ticks advancing the same run at once start each node once.
+"""
+
+import hashlib
+import json
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.billing.models import Module, ResourcePackage
+from apps.jobs import selectors as job_selectors
+from apps.jobs import services as jobs
+from apps.jobs.models import ACTIVE, Job, JobStatus
+from apps.projects.models import Role
+from apps.projects.services import require_role
+from apps.visual import graph as graphs
+from apps.visual import node_jobs
+from apps.visual.models import (
+    NODE_DONE,
+    NODE_ENDED,
+    Experiment,
+    ExperimentRun,
+    NodeRun,
+    NodeStatus,
+    RunMode,
+    RunStatus,
+)
+from workers.runners.visual import registry
+
+logger = logging.getLogger(__name__)
+MAX_SAMPLE_ROWS = 100_000
+DEFAULT_SAMPLE_ROWS = 100
+
+
+def start_run(user, experiment: Experiment, mode=RunMode.ALL, node=None, sample_rows=None):
+    """Run the saved graph (all of it, or the part `mode` and `node` say)."""
+    require_role(user, experiment.project, Role.DEVELOPER)
+    if mode not in RunMode.values:
+        raise ValidationError({"mode": f"Mode must be one of {', '.join(RunMode.values)}."})
+    if experiment.runs.filter(status=RunStatus.RUNNING).exists():
+        raise ValidationError({"run": "A run of this experiment is under way; cancel it first."})
+    checked = graphs.check_settings(user, experiment.project, experiment.graph, strict=True)
+    if not checked.order:
+        raise ValidationError({"graph": "The graph is empty: drag components onto the canvas."})
+    selected = _selected(checked.graph, mode, node)
+    wanted = set(selected)
+    for node_id in selected:
+        wanted |= graphs.ancestors(checked.graph, node_id)
+    forced = selected if mode in (RunMode.FROM_HERE, RunMode.NODE) else set()
+    if mode == RunMode.SAMPLE:
+        sample_rows = _sample_rows(sample_rows)
+    else:
+        sample_rows = None
+    with transaction.atomic():
+        number = (experiment.runs.aggregate(n=Max("number"))["n"] or 0) + 1
+        run = ExperimentRun.objects.create(
+            experiment=experiment,
+            number=number,
+            graph=checked.graph,
+            mode=mode,
+            target=node or "",
+            sample_rows=sample_rows,
+            created_by=user,
+        )
+        components = {n["id"]: n["component"] for n in checked.graph["nodes"]}
+        NodeRun.objects.bulk_create(
+            NodeRun(
+                run=run,
+                node_id=node_id,
+                component=components[node_id],
+                params=checked.nodes[node_id].params,
+                forced=node_id in forced,
+            )
+            for node_id in checked.order
+            if node_id in wanted
+        )
+    advance(run)
+    run.refresh_from_db()
+    return run
+
+
+def _selected(graph: dict, mode: str, node) -> set[str]:
+    ids = {n["id"] for n in graph["nodes"]}
+    if mode in (RunMode.ALL, RunMode.SAMPLE) and not node:
+        return ids
+    if node not in ids:
+        raise ValidationError({"node": f"No node '{node}' in the saved graph (save first)."})
+    if mode == RunMode.FROM_HERE:
+        return {node} | graphs.descendants(graph, node)
+    if mode == RunMode.TO_HERE or mode == RunMode.SAMPLE:
+        return {node} | graphs.ancestors(graph, node)
+    return {node}
+
+
+def _sample_rows(value) -> int:
+    if value in (None, ""):
+        return DEFAULT_SAMPLE_ROWS
+    try:
+        rows = int(value)
+    except (TypeError, ValueError):
+        rows = 0
+    if not 1 <= rows <= MAX_SAMPLE_ROWS:
+        raise ValidationError({"sample_rows": f"Sample rows must be 1 to {MAX_SAMPLE_ROWS:,}."})
+    return rows
+
+
+# -- advancing a run -----------------------------------------------------------------------
+
+
+def advance(run: ExperimentRun) -> None:
+    run.refresh_from_db()
+    if run.status != RunStatus.RUNNING:
+        return
+    nodes = {n.node_id: n for n in run.nodes.all()}
+    graph = run.graph
+    order = [i for i in graphs.topological_order(graph) if i in nodes]
+    progressed = True
+    while progressed:
+        progressed = False
+        for node_id in order:
+            node = nodes[node_id]
+            if node.status != NodeStatus.PENDING:
+                continue
+            upstream = _upstream(graph, node_id)
+            sources = [nodes[source] for source, _ in upstream.values()]
+            if any(s.status in NODE_ENDED and s.status not in NODE_DONE for s in sources):
+                progressed |= _end_node(node, NodeStatus.SKIPPED, "an input did not succeed")
+            elif all(s.status in NODE_DONE for s in sources):
+                progressed |= _start_node(run, node, upstream, nodes)
+    _settle(run, nodes.values())
+
+
+def _upstream(graph: dict, node_id: str) -> dict[str, tuple[str, str]]:
+    return {e["to_port"]: (e["from"], e["from_port"]) for e in graph["edges"] if e["to"] == node_id}
+
+
+def _claim(node: NodeRun, status, **values) -> bool:
+    """Compare-and-set from pending; mirrors the change on `node`."""
+    claimed = NodeRun.objects.filter(pk=node.pk, status=NodeStatus.PENDING).update(
+        status=status, **values
+    )
+    if claimed:
+        node.status = status
+        for key, value in values.items():
+            setattr(node, key, value)
+    else:
+        node.refresh_from_db()
+    return bool(claimed)
+
+
+def _end_node(node: NodeRun, status, error: str = "") -> bool:
+    now = timezone.now()
+    return _claim(node, status, error=error, started_at=node.started_at or now, ended_at=now)
+
+
+def _start_node(run: ExperimentRun, node: NodeRun, upstream: dict, nodes: dict) -> bool:
+    component = registry.get(node.component)
+    now = timezone.now()
+    if getattr(component, "reads_dataset", False):
+        return _read_dataset(run, node, now)
+    inputs = {port: {"node_run": nodes[s].pk, "port": p} for port, (s, p) in upstream.items()}
+    contents = {port: nodes[s].outputs[p]["content_id"] for port, (s, p) in upstream.items()}
+    key = cache_key(node.component, node.params, run.sample_rows, contents)
+    hit = None
+    if not node.forced:
+        hit = (
+            NodeRun.objects.filter(
+                run__experiment_id=run.experiment_id,
+                cache_key=key,
+                status=NodeStatus.SUCCEEDED,
+                run__cleared=False,
+            )
+            .exclude(pk=node.pk)
+            .order_by("-pk")
+            .first()
+        )
+    if hit is not None:
+        return _claim(
+            node,
+            NodeStatus.CACHED,
+            cache_key=key,
+            cached_from=hit,
+            outputs=hit.outputs,
+            facts={**hit.facts, "inputs": inputs},
+            job=hit.job,
+            started_at=now,
+            ended_at=now,
+        )
+    if not _claim(node, NodeStatus.QUEUED, cache_key=key, facts={"inputs": inputs}):
+        return False
+    try:
+        job = _create_job(run, node)
+    except Exception as exc:  # e.g. the package went away: the node fails, naming why
+        logger.warning("node %s could not start: %r", node, exc)
+        message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        NodeRun.objects.filter(pk=node.pk).update(
+            status=NodeStatus.FAILED, error=f"could not start: {message}", ended_at=timezone.now()
+        )
+        node.status = NodeStatus.FAILED
+        return True
+    NodeRun.objects.filter(pk=node.pk).update(job=job, started_at=now)
+    node.job = job
+    return True
+
+
+def cache_key(component: str, params: dict, sample_rows, contents: dict) -> str:
+    canonical = json.dumps(
+        [component, params, sample_rows, sorted(contents.items())], sort_keys=True, default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _read_dataset(run: ExperimentRun, node: NodeRun, now) -> bool:
+    """A data set node runs nothing: its output is the version's parquet parts."""
+    from apps.datasets.models import Dataset
+    from apps.datasets.selectors import get_version
+
+    dataset = Dataset.objects.filter(pk=node.params.get("dataset")).first()
+    version = get_version(dataset, node.params.get("version")) if dataset else None
+    if version is None or not version.parts:
+        return _end_node(node, NodeStatus.FAILED, "the data set has no converted data")
+    output = {
+        "kind": "table",
+        "uris": list(version.parts),
+        "content_id": f"dataset-version:{version.pk}:{len(version.parts)}",
+        "schema": {"kind": "table", "columns": list(version.columns)},
+        "rows": version.rows,
+        "stats": _dataset_stats(version),
+        "dataset": {"id": dataset.pk, "name": dataset.name, "version": version.number},
+    }
+    return _claim(
+        node, NodeStatus.SUCCEEDED, outputs={"table": output}, started_at=now, ended_at=now
+    )
+
+
+def _dataset_stats(version) -> list[dict]:
+    """The version's statistics in the view-data panel's shape."""
+    shown = []
+    for column, stat in zip(version.columns, version.stats or [], strict=False):
+        entry = {"name": column["name"], "type": column["type"]}
+        if isinstance(stat, dict):
+            for key in ("missing", "distinct", "mean", "std", "min", "max"):
+                if key in stat:
+                    entry[key] = stat[key]
+        shown.append(entry)
+    return shown
+
+
+def _package(node_params_package) -> ResourcePackage:
+    packages = ResourcePackage.objects.filter(module=Module.TRAIN, enabled=True)
+    if node_params_package is not None:
+        package = packages.filter(pk=node_params_package).first()
+        if package is None:
+            raise ValidationError({"package": "Choose an enabled training resource package."})
+        return package
+    # The largest CPU package: pandas/pyarrow and the estimators use the cores they get.
+    package = packages.filter(device_kind="cpu").order_by("-cpu_cores").first()
+    if package is None:
+        raise ValidationError({"package": "No CPU training package is enabled."})
+    return package
+
+
+def _create_job(run: ExperimentRun, node: NodeRun) -> Job:
+    experiment = run.experiment
+    spec = next(n for n in run.graph["nodes"] if n["id"] == node.node_id)
+    return jobs.create_job(
+        run.created_by,
+        experiment.project,
+        name=f"visual{experiment.pk}-{run.number}-{node.node_id}"[:39],
+        kind=node_jobs.KIND,
+        algorithm=node_jobs.ALGORITHM,
+        params={"node_run": node.pk},
+        package_id=_package(spec.get("package")).pk,
+        time_limit_s=node_jobs.TIME_LIMIT_S,
+        output_path=f"{experiment.storage_path}runs/{run.number}/",
+    )
+
+
+def _settle(run: ExperimentRun, nodes) -> None:
+    nodes = list(nodes)
+    if any(n.status not in NODE_ENDED for n in nodes):
+        return
+    failed = [n for n in nodes if n.status == NodeStatus.FAILED]
+    if any(n.status == NodeStatus.CANCELLED for n in nodes):
+        status, reason = RunStatus.CANCELLED, "cancelled"
+    elif failed:
+        status, reason = RunStatus.FAILED, f"node {failed[0].node_id}: {failed[0].error}"
+    else:
+        status, reason = RunStatus.SUCCEEDED, ""
+    ExperimentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=status, reason=reason[:2000], ended_at=timezone.now()
+    )
+
+
+# -- a node's job ended ----------------------------------------------------------------------
+
+
+def node_job_finished(job: Job) -> None:
+    node = (
+        NodeRun.objects.select_related("run")
+        .filter(job=job, status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING))
+        .first()
+    )
+    if node is None:
+        return
+    now = timezone.now()
+    manifest = job_selectors.run_json(job, "output/manifest.json")
+    if job.status == JobStatus.SUCCEEDED and manifest is not None:
+        prefix = f"{job.output_path.rstrip('/')}/{job.job_id}/output/"
+        outputs = {
+            port: {**entry, "uris": [f"{prefix}{port}/"]}
+            for port, entry in (manifest.get("ports") or {}).items()
+        }
+        facts = {**node.facts, **(manifest.get("facts") or {}), "seconds": manifest.get("seconds")}
+        NodeRun.objects.filter(pk=node.pk).update(
+            status=NodeStatus.SUCCEEDED, outputs=outputs, facts=facts, ended_at=now
+        )
+        node.outputs, node.facts = outputs, facts
+        _after_success(node)
+    else:
+        error = job_selectors.workspace_json(job, "output/error.json") or {}
+        cancelled = job.status == JobStatus.TERMINATED
+        NodeRun.objects.filter(pk=node.pk).update(
+            status=NodeStatus.CANCELLED if cancelled else NodeStatus.FAILED,
+            error=(error.get("error") or job.reason or "the node did not finish")[:4000],
+            ended_at=now,
+        )
+    advance(node.run)
+
+
+def _after_success(node: NodeRun) -> None:
+    """What a component's success means outside the run (a written data set)."""
+    if node.component == "write_dataset":
+        from apps.visual import datasets_out
+
+        try:
+            datasets_out.register(node)
+        except Exception as exc:  # the node's data stays; say why no data set came of it
+            logger.warning("write_dataset %s: %r", node, exc)
+            message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            NodeRun.objects.filter(pk=node.pk).update(
+                status=NodeStatus.FAILED, error=f"the data set was not written: {message}"
+            )
+
+
+# -- cancel ----------------------------------------------------------------------------------
+
+
+def cancel_run(user, run: ExperimentRun) -> ExperimentRun:
+    """Stop the running nodes; finished nodes keep their outputs."""
+    require_role(user, run.experiment.project, Role.DEVELOPER)
+    if run.status != RunStatus.RUNNING:
+        raise ValidationError({"status": f"The run is already {run.status}."})
+    now = timezone.now()
+    ExperimentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.CANCELLED, reason="cancelled by request", ended_at=now
+    )
+    run.nodes.filter(status=NodeStatus.PENDING).update(
+        status=NodeStatus.CANCELLED, error="cancelled by request", ended_at=now
+    )
+    for node in run.nodes.filter(status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING)):
+        if node.job_id and node.job.status in ACTIVE:
+            jobs.terminate_job(user, node.job)
+        node.job.refresh_from_db() if node.job_id else None
+        if not node.job_id or node.job.status not in ACTIVE:
+            NodeRun.objects.filter(pk=node.pk, status=node.status).update(
+                status=NodeStatus.CANCELLED, error="cancelled by request", ended_at=now
+            )
+    run.refresh_from_db()
+    return run
