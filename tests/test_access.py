@@ -27,6 +27,8 @@ from apps.projects.models import Membership, Project, Role
 from apps.serving import services as serving
 from apps.serving.models import Replica, Service
 from apps.storage import services as storage
+from apps.visual import services as visual
+from apps.visual.models import ExperimentRun, NodeRun
 from apps.warehouse import services as warehouse
 from tests.warehouse.conftest import iris_joblib
 
@@ -37,6 +39,7 @@ IRIS_MODEL = iris_joblib()
 EXEMPT_NAMESPACES = {"admin", "rest_framework"}  # staff-only admin; DRF's login pages
 EXEMPT_WRITES = {
     "projects:switch",  # choosing the current project writes to your session, not to it
+    "visual-experiment-check",  # checks a graph it is sent: reads the project, stores nothing
 }
 GLOBAL_KWARG_ROUTES = {
     # Read-only, appliance-wide catalogues (not owned by any project).
@@ -85,6 +88,9 @@ def world(make_user):
         storage_path="bos://secret-bucket/notebooks/secret/",
         start=False,
     )
+    experiment = visual.create_experiment(owner, project, name="secret_experiment")
+    run = ExperimentRun.objects.create(experiment=experiment, number=1, graph=experiment.graph)
+    NodeRun.objects.create(run=run, node_id="n1", component="split")
     return {
         "owner": owner,
         "stranger": stranger,
@@ -108,6 +114,8 @@ def world(make_user):
             "span": span.pk,
             "triple": triple.pk,
             "tag": span.tag_id,
+            "run": run.number,  # a visual modeling experiment's run ("pk": the experiment)
+            "node": "n1",  # a node of that run
         },
         "model": model_version.model,
         "dataset": dataset,
@@ -115,6 +123,7 @@ def world(make_user):
         "membership": membership,
         "annotation_task": annotation_task,
         "notebook": notebook,
+        "experiment": experiment,
     }
 
 
@@ -220,6 +229,8 @@ def url_for(world, name, kwargs):
         values["pk"] = world["annotation_task"].pk
     if name.startswith(("notebook-", "notebooks:")):
         values["pk"] = world["notebook"].pk
+    if name.startswith(("visual-experiment", "visual:")):
+        values["pk"] = world["experiment"].pk
     unknown = [k for k in kwargs if k not in values]
     assert not unknown, f"route {name} has URL parameters {unknown}: teach OBJECT_KWARGS"
     return reverse(name, kwargs={k: values[k] for k in kwargs})
@@ -273,6 +284,10 @@ def test_the_walk_covers_the_routes_that_exist(world):
         "notebooks:detail",
         "notebooks:submit-job",
         "projects:notebook-terminal",
+        "visual-experiment-detail",
+        "visual-experiment-run",
+        "visual-experiment-data",
+        "visual-experiment-release",
     } <= names
 
 

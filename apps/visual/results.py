@@ -3,6 +3,7 @@ them, a page of a node's output table, an evaluation report, a node's log, and t
 side by side (history's compare)."""
 
 from django.http import Http404
+from rest_framework.exceptions import APIException
 
 from apps.datasets.selectors import MAX_PAGE_ROWS, read_parquet_rows
 from apps.jobs import selectors as job_selectors
@@ -11,6 +12,18 @@ from apps.storage.paths import parse_bos_uri
 from apps.visual import services
 from apps.visual.models import ExperimentRun, NodeRun, NodeStatus
 from workers.runners.visual import registry
+
+
+class NotReady(APIException):
+    status_code = 409
+    default_detail = "This node has no such output yet."
+    default_code = "not_ready"
+
+
+class Cleared(APIException):
+    status_code = 410
+    default_detail = "The run's data was cleared."
+    default_code = "cleared"
 
 
 def _seconds(start, end):
@@ -66,17 +79,19 @@ def run_detail(run: ExperimentRun) -> dict:
 def _output(node: NodeRun, port: str | None, kind: str) -> tuple[str, dict]:
     candidates = {p: o for p, o in node.outputs.items() if o.get("kind") == kind}
     if not candidates:
-        raise Http404(f"This node has no {kind} output (yet).")
+        raise NotReady(f"This node has no {kind} output (its status: {node.status}).")
     if port in (None, ""):
         port = next(iter(candidates))
     if port not in candidates:
         raise Http404(f"No {kind} output '{port}' (outputs: {', '.join(candidates)}).")
-    if node.run.cleared and node.status != NodeStatus.SUCCEEDED or _cleared(node):
-        raise Http404("The run's data was cleared.")
+    if _cleared(node):
+        raise Cleared()
     return port, candidates[port]
 
 
 def _cleared(node: NodeRun) -> bool:
+    """Its outputs live in the run that computed them: gone once that run was cleared (a
+    data set's parts are the data set's, never cleared here)."""
     source = node.cached_from or node
     return source.run.cleared and not (source.outputs.get("table") or {}).get("dataset")
 
@@ -122,7 +137,7 @@ def report(node: NodeRun) -> dict:
     _, output = _output(node, None, "report")
     files = _files(output["uris"], "report.json")
     if not files:
-        raise Http404("The report is gone.")
+        raise Cleared("The report is gone.")
     path = parse_bos_uri(files[0])
     return json.loads(read_object_bytes(path.bucket, path.key, 4 << 20))
 

@@ -91,7 +91,7 @@ def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris):
     size = api.get(f"{BASE}{eid}/clear/").json()
     assert size["runs"] == 4 and size["bytes"] > 1000
     assert api.post(f"{BASE}{eid}/clear/").json()["bytes"] == size["bytes"]
-    assert api.get(f"{BASE}{eid}/runs/1/nodes/predict/data/").status_code == 404
+    assert api.get(f"{BASE}{eid}/runs/1/nodes/predict/data/").status_code == 410
     assert api.get(f"{BASE}{eid}/runs/").json()[0]["cleared"] is True
 
 

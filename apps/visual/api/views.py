@@ -19,6 +19,7 @@ from apps.visual.api.serializers import (
     ReleaseSerializer,
     RunCreateSerializer,
 )
+from apps.visual.results import NotReady
 from workers.runners.visual import registry
 
 RUN = r"(?P<run>[0-9]+)"
@@ -180,14 +181,19 @@ class ExperimentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response({"text": results.log_text(self._node(pk, run, node))})
 
     @extend_schema(
+        description="Two runs side by side (default: the last two).",
         parameters=[OpenApiParameter("a", int), OpenApiParameter("b", int)],
         responses=OpenApiTypes.OBJECT,
     )
     @action(detail=True, methods=["get"])
     def compare(self, request, pk=None):
         experiment = self.get_object()
-        a = selectors.get_run(experiment, request.query_params.get("a"))
-        b = selectors.get_run(experiment, request.query_params.get("b"))
+        runs = list(experiment.runs.order_by("-number")[:2])
+        if not runs:
+            raise NotReady("The experiment has not run yet: nothing to compare.")
+        query = request.query_params
+        a = selectors.get_run(experiment, query["a"]) if query.get("a") else runs[-1]
+        b = selectors.get_run(experiment, query["b"]) if query.get("b") else runs[0]
         return Response(results.compare(a, b))
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
