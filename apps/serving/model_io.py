@@ -51,6 +51,13 @@ MODEL_IO = {
         'binary: {"probability", "label"}; multi-class: {"label", "probability", '
         '"probabilities"}; regression: {"value"}',
     ),
+    "bml_visual": (
+        "raw rows of the experiment's data set, before its preprocessing: {column: value} "
+        "with every source column but the label, or a list of those values in the model's "
+        "column order",
+        'classification: {"label", "probabilities"} (binary also "probability" of the '
+        'positive class); regression: {"value"}; clustering: {"cluster", "distance"}',
+    ),
 }
 
 

@@ -6,6 +6,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from apps.jobs import services as jobs
+from apps.jobs.models import Job
 from apps.projects.models import Role
 from apps.projects.services import require_role
 from apps.storage import services as storage
@@ -17,6 +19,7 @@ from apps.visual.models import (
     NODE_DONE,
     Experiment,
     ExperimentRun,
+    NodeRun,
     NodeStatus,
     RunStatus,
     empty_graph,
@@ -122,7 +125,14 @@ def delete_experiment(user, experiment: Experiment) -> None:
     for run in experiment.runs.filter(status=RunStatus.RUNNING):
         execution.cancel_run(user, run)
     _delete_results(experiment, experiment.runs.all())
+    node_jobs = list(
+        Job.objects.filter(
+            pk__in=NodeRun.objects.filter(run__experiment=experiment).values("job_id")
+        )
+    )
     experiment.delete()
+    for job in node_jobs:  # internal jobs of its nodes (a stopping one goes when it ends)
+        jobs.delete_job(user, job)
 
 
 # -- clear data ------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Visual modeling through the API: graphs saved and refused, runs on the job engine with
 cached nodes, data, reports, logs, history compare, clear data and release."""
 
+from apps.jobs.models import Job
 from apps.warehouse.models import ModelVersion
+from tests.jobs.helpers import run_until
 from tests.visual.conftest import edge, iris_graph, node, wait_for_run
 
 BASE = "/api/v1/visual-experiments/"
@@ -170,3 +172,4 @@ def test_sample_run_copy_cancel_and_delete(api, project, iris):
     assert all(n["status"] in ("succeeded", "cached", "cancelled") for n in ended["nodes"].values())
     assert api.delete(f"{BASE}{eid}/").status_code == 204
     assert api.get(f"{BASE}{eid}/").status_code == 404
+    run_until(lambda: not Job.objects.filter(kind="visual").exists(), "node jobs to go")

@@ -848,6 +848,7 @@ def test_registry_lists_the_types():
         "bml_logistic_regression",
         "bml_kmeans",
         "bml_gbdt",
+        "bml_visual",
     }
 
 
