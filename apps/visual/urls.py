@@ -5,5 +5,7 @@ from apps.visual import views
 app_name = "visual"
 
 urlpatterns = [
-    path("spike/", views.spike, name="spike"),
+    path("", views.experiment_list, name="list"),
+    path("<int:pk>/", views.canvas, name="canvas"),
+    path("<int:pk>/runs/<int:run>/", views.run_version, name="run"),
 ]
