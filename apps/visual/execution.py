@@ -19,6 +19,7 @@ import logging
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.http import Http404
 from django.utils import timezone
 
 from apps.billing.models import Module, ResourcePackage
@@ -230,7 +231,10 @@ def _read_dataset(run: ExperimentRun, node: NodeRun, now) -> bool:
     from apps.datasets.selectors import get_version
 
     dataset = Dataset.objects.filter(pk=node.params.get("dataset")).first()
-    version = get_version(dataset, node.params.get("version")) if dataset else None
+    try:
+        version = get_version(dataset, node.params.get("version")) if dataset else None
+    except Http404:  # the version was deleted since the run was checked
+        version = None
     if version is None or not version.parts:
         return _end_node(node, NodeStatus.FAILED, "the data set has no converted data")
     output = {

@@ -56,7 +56,9 @@ def node_view(node: NodeRun) -> dict:
         "ended_at": node.ended_at,
         "duration_s": _seconds(node.started_at, node.ended_at),
         "outputs": {
-            port: {k: v for k, v in out.items() if k in ("kind", "rows", "schema", "dataset")}
+            port: {
+                k: v for k, v in out.items() if k in ("kind", "rows", "schema", "stats", "dataset")
+            }
             for port, out in node.outputs.items()
         },
         "facts": {k: v for k, v in node.facts.items() if k != "inputs"},
