@@ -19,10 +19,10 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 # component, drop position on the canvas (its node's top left); they become n1..n5.
 NODES = [
     ("dataset", 20, 120),
-    ("split", 240, 120),
-    ("logistic_regression_multiclass", 460, 40),
-    ("predict", 680, 180),
-    ("evaluate_multiclass", 900, 180),
+    ("split", 260, 120),
+    ("logistic_regression_multiclass", 500, 40),
+    ("predict", 740, 180),
+    ("evaluate_multiclass", 980, 300),
 ]
 # (from node, its output port) -> (to node, its input port)
 EDGES = [
@@ -83,7 +83,7 @@ def context_menu(page, nid: str, item: str) -> None:
 
 
 def test_iris_pipeline_built_run_changed_compared_released_and_served(page):
-    page.set_viewport_size({"width": 1900, "height": 1100})
+    page.set_viewport_size({"width": 2100, "height": 1100})
     sign_in(page)
     page.click(".sidenav >> text=Visual modeling")
     page.fill("#create-experiment input[name=name]", "iris-visual")
