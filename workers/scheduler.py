@@ -193,21 +193,33 @@ def start_run(job: Job, run: JobInstance) -> None:
     # line-oriented input with fewer files than instances, its share of the lines.
     shard = (run.index, job.instances) if job.instances > 1 else None
     wanted = [
-        (item["uri"], item["dest"], shard if item.get("shard") else None, item.get("split_rows"))
+        (
+            item["uri"],
+            item["dest"],
+            shard if item.get("shard") else None,
+            item.get("split_rows"),
+            item.get("local"),
+        )
         for item in code_stage
     ]
     data_paths = ((job.train_data_path, "train_data"), (job.test_data_path, "test_data"))
     for path, dest in data_paths if algo.stages_data_paths else ():
         if path:
-            wanted.append((path, dest, shard, algo.split_data_rows))
+            wanted.append((path, dest, shard, algo.split_data_rows, None))
     # Inputs are only read: a public data set's parts may be among them (visual modeling).
     foreign = ownership.foreign_paths(job.project_id, [w[0] for w in wanted], public_read=True)
     foreign += ownership.foreign_paths(job.project_id, [output])
     if foreign:
         raise ValueError(f"{foreign[0]} is not in the job's project")
+    # `local`: a folder of this host holding the same files (an earlier run's outputs, as
+    # it staged them out): supervise copies from it what matches, the rest from the store.
     stage_in = [
-        {"dest": dest, **grants.input_files(uri, shard, split_rows=bool(rows))}
-        for uri, dest, shard, rows in wanted
+        {
+            "dest": dest,
+            **grants.input_files(uri, shard, split_rows=bool(rows)),
+            **({"local": local} if local else {}),
+        }
+        for uri, dest, shard, rows, local in wanted
     ]
     port = 29500 + (job.pk % 1000) * 8
     config = {

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.jobs import algorithms
@@ -34,15 +35,16 @@ def _prepare(params: dict, workspace: Path):
     node_run = NodeRun.objects.select_related("run").get(pk=params["node_run"])
     stage, inputs = [], {}
     for port, source in (node_run.facts.get("inputs") or {}).items():
-        upstream = NodeRun.objects.get(pk=source["node_run"])
+        upstream = NodeRun.objects.select_related("job").get(pk=source["node_run"])
         output = upstream.outputs[source["port"]]
+        local = _local_output(upstream, source["port"])
         inputs[port] = f"inputs/{port}"
         uris = output["uris"]
         # One folder (a node's output) lands as the folder itself; several files (a data
         # set's parts) each in a numbered folder, so their order is the read order.
         for index, uri in enumerate(uris):
             dest = f"inputs/{port}" if len(uris) == 1 else f"inputs/{port}/{index:04d}"
-            stage.append({"uri": uri, "dest": dest})
+            stage.append({"uri": uri, "dest": dest, **({"local": local} if local else {})})
     spec = {
         "component": node_run.component,
         "params": node_run.params,
@@ -53,6 +55,20 @@ def _prepare(params: dict, workspace: Path):
     }
     (workspace / PARAMS_FILE).write_text(json.dumps(spec, ensure_ascii=False))
     return [sys.executable, "-m", "workers.runners.visual.run", "--params", PARAMS_FILE], stage
+
+
+def _local_output(upstream, port: str) -> str | None:
+    """Where the upstream node's job left this output on this host (its workspace's
+    output/<port>/), so the next node copies it instead of reading it back from the store.
+    A data set's parts (no job) and a run of another host have none."""
+    job = upstream.job
+    if job is None:
+        return None
+    run = job.runs.filter(index=0).first()
+    if run is None or not run.run_dir or run.host != settings.HOST_NAME:
+        return None
+    folder = Path(run.run_dir) / "workspace" / "output" / port
+    return str(folder) if folder.is_dir() else None
 
 
 NODE = algorithms.register(

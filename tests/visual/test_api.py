@@ -54,7 +54,10 @@ def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris):
     assert "prediction_result" in names and len(page["rows"]) == 5 and page["total"] == 45
     test_page = api.get(f"{BASE}{eid}/runs/1/nodes/split/data/?port=test&offset=40").json()
     assert len(test_page["rows"]) == 5
-    assert "Node done" in api.get(f"{BASE}{eid}/runs/1/nodes/lr/log/").json()["text"]
+    log = api.get(f"{BASE}{eid}/runs/1/nodes/lr/log/").json()["text"]
+    assert "Node done" in log
+    # The split's output came from its workspace on this host, not back from the store.
+    assert "1 file(s) of bos://" in log and "copied from this host" in log
 
     # Only the changed node and those below it run again.
     changed = iris_graph(iris.pk, C=0.05)
