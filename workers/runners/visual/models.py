@@ -251,14 +251,13 @@ def predict_frame(artifact: ModelArtifact, frame, applied=(), lenient: bool = Tr
                 f"the estimator gives {proba.shape[-1]} probabilities for {len(classes)} classes"
             )
         top = proba.argmax(axis=1)
-        out["prediction_result"] = pd.Series([classes[i] for i in top], index=frame.index)
+        labels = np.empty(len(classes), dtype=object)
+        labels[:] = classes
+        # the label values' own dtype where they share one (int64 for int classes)
+        out["prediction_result"] = pd.Series(labels[top], index=frame.index).infer_objects()
         score = proba[:, 1] if artifact.task == "binary" else proba.max(axis=1)
         out["prediction_score"] = score.astype("float64")
-        names = [str(c) for c in classes]
-        out["prediction_detail"] = [
-            json.dumps({n: round(float(p), 6) for n, p in zip(names, row, strict=True)})
-            for row in proba
-        ]
+        out["prediction_detail"] = detail_texts(proba, [str(c) for c in classes])
     elif artifact.task == "regression":
         out["prediction_result"] = np.asarray(estimator.predict(X), dtype="float64").ravel()
     elif artifact.task == "clustering":
@@ -269,6 +268,23 @@ def predict_frame(artifact: ModelArtifact, frame, applied=(), lenient: bool = Tr
     else:
         raise ValueError(f"unknown task {artifact.task!r}")
     return out
+
+
+def detail_texts(proba, names: list[str]) -> list[str]:
+    """prediction_detail per row: JSON text {class: probability rounded to 6 decimals}, the
+    text json.dumps gives, made by one format string over the rounded matrix instead of a
+    dict and json.dumps per row."""
+    import numpy as np
+
+    rounded = np.round(proba, 6)
+    if not np.isfinite(rounded).all():  # NaN/inf as json.dumps writes them
+        return [
+            json.dumps({n: round(float(p), 6) for n, p in zip(names, row, strict=True)})
+            for row in proba
+        ]
+    keys = [json.dumps(n).replace("%", "%%") for n in names]
+    template = "{" + ", ".join(f"{key}: %r" for key in keys) + "}"
+    return [template % tuple(row) for row in rounded.tolist()]
 
 
 def prediction_columns(task: str, result_type: str = "string") -> list[dict]:

@@ -16,6 +16,8 @@ from workers.runners.visual import base
 FEATURE_TYPES = ("int", "float", "bool")
 CLASS_LABEL_TYPES = ("int", "float", "bool", "string")
 REGRESSION_LABEL_TYPES = ("int", "float")
+# the training accuracy / R2 facts are scored on at most this many rows (a seeded sample)
+SCORE_ROWS = 100_000
 
 
 def features_param() -> base.Param:
@@ -141,8 +143,7 @@ def fit(
             raise base.ComponentError(
                 "label", f"{what} needs at least 2 classes in '{label}', found {len(classes)}"
             )
-        index = {c: i for i, c in enumerate(classes)}
-        y = np.asarray([index[models.plain_value(v)] for v in frame[label]], dtype="int64")
+        y = class_indices(frame[label], classes)
     elif task == "regression":
         y = frame[label].astype("float64").to_numpy()
     estimator = make(params, len(classes or ()))
@@ -157,13 +158,20 @@ def fit(
             estimator.fit(X, y)
     seconds = round(time.monotonic() - started, 3)
     facts.update(rows=int(len(X)), features=len(features), seconds=seconds)
+    if "solver" in params:  # "auto" resolved
+        facts["solver"] = getattr(estimator, "solver", params["solver"])
+    if y is not None:
+        # the training score on at most SCORE_ROWS rows (a seeded sample of larger tables)
+        rows = score_rows(len(X), context.seed)
+        if rows is not None:
+            facts["training_score_rows"] = int(len(rows))
+        X_score, y_score = (X, y) if rows is None else (X[rows], y[rows])
+        predicted = estimator.predict(X_score)
     if classes is not None:
         facts["classes"] = len(classes)
-        facts["training_accuracy"] = round(float((estimator.predict(X) == y).mean()), 6)
+        facts["training_accuracy"] = round(float((predicted == y_score).mean()), 6)
     elif task == "regression":
-        from sklearn.metrics import r2_score
-
-        r2 = float(r2_score(y, estimator.predict(X))) if len(y) > 1 else float("nan")
+        r2 = _r2(y_score, np.asarray(predicted, dtype="float64").ravel())
         facts["training_r2"] = round(r2, 6) if np.isfinite(r2) else None
     else:
         facts["inertia"] = round(float(estimator.inertia_), 6)
@@ -194,3 +202,43 @@ def fit(
         label_type=label_type,
     )
     return {"model": artifact}
+
+
+def class_indices(values, classes: list):
+    """Each value's index in `classes` (the sorted plain values), as an int64 array: the
+    distinct values are looked up once, not every row."""
+    import numpy as np
+    import pandas as pd
+
+    from workers.runners.visual import models
+
+    index = {c: i for i, c in enumerate(classes)}
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    lookup = np.asarray([index[models.plain_value(v)] for v in uniques], dtype="int64")
+    return lookup[codes] if len(lookup) else np.zeros(0, dtype="int64")
+
+
+def score_rows(rows: int, seed: int):
+    """None (all rows) up to SCORE_ROWS rows, else SCORE_ROWS positions drawn for `seed`,
+    ascending."""
+    import numpy as np
+
+    if rows <= SCORE_ROWS:
+        return None
+    picked = np.random.default_rng(seed).choice(rows, SCORE_ROWS, replace=False)
+    return np.sort(picked)
+
+
+def _r2(y, predicted) -> float:
+    """The coefficient of determination (sklearn.metrics.r2_score's, without importing it):
+    NaN for fewer than two rows; a constant label scores 1.0 when predicted exactly, else
+    0.0."""
+    import numpy as np
+
+    if len(y) < 2:
+        return float("nan")
+    residual = float(np.sum((y - predicted) ** 2))
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return 1.0 - residual / total

@@ -71,6 +71,7 @@ class EvaluateBinary(base.Component):
 
     def run(self, params, inputs, context):
         import numpy as np
+        import pandas as pd
         from sklearn import metrics
 
         table = inputs["table"]
@@ -87,10 +88,13 @@ class EvaluateBinary(base.Component):
         if not len(frame):
             raise base.ComponentError("table", "no rows to evaluate")
         positive = positive_class(values, params.get("positive") or None)
-        truth = np.asarray([evaluation.plain(v) == positive for v in frame[label]], dtype=int)
+        # each distinct label value compared once, then spread over the rows
+        codes, uniques = pd.factorize(frame[label], use_na_sentinel=False)
+        is_positive = np.asarray([evaluation.plain(v) == positive for v in uniques], dtype=int)
+        truth = is_positive[codes]
         scores = frame[score].astype("float64").to_numpy()
         predicted = (scores >= 0.5).astype(int)
-        both = len(set(truth.tolist())) == 2
+        both = bool(truth.any()) and not bool(truth.all())
         probabilities = bool(((scores >= 0) & (scores <= 1)).all())
         m = {
             "auc": evaluation.number(metrics.roc_auc_score(truth, scores)) if both else None,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from workers.runners.visual import base, training
 
-SOLVERS = ("lbfgs", "newton-cg", "saga", "liblinear")
+SOLVERS = ("auto", "lbfgs", "newton-cholesky", "newton-cg", "saga", "liblinear")
+# "auto": newton-cholesky while the Hessian it builds stays small (scikit-learn recommends it
+# for n_samples >> n_features; its memory grows with the square of n_features, times the
+# number of classes for a multinomial model, supported since scikit-learn 1.6), else lbfgs
+NEWTON_CHOLESKY_MAX = 500
 
 
 def lr_params(solvers: tuple[str, ...]) -> tuple[base.Param, ...]:
@@ -20,15 +24,34 @@ def lr_params(solvers: tuple[str, ...]) -> tuple[base.Param, ...]:
             help="Smaller values regularize more (the inverse of the L2 penalty's strength).",
         ),
         base.Param("max_iter", "Maximum iterations", "int", default=100, min=1, max=100_000),
-        base.Param("solver", "Solver", "choice", default="lbfgs", choices=solvers),
+        base.Param(
+            "solver",
+            "Solver",
+            "choice",
+            default="auto",
+            choices=solvers,
+            help=(
+                "auto: newton-cholesky for up to 500 features (times the classes above two), "
+                "else lbfgs."
+            ),
+        ),
     )
 
 
-def make_lr(params: dict, seed: int):
+def pick_solver(solver: str, features: int, classes: int = 2) -> str:
+    """The scikit-learn solver for the setting: "auto" resolved by the model's size."""
+    if solver != "auto":
+        return solver
+    size = features * (classes if classes > 2 else 1)
+    return "newton-cholesky" if size <= NEWTON_CHOLESKY_MAX else "lbfgs"
+
+
+def make_lr(params: dict, seed: int, classes: int = 2):
     from sklearn.linear_model import LogisticRegression
 
+    solver = pick_solver(params["solver"], len(params["features"]), classes)
     return LogisticRegression(
-        C=params["C"], max_iter=params["max_iter"], solver=params["solver"], random_state=seed
+        C=params["C"], max_iter=params["max_iter"], solver=solver, random_state=seed
     )
 
 
@@ -56,6 +79,6 @@ class LogisticRegressionBinary(training.DeferDynamic, base.Component):
             inputs,
             context,
             "binary",
-            lambda p, _: make_lr(p, context.seed),
+            lambda p, classes: make_lr(p, context.seed, classes),
             "logistic regression",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from workers.runners.visual import base, training
 from workers.runners.visual.components.logistic_regression_binary import lr_params, make_lr
 
-SOLVERS = ("lbfgs", "newton-cg", "saga")
+SOLVERS = ("auto", "lbfgs", "newton-cholesky", "newton-cg", "saga")
 
 
 @base.register
@@ -29,6 +29,6 @@ class LogisticRegressionMulticlass(training.DeferDynamic, base.Component):
             inputs,
             context,
             "multiclass",
-            lambda p, _: make_lr(p, context.seed),
+            lambda p, classes: make_lr(p, context.seed, classes),
             "multiclass logistic regression",
         )

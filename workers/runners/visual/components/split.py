@@ -29,38 +29,66 @@ class Split(Component):
         return {"train": inputs["table"], "test": inputs["table"]}
 
     def run(self, params, inputs, context):
+        import numpy as np
+
         table = inputs["table"]
         frame = table.frame
         train = split_rows(frame, params["ratio"], params["seed"], params.get("stratify"))
-        picked = frame.index.isin(train)
-        context.facts["rows"] = {"train": int(picked.sum()), "test": int((~picked).sum())}
+        picked = np.zeros(len(frame), dtype=bool)
+        picked[train] = True
+        train_at, test_at = np.flatnonzero(picked), np.flatnonzero(~picked)
+        context.facts["rows"] = {"train": len(train_at), "test": len(test_at)}
         return {
-            "train": table.derive(frame[picked].reset_index(drop=True)),
-            "test": table.derive(frame[~picked].reset_index(drop=True)),
+            "train": table.derive(_rows(frame, train_at)),
+            "test": table.derive(_rows(frame, test_at)),
         }
 
 
+def _rows(frame, positions):
+    """The rows at `positions` (ascending), with a fresh 0..n-1 index."""
+    out = frame.take(positions)
+    out.index = range(len(out))
+    return out
+
+
 def split_rows(frame, ratio: float, seed: int, stratify: str | None):
-    """The index labels of the training rows (the rest are the test rows)."""
+    """The positions (0..n-1) of the training rows, in no particular order; the other rows
+    are the test rows, and both sets keep the input's row order. The rule (the benchmark's
+    peer script repeats it): rng = numpy.random.default_rng(seed); without stratification
+    the first round(n * ratio) entries of rng.permutation(n); with it, per class in the
+    order of the classes' texts (pipeline.category_key, missing as ""), the first
+    round(rows * ratio) (at least one and at most rows - 1 for a class of two rows or more)
+    entries of rng.permutation(rows) taken over that class's positions in row order."""
     import numpy as np
+    import pandas as pd
 
     from workers.runners.visual.pipeline import category_key
 
     rng = np.random.default_rng(seed)
     if not stratify:
         order = rng.permutation(len(frame))
-        return frame.index[order[: _train_count(len(frame), ratio)]]
+        return order[: _train_count(len(frame), ratio)]
     if stratify not in frame.columns:
         raise ValueError(f"stratify: no column '{stratify}' in the input")
-    keys = frame[stratify].map(lambda v: category_key(v) or "")
+    # the class text of each distinct value (not of each row): values that read the same
+    # (1 and 1.0, None and NaN) are one class
+    codes, uniques = pd.factorize(frame[stratify], use_na_sentinel=False)
+    texts = [category_key(v) or "" for v in uniques]
+    names = sorted(set(texts))
+    number = {name: k for k, name in enumerate(names)}
+    key_of = np.asarray([number[t] for t in texts] or [0], dtype="int64")
+    keys = key_of[codes]
+    ordered = np.argsort(keys, kind="stable")  # row order within each class
+    bounds = np.searchsorted(keys[ordered], np.arange(len(names) + 1))
     train = []
-    for _, group in sorted(frame.groupby(keys, sort=False).groups.items()):
+    for k in range(len(names)):
+        group = ordered[bounds[k] : bounds[k + 1]]
         order = rng.permutation(len(group))
         count = _train_count(len(group), ratio)
         if len(group) >= 2:
             count = min(max(count, 1), len(group) - 1)  # each class on both sides
-        train.extend(group[order[:count]])
-    return train
+        train.append(group[order[:count]])
+    return np.concatenate(train) if train else np.zeros(0, dtype="int64")
 
 
 def _train_count(rows: int, ratio: float) -> int:
