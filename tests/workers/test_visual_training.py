@@ -112,7 +112,7 @@ def test_binary_logistic_regression_trains_and_its_schema_is_the_checked_one(ws)
     artifact = models.read_model(ws.root / out / "model")
     assert artifact.features == IRIS_FEATURES and artifact.label == "is_virginica"
     assert sorted(p.name for p in (ws.root / out / "model").iterdir()) == [
-        "estimator.skops",
+        "coefficients.json",
         "model.json",
     ]
 
@@ -394,3 +394,129 @@ def test_binary_evaluation_takes_the_positive_class_by_its_text(ws):
             {"table": data},
         )
     assert caught.value.field == "positive" and "'maybe' is not a label value" in caught.value.rule
+
+
+# ---- speed-minded paths: the same answers as the plain ones ---------------------------------
+
+
+def test_logistic_regression_solver_auto_picks_by_the_model_size(ws):
+    from workers.runners.visual.components.logistic_regression_binary import pick_solver
+
+    assert pick_solver("auto", 18) == "newton-cholesky"
+    assert pick_solver("auto", 501) == "lbfgs"
+    assert pick_solver("auto", 100, classes=5) == "newton-cholesky"
+    assert pick_solver("auto", 101, classes=5) == "lbfgs"
+    assert pick_solver("saga", 18) == "saga"
+    params = {"features": IRIS_FEATURES, "label": "is_virginica"}
+    manifest, _ = ws.run("logistic_regression_binary", params, {"table": ws.table(binary_frame())})
+    assert manifest["facts"]["solver"] == "newton-cholesky"
+    params["solver"] = "lbfgs"
+    manifest, _ = ws.run("logistic_regression_binary", params, {"table": ws.table(binary_frame())})
+    assert manifest["facts"]["solver"] == "lbfgs"
+
+
+def test_the_training_score_of_a_large_table_is_a_seeded_sample(ws, monkeypatch):
+    from workers.runners.visual import training
+
+    monkeypatch.setattr(training, "SCORE_ROWS", 50)
+    data = ws.table(binary_frame())
+    params = {"features": IRIS_FEATURES, "label": "is_virginica"}
+    one, _ = ws.run("logistic_regression_binary", params, {"table": data})
+    two, _ = ws.run("logistic_regression_binary", params, {"table": data})
+    assert one["facts"]["training_score_rows"] == 50 and one["facts"]["rows"] == 100
+    assert one["facts"]["training_accuracy"] == two["facts"]["training_accuracy"] > 0.8
+    assert list(training.score_rows(100, 0)) == sorted(set(training.score_rows(100, 0)))
+
+
+@pytest.mark.parametrize(
+    "values, classes",
+    [
+        ([1, 0, 1, 1], [0, 1]),
+        (["b", "a", "c", "a"], ["a", "b", "c"]),
+        ([True, False, False], [False, True]),
+        ([2.5, 1.0, 2.5], [1.0, 2.5]),
+    ],
+)
+def test_class_indices_match_a_lookup_per_row(values, classes):
+    from workers.runners.visual import training
+
+    series = pd.Series(values)
+    index = {c: i for i, c in enumerate(classes)}
+    expected = [index[models.plain_value(v)] for v in series]
+    assert training.class_indices(series, classes).tolist() == expected
+
+
+def test_prediction_detail_is_the_json_text_of_the_rounded_probabilities():
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet([1, 1, 1], size=500)
+    proba[0] = [1.0, 0.0, 0.0]
+    proba[1] = [1e-9, 0.5 - 1e-9, 0.5]
+    names = ["a", 'q"uote', "100%"]
+    expected = [
+        json.dumps({n: round(float(p), 6) for n, p in zip(names, row, strict=True)})
+        for row in proba
+    ]
+    assert models.detail_texts(proba, names) == expected
+
+
+@pytest.mark.parametrize(
+    "make, task",
+    [
+        ("LogisticRegression(solver='lbfgs')", "binary"),
+        ("LogisticRegression(solver='newton-cholesky')", "multiclass"),
+        ("LinearRegression()", "regression"),
+        ("Ridge(alpha=0.5)", "regression"),
+    ],
+)
+def test_linear_models_are_stored_as_coefficients_and_predict_the_same(tmp_path, make, task):
+    from sklearn import linear_model
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 4))
+    score = X @ np.array([1.0, -2.0, 0.5, 0.0])
+    y = {
+        "binary": (score > 0).astype(int),
+        "multiclass": np.digitize(score, [-1, 1]),
+        "regression": score + 3.0,
+    }[task]
+    estimator = eval(f"linear_model.{make}", {"linear_model": linear_model}).fit(X, y)
+    classes = sorted(set(y.tolist())) if task != "regression" else None
+    artifact = models.ModelArtifact("m", task, ["a", "b", "c", "d"], "y", classes, estimator)
+    models.write_model(artifact, tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "coefficients.json",
+        "model.json",
+    ]
+    back = models.read_model(tmp_path / "model").estimator
+    assert isinstance(back, models.LinearEstimator)
+    new = rng.normal(size=(200, 4)) * 3
+    assert np.array_equal(back.predict(new), estimator.predict(new)) or np.allclose(
+        back.predict(new), estimator.predict(new), rtol=1e-12, atol=1e-12
+    )
+    if task != "regression":
+        assert np.allclose(back.predict_proba(new), estimator.predict_proba(new), atol=1e-12)
+    models.write_model(models.read_model(tmp_path / "model"), tmp_path / "again")
+    assert (tmp_path / "again" / "coefficients.json").read_text() == (
+        tmp_path / "model" / "coefficients.json"
+    ).read_text()
+
+
+def test_a_linear_model_is_read_and_predicts_without_importing_sklearn(ws):
+    import subprocess
+    import sys
+
+    params = {"features": IRIS_FEATURES, "label": "is_virginica"}
+    _, out = ws.run("logistic_regression_binary", params, {"table": ws.table(binary_frame())})
+    code = (
+        "import sys, numpy as np, pandas as pd\n"
+        "from workers.runners.visual import models\n"
+        f"a = models.read_model({str(ws.root / out / 'model')!r})\n"
+        "f = pd.DataFrame(np.ones((3, 4)), columns=a.features)\n"
+        "models.predict_frame(a, f)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'skops', 'scipy'}))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -4,7 +4,11 @@ training table went through and the source columns before them). No Django impor
 nothing heavy at the module top (the web process imports the components, which import this).
 
 A model folder holds model.json and the estimator, never a pickle:
-- scikit-learn estimators: estimator.skops (skops.io; loaded trusting only the types
+- scikit-learn's linear models (LogisticRegression, LinearRegression, Ridge): their fitted
+  coefficients as coefficients.json {"class", "coef", "intercept", "classes"?}, read back
+  as a LinearEstimator that predicts with numpy alone (neither scikit-learn nor skops is
+  imported to write or read it: seconds of imports per process);
+- other scikit-learn estimators: estimator.skops (skops.io; loaded trusting only the types
   skops.io.get_untrusted_types lists, and only when every one of them is a plain
   scikit-learn/numpy class);
 - XGBoost: estimator.json (XGBoost's own JSON model format).
@@ -31,6 +35,8 @@ VERSION = 1
 CLASSIFICATION = ("binary", "multiclass")
 SKOPS_FILE = "estimator.skops"
 XGBOOST_FILE = "estimator.json"
+LINEAR_FILE = "coefficients.json"
+LINEAR_CLASSES = ("LogisticRegression", "LinearRegression", "Ridge")
 
 
 @dataclass
@@ -91,6 +97,14 @@ def write_model(artifact: ModelArtifact, folder: Path | str) -> None:
             "format": "xgboost",
             "class": type(estimator).__name__,
             "version": xgboost.__version__,
+        }
+    elif (linear := _linear_payload(estimator)) is not None:
+        (folder / LINEAR_FILE).write_text(json.dumps(linear, allow_nan=False))
+        stored = {
+            "file": LINEAR_FILE,
+            "format": "linear",
+            "class": linear["class"],
+            "version": linear["version"],
         }
     else:
         import sklearn
@@ -155,6 +169,11 @@ def read_model(folder: Path | str) -> ModelArtifact:
         estimator = classes[stored["class"]]()
         estimator.load_model(str(path))
         estimator.set_params(n_jobs=os.cpu_count())
+    elif stored.get("format") == "linear" and stored.get("file") == LINEAR_FILE:
+        try:
+            estimator = LinearEstimator.from_payload(json.loads(path.read_text()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{LINEAR_FILE} is not a linear model's coefficients: {exc}") from None
     elif stored.get("format") == "skops" and stored.get("file") == SKOPS_FILE:
         from workers.runners.model_loaders_ml import plain_type
 
@@ -182,6 +201,99 @@ def read_model(folder: Path | str) -> ModelArtifact:
         facts=meta.get("facts") or {},
         label_type=meta.get("label_type"),
     )
+
+
+def _linear_payload(estimator: Any) -> dict | None:
+    """A fitted scikit-learn linear model's coefficients as JSON values, or None for any
+    other estimator (or coefficients that are not all finite: those go to skops)."""
+    import sys
+
+    import numpy as np
+
+    if isinstance(estimator, LinearEstimator):  # a model read back, written again
+        name = estimator.name
+    elif type(estimator).__module__.startswith("sklearn."):
+        name = type(estimator).__name__
+    else:
+        return None
+    if name not in LINEAR_CLASSES:
+        return None
+    coef = np.asarray(estimator.coef_, dtype="float64")
+    intercept = np.asarray(estimator.intercept_, dtype="float64")
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        return None
+    payload = {
+        "class": name,
+        "version": getattr(estimator, "version", None)
+        or getattr(sys.modules.get("sklearn"), "__version__", ""),
+        "coef": coef.tolist(),
+        "intercept": intercept.tolist(),
+    }
+    if name == "LogisticRegression":
+        payload["classes"] = [plain_value(c) for c in estimator.classes_]
+    return payload
+
+
+class LinearEstimator:
+    """A scikit-learn linear model's predictions from its stored coefficients, in numpy:
+    decision = X @ coef.T + intercept; LogisticRegression's predict_proba as scikit-learn
+    computes it (two classes: the logistic function of the decision, [1 - p, p]; more:
+    the softmax of the decisions), predict as its argmax (a class); the regressors'
+    predict is the decision."""
+
+    def __init__(self, name: str, coef, intercept, classes=None):
+        import numpy as np
+
+        self.name = name
+        self.coef_ = np.asarray(coef, dtype="float64")
+        self.intercept_ = np.asarray(intercept, dtype="float64")
+        self.classes_ = None if classes is None else np.asarray(classes)
+        self.n_features_in_ = int(self.coef_.shape[-1]) if self.coef_.size else 0
+        self.version = ""
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> LinearEstimator:
+        if payload["class"] not in LINEAR_CLASSES:
+            raise TypeError(f"unknown linear model {payload['class']!r}")
+        classes = payload.get("classes") if payload["class"] == "LogisticRegression" else None
+        estimator = cls(payload["class"], payload["coef"], payload["intercept"], classes)
+        estimator.version = str(payload.get("version") or "")  # scikit-learn's, at training
+        return estimator
+
+    def __repr__(self) -> str:
+        return f"LinearEstimator({self.name}, {self.n_features_in_} features)"
+
+    def decision_function(self, X):
+        import numpy as np
+
+        X = np.asarray(X, dtype="float64")
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[-1]} features; the model takes {self.n_features_in_}")
+        coef_t = self.coef_.T if self.coef_.ndim == 2 else self.coef_
+        scores = X @ coef_t + self.intercept_
+        return scores.reshape(-1) if scores.ndim > 1 and scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X):
+        import numpy as np
+
+        if self.classes_ is None:
+            raise AttributeError(f"{self.name} has no predict_proba")
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            with np.errstate(over="ignore"):
+                p = 1.0 / (1.0 + np.exp(-scores))
+            return np.stack([1 - p, p], axis=1)
+        scores = scores - scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        if self.classes_ is None:
+            return scores
+        top = (scores > 0).astype("int64") if scores.ndim == 1 else scores.argmax(axis=1)
+        return self.classes_[top]
 
 
 # ---- prediction ------------------------------------------------------------------------------
@@ -284,7 +396,9 @@ def detail_texts(proba, names: list[str]) -> list[str]:
         ]
     keys = [json.dumps(n).replace("%", "%%") for n in names]
     template = "{" + ", ".join(f"{key}: %r" for key in keys) + "}"
-    return [template % tuple(row) for row in rounded.tolist()]
+    # one list per class column, zipped (a list per row would cost the garbage collector)
+    columns = [rounded[:, j].tolist() for j in range(rounded.shape[1])]
+    return [template % values for values in zip(*columns, strict=True)]
 
 
 def prediction_columns(task: str, result_type: str = "string") -> list[dict]:
