@@ -265,6 +265,20 @@
     ["zoom", "translate", "nodeMoved"].forEach(function (event) {
       editor.on(event, function () { if (options.onView) options.onView(); });
     });
+    // Drawflow pans with a transform; a native scroll of its overflow-hidden box (the
+    // browser bringing a focused or clicked node "into view") would shift every node off
+    // its drawn place and hide some under others, so the box never keeps one.
+    container.addEventListener("scroll", function () {
+      if (container.scrollTop || container.scrollLeft) {
+        container.scrollTop = 0;
+        container.scrollLeft = 0;
+      }
+    });
+    // Drawflow starts dragging a node (or panning) on any mouse button; a right-click is
+    // for the node menu only, else the node follows the mouse to the menu and beyond.
+    container.addEventListener("mousedown", function (ev) {
+      if (ev.button !== 0) ev.stopImmediatePropagation();
+    }, true);
     container.addEventListener("contextmenu", function (ev) {
       const el = ev.target.closest(".drawflow-node");
       if (!el || !options.onContextMenu) return;

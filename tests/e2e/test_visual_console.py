@@ -16,13 +16,15 @@ from tests.e2e.conftest import sign_in
 pytestmark = pytest.mark.e2e
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-# component, drop position on the canvas (its node's top left); they become n1..n5.
+# component, drop position on the canvas (its node's top left); they become n1..n5. The
+# canvas is about 930 px wide here (the palette and the settings panel beside it): 190-px
+# nodes in a zigzag that stays inside it.
 NODES = [
-    ("dataset", 20, 120),
-    ("split", 260, 120),
-    ("logistic_regression_multiclass", 500, 40),
-    ("predict", 740, 180),
-    ("evaluate_multiclass", 980, 300),
+    ("dataset", 20, 60),
+    ("split", 250, 60),
+    ("logistic_regression_multiclass", 480, 20),
+    ("predict", 480, 200),
+    ("evaluate_multiclass", 710, 200),
 ]
 # (from node, its output port) -> (to node, its input port)
 EDGES = [
@@ -78,8 +80,15 @@ def api(page, method: str, path: str, body=None, headers=None):
 
 
 def context_menu(page, nid: str, item: str) -> None:
+    """Right-click a node (an open data/report panel below the canvas closed first, and the
+    page back at its top, as a user would scroll back up to the canvas)."""
+    if page.is_visible("#node-panel"):
+        page.click("#panel-close")
+    page.evaluate("window.scrollTo(0, 0)")
+    before = page.locator(node(nid)).bounding_box()
     page.click(f"{node(nid)} .graph-node-title", button="right")
     page.click(f"#node-menu [data-menu={item}]")
+    assert page.locator(node(nid)).bounding_box() == before, "a right-click never drags"
 
 
 def test_iris_pipeline_built_run_changed_compared_released_and_served(page):
@@ -103,6 +112,11 @@ def test_iris_pipeline_built_run_changed_compared_released_and_served(page):
         )
     page.wait_for_selector(f"{node('n5')}")
     assert page.locator("#graph-canvas .drawflow-node").count() == 5
+    lefts = page.evaluate(
+        "[...document.querySelectorAll('#graph-canvas .drawflow-node')]"
+        ".map(e => Math.round(e.getBoundingClientRect().left))"
+    )
+    assert lefts[3] < lefts[4], "each node lands where it was dropped"
     assert page.get_attribute(f"{node('n2')} .output[data-port=test]", "data-kind") == "table"
     assert page.get_attribute(f"{node('n3')} .output[data-port=model]", "data-kind") == "model"
 

@@ -89,6 +89,7 @@ def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris):
     released = api.post(f"{BASE}{eid}/release/", {"name": "iris-visual"}, format="json")
     assert released.status_code == 201, released.content
     version = ModelVersion.objects.get(model__name="iris-visual")
+    assert (released.json()["model_id"], released.json()["version"]) == (version.model_id, 1)
     assert version.model_type == "bml_visual"
     assert version.lineage["experiment"]["name"] == "iris_flow"
     assert version.info["columns"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]

@@ -226,4 +226,9 @@ class ExperimentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             model=model,
             description=values["description"],
         )
-        return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        answer = {
+            "model_id": version.model_id,
+            "model_name": version.model.name,
+            **ModelVersionSerializer(version).data,
+        }
+        return Response(answer, status=status.HTTP_201_CREATED)
