@@ -520,3 +520,48 @@ def test_a_linear_model_is_read_and_predicts_without_importing_sklearn(ws):
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("case", ["continuous", "ties", "rounded", "tiny"])
+def test_binary_figures_are_sklearn_metrics(case):
+    from sklearn import metrics
+
+    from workers.runners.visual import evaluation
+
+    rng = np.random.default_rng(11)
+    n = {"continuous": 5000, "ties": 3000, "rounded": 4000, "tiny": 3}[case]
+    truth = rng.integers(0, 2, n)
+    scores = np.clip(truth * 0.3 + rng.random(n) * 0.7, 0, 1)
+    if case == "ties":
+        scores = rng.integers(0, 5, n) / 4.0
+    elif case == "rounded":
+        scores = scores.round(2)
+    elif case == "tiny":
+        truth, scores = np.array([0, 1, 1]), np.array([0.5, 0.5, 0.9])
+    got = evaluation.binary_figures(truth, scores)
+    predicted = (scores >= 0.5).astype(int)
+    assert got["auc"] == pytest.approx(metrics.roc_auc_score(truth, scores), abs=1e-12)
+    assert got["accuracy"] == pytest.approx(metrics.accuracy_score(truth, predicted), abs=1e-12)
+    for name, fn in (
+        ("precision", metrics.precision_score),
+        ("recall", metrics.recall_score),
+        ("f1", metrics.f1_score),
+    ):
+        assert got[name] == pytest.approx(fn(truth, predicted, zero_division=0), abs=1e-12)
+    expected = metrics.log_loss(truth, scores, labels=[0, 1])
+    assert got["logloss"] == pytest.approx(expected, abs=1e-12)
+    fpr, tpr, _ = metrics.roc_curve(truth, scores)
+    assert np.allclose(got["roc"][0], fpr) and np.allclose(got["roc"][1], tpr)
+    precision, recall, _ = metrics.precision_recall_curve(truth, scores)
+    assert np.allclose(got["pr"][0], precision) and np.allclose(got["pr"][1], recall)
+
+
+def test_binary_figures_of_one_class_or_scores_beyond_probabilities():
+    from workers.runners.visual import evaluation
+
+    one = evaluation.binary_figures(np.array([1, 1, 1]), np.array([0.2, 0.7, 0.9]))
+    assert one["auc"] is None and one["roc"] is None and one["recall"] == pytest.approx(2 / 3)
+    wide = evaluation.binary_figures(np.array([0, 1, 1]), np.array([-1.0, 2.0, 0.7]))
+    assert wide["logloss"] is None and wide["auc"] == 1.0
+    none = evaluation.binary_figures(np.array([0, 0]), np.array([0.1, 0.2]))
+    assert none["precision"] == 0.0 and none["f1"] == 0.0 and none["accuracy"] == 1.0

@@ -318,7 +318,9 @@ def feature_matrix(frame, features: list[str], allow_missing: bool = False):
             f"feature columns must be numbers (int, float or bool): {', '.join(wrong)} "
             "are not (encode them first, e.g. one-hot)"
         )
-    X = frame[features].astype("float64").to_numpy()
+    # row-major: pandas hands a float block over column-major, and scikit-learn's solvers
+    # run 1.4-3x slower on that (lbfgs at 800k x 18: 1.5 s against 0.46 s)
+    X = np.ascontiguousarray(frame[features].astype("float64").to_numpy())
     if not allow_missing:
         holes = [f for f, bad in zip(features, np.isnan(X).any(axis=0), strict=True) if bad]
         if holes:

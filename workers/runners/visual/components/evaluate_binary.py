@@ -1,6 +1,6 @@
 """Binary classification evaluation: AUC, accuracy, precision, recall, F1 and log loss of
 a score column (the positive class's probability) against the label, with the ROC and
-precision-recall curves."""
+precision-recall curves (evaluation.binary_figures: scikit-learn's figures, in numpy)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,6 @@ class EvaluateBinary(base.Component):
     def run(self, params, inputs, context):
         import numpy as np
         import pandas as pd
-        from sklearn import metrics
 
         table = inputs["table"]
         params, _ = self.validate(params, {"table": table.schema()})
@@ -93,29 +92,20 @@ class EvaluateBinary(base.Component):
         is_positive = np.asarray([evaluation.plain(v) == positive for v in uniques], dtype=int)
         truth = is_positive[codes]
         scores = frame[score].astype("float64").to_numpy()
-        predicted = (scores >= 0.5).astype(int)
-        both = bool(truth.any()) and not bool(truth.all())
-        probabilities = bool(((scores >= 0) & (scores <= 1)).all())
+        figures = evaluation.binary_figures(truth, scores)
         m = {
-            "auc": evaluation.number(metrics.roc_auc_score(truth, scores)) if both else None,
-            "accuracy": evaluation.number(metrics.accuracy_score(truth, predicted)),
-            "precision": evaluation.number(
-                metrics.precision_score(truth, predicted, zero_division=0)
-            ),
-            "recall": evaluation.number(metrics.recall_score(truth, predicted, zero_division=0)),
-            "f1": evaluation.number(metrics.f1_score(truth, predicted, zero_division=0)),
-            "logloss": (
-                evaluation.number(metrics.log_loss(truth, scores, labels=[0, 1]))
-                if probabilities
-                else None
-            ),
+            "auc": evaluation.number(figures["auc"]),
+            "accuracy": evaluation.number(figures["accuracy"]),
+            "precision": evaluation.number(figures["precision"]),
+            "recall": evaluation.number(figures["recall"]),
+            "f1": evaluation.number(figures["f1"]),
+            "logloss": evaluation.number(figures["logloss"]),
             "samples": int(len(frame)),
         }
         roc, pr = [], []
-        if both:
-            fpr, tpr, _ = metrics.roc_curve(truth, scores)
-            roc = evaluation.downsample(fpr, tpr)
-            precision, recall, _ = metrics.precision_recall_curve(truth, scores)
+        if figures["roc"] is not None:
+            roc = evaluation.downsample(*figures["roc"])
+            precision, recall = figures["pr"]
             pr = evaluation.downsample(recall[::-1], precision[::-1])
         else:
             context.log("Only one class in the label: no AUC or curves")
