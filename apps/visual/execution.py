@@ -33,6 +33,7 @@ from apps.visual import node_jobs
 from apps.visual.models import (
     NODE_DONE,
     NODE_ENDED,
+    NODE_FAILED,
     Experiment,
     ExperimentRun,
     NodeRun,
@@ -89,6 +90,7 @@ def start_run(user, experiment: Experiment, mode=RunMode.ALL, node=None, sample_
             for node_id in checked.order
             if node_id in wanted
         )
+    plan(run)
     advance(run)
     run.refresh_from_db()
     return run
@@ -119,30 +121,125 @@ def _sample_rows(value) -> int:
     return rows
 
 
-# -- advancing a run -----------------------------------------------------------------------
+# -- planning and advancing a run ------------------------------------------------------------
+
+
+def content_id(key: str, port: str) -> str:
+    """The content id of a node's output: derived from its cache key (its component,
+    settings and inputs' content ids), so known before it runs; components are
+    deterministic (seeded), so the same key makes the same content."""
+    return hashlib.sha256(f"{key}:{port}".encode()).hexdigest()
+
+
+def plan(run: ExperimentRun) -> None:
+    """Before anything runs: every node's cache key, in topological order. A data set node
+    is its version's parts; a node whose key a successful earlier run of this experiment
+    has (and was not forced) reuses that output; the rest wait to run."""
+    nodes = {n.node_id: n for n in run.nodes.all()}
+    graph = run.graph
+    now = timezone.now()
+    for node_id in [i for i in graphs.topological_order(graph) if i in nodes]:
+        node = nodes[node_id]
+        if getattr(registry.get(node.component), "reads_dataset", False):
+            _read_dataset(run, node, now)
+            continue
+        upstream = _upstream(graph, node_id)
+        if any(nodes[s].status in NODE_FAILED for s, _ in upstream.values()):
+            _end_node(node, NodeStatus.SKIPPED, "an input did not succeed")
+            continue
+        inputs = {port: {"node_run": nodes[s].pk, "port": p} for port, (s, p) in upstream.items()}
+        contents = {port: _content_of(nodes[s], p) for port, (s, p) in upstream.items()}
+        key = cache_key(node.component, node.params, run.sample_rows, contents)
+        hit = None if node.forced else _cached(run, key, node)
+        if hit is not None:
+            _claim(
+                node,
+                NodeStatus.CACHED,
+                cache_key=key,
+                cached_from=hit,
+                outputs=hit.outputs,
+                facts={**hit.facts, "inputs": inputs},
+                job=hit.job,
+                started_at=now,
+                ended_at=now,
+            )
+        else:
+            NodeRun.objects.filter(pk=node.pk).update(cache_key=key, facts={"inputs": inputs})
+            node.cache_key, node.facts = key, {"inputs": inputs}
+
+
+def _content_of(node: NodeRun, port: str) -> str:
+    if node.outputs.get(port, {}).get("content_id"):
+        return node.outputs[port]["content_id"]
+    return content_id(node.cache_key, port)
+
+
+def _cached(run: ExperimentRun, key: str, node: NodeRun) -> NodeRun | None:
+    return (
+        NodeRun.objects.filter(
+            run__experiment_id=run.experiment_id,
+            cache_key=key,
+            status=NodeStatus.SUCCEEDED,
+            run__cleared=False,
+        )
+        .exclude(pk=node.pk)
+        .select_related("job")
+        .order_by("-pk")
+        .first()
+    )
 
 
 def advance(run: ExperimentRun) -> None:
+    """Start what is due: the waiting nodes whose inputs from outside are ready, grouped
+    into segments that run in one process each (workers.runners.visual.run)."""
     run.refresh_from_db()
     if run.status != RunStatus.RUNNING:
         return
     nodes = {n.node_id: n for n in run.nodes.all()}
     graph = run.graph
     order = [i for i in graphs.topological_order(graph) if i in nodes]
-    progressed = True
-    while progressed:
-        progressed = False
-        for node_id in order:
-            node = nodes[node_id]
-            if node.status != NodeStatus.PENDING:
-                continue
-            upstream = _upstream(graph, node_id)
-            sources = [nodes[source] for source, _ in upstream.values()]
-            if any(s.status in NODE_ENDED and s.status not in NODE_DONE for s in sources):
-                progressed |= _end_node(node, NodeStatus.SKIPPED, "an input did not succeed")
-            elif all(s.status in NODE_DONE for s in sources):
-                progressed |= _start_node(run, node, upstream, nodes)
+    for node_id in order:  # below a failure nothing runs
+        node = nodes[node_id]
+        sources = [nodes[s] for s, _ in _upstream(graph, node_id).values()]
+        if node.status == NodeStatus.PENDING and any(s.status in NODE_FAILED for s in sources):
+            _end_node(node, NodeStatus.SKIPPED, "an input did not succeed")
+    for segment in _segments(graph, order, nodes):
+        _start_segment(run, segment, nodes)
     _settle(run, nodes.values())
+
+
+def _segments(graph: dict, order: list[str], nodes: dict) -> list[list[NodeRun]]:
+    """The waiting nodes as segments, in topological order: a node joins the segment of
+    its waiting upstream nodes when they all are in one and it asks for the same resource
+    package; otherwise it starts a segment of its own (so no two segments wait on each
+    other). Only segments whose inputs from outside are all done are returned."""
+    packages = {n["id"]: n.get("package") for n in graph["nodes"]}
+    segment_of: dict[str, int] = {}
+    segments: list[list[str]] = []
+    for node_id in order:
+        if nodes[node_id].status != NodeStatus.PENDING:
+            continue
+        waiting = {segment_of[s] for s, _ in _upstream(graph, node_id).values() if s in segment_of}
+        if len(waiting) == 1:
+            index = waiting.pop()
+            if packages[segments[index][0]] == packages[node_id]:
+                segments[index].append(node_id)
+                segment_of[node_id] = index
+                continue
+        segment_of[node_id] = len(segments)
+        segments.append([node_id])
+    due = []
+    for members in segments:
+        inside = set(members)
+        outside = [
+            nodes[s]
+            for node_id in members
+            for s, _ in _upstream(graph, node_id).values()
+            if s not in inside
+        ]
+        if all(s.status in NODE_DONE for s in outside):
+            due.append([nodes[i] for i in members])
+    return due
 
 
 def _upstream(graph: dict, node_id: str) -> dict[str, tuple[str, str]]:
@@ -168,54 +265,36 @@ def _end_node(node: NodeRun, status, error: str = "") -> bool:
     return _claim(node, status, error=error, started_at=node.started_at or now, ended_at=now)
 
 
-def _start_node(run: ExperimentRun, node: NodeRun, upstream: dict, nodes: dict) -> bool:
-    component = registry.get(node.component)
-    now = timezone.now()
-    if getattr(component, "reads_dataset", False):
-        return _read_dataset(run, node, now)
-    inputs = {port: {"node_run": nodes[s].pk, "port": p} for port, (s, p) in upstream.items()}
-    contents = {port: nodes[s].outputs[p]["content_id"] for port, (s, p) in upstream.items()}
-    key = cache_key(node.component, node.params, run.sample_rows, contents)
-    hit = None
-    if not node.forced:
-        hit = (
-            NodeRun.objects.filter(
-                run__experiment_id=run.experiment_id,
-                cache_key=key,
-                status=NodeStatus.SUCCEEDED,
-                run__cleared=False,
+def _start_segment(run: ExperimentRun, segment: list[NodeRun], nodes: dict) -> None:
+    """Claim the segment's nodes (all or none: two advancers see the same segments) and
+    start its job."""
+    pks = [n.pk for n in segment]
+    claimed = NodeRun.objects.filter(pk__in=pks, status=NodeStatus.PENDING).update(
+        status=NodeStatus.QUEUED
+    )
+    if claimed != len(pks):
+        if claimed:  # a race lost halfway: give back what was taken
+            NodeRun.objects.filter(pk__in=pks, status=NodeStatus.QUEUED, job=None).update(
+                status=NodeStatus.PENDING
             )
-            .exclude(pk=node.pk)
-            .order_by("-pk")
-            .first()
-        )
-    if hit is not None:
-        return _claim(
-            node,
-            NodeStatus.CACHED,
-            cache_key=key,
-            cached_from=hit,
-            outputs=hit.outputs,
-            facts={**hit.facts, "inputs": inputs},
-            job=hit.job,
-            started_at=now,
-            ended_at=now,
-        )
-    if not _claim(node, NodeStatus.QUEUED, cache_key=key, facts={"inputs": inputs}):
-        return False
+        for node in segment:
+            node.refresh_from_db()
+        return
     try:
-        job = _create_job(run, node)
-    except Exception as exc:  # e.g. the package went away: the node fails, naming why
-        logger.warning("node %s could not start: %r", node, exc)
+        job = _create_job(run, segment)
+    except Exception as exc:  # e.g. the package went away: the nodes fail, naming why
+        logger.warning("segment %s could not start: %r", pks, exc)
         message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        NodeRun.objects.filter(pk=node.pk).update(
+        NodeRun.objects.filter(pk__in=pks).update(
             status=NodeStatus.FAILED, error=f"could not start: {message}", ended_at=timezone.now()
         )
-        node.status = NodeStatus.FAILED
-        return True
-    NodeRun.objects.filter(pk=node.pk).update(job=job, started_at=now)
-    node.job = job
-    return True
+        for node in segment:
+            node.status = NodeStatus.FAILED
+        return
+    now = timezone.now()
+    NodeRun.objects.filter(pk__in=pks).update(job=job, started_at=now)
+    for node in segment:
+        node.status, node.job, node.started_at = NodeStatus.QUEUED, job, now
 
 
 def cache_key(component: str, params: dict, sample_rows, contents: dict) -> str:
@@ -246,8 +325,14 @@ def _read_dataset(run: ExperimentRun, node: NodeRun, now) -> bool:
         "stats": _dataset_stats(version),
         "dataset": {"id": dataset.pk, "name": dataset.name, "version": version.number},
     }
+    key = cache_key(node.component, node.params, None, {"version": output["content_id"]})
     return _claim(
-        node, NodeStatus.SUCCEEDED, outputs={"table": output}, started_at=now, ended_at=now
+        node,
+        NodeStatus.SUCCEEDED,
+        cache_key=key,
+        outputs={"table": output},
+        started_at=now,
+        ended_at=now,
     )
 
 
@@ -278,16 +363,16 @@ def _package(node_params_package) -> ResourcePackage:
     return package
 
 
-def _create_job(run: ExperimentRun, node: NodeRun) -> Job:
+def _create_job(run: ExperimentRun, segment: list[NodeRun]) -> Job:
     experiment = run.experiment
-    spec = next(n for n in run.graph["nodes"] if n["id"] == node.node_id)
+    spec = next(n for n in run.graph["nodes"] if n["id"] == segment[0].node_id)
     return jobs.create_job(
         run.created_by,
         experiment.project,
-        name=f"visual{experiment.pk}-{run.number}-{node.node_id}"[:39],
+        name=f"visual{experiment.pk}-{run.number}-{segment[0].node_id}"[:39],
         kind=node_jobs.KIND,
         algorithm=node_jobs.ALGORITHM,
-        params={"node_run": node.pk},
+        params={"node_runs": [n.pk for n in segment]},
         package_id=_package(spec.get("package")).pk,
         time_limit_s=node_jobs.TIME_LIMIT_S,
         output_path=f"{experiment.storage_path}runs/{run.number}/",
@@ -314,36 +399,51 @@ def _settle(run: ExperimentRun, nodes) -> None:
 
 
 def node_job_finished(job: Job) -> None:
-    node = (
+    """A segment's job ended: each of its nodes succeeded (its manifest), failed (its
+    error.json: the rule it broke, or "not run" below a failure), or ended with the job
+    (crashed, timed out, terminated) when it left neither or its outputs were not stored."""
+    segment = list(
         NodeRun.objects.select_related("run")
         .filter(job=job, status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING))
-        .first()
+        .order_by("pk")
     )
-    if node is None:
+    if not segment:
         return
     now = timezone.now()
-    manifest = job_selectors.run_json(job, "output/manifest.json")
-    if job.status == JobStatus.SUCCEEDED and manifest is not None:
-        prefix = f"{job.output_path.rstrip('/')}/{job.job_id}/output/"
-        outputs = {
-            port: {**entry, "uris": [f"{prefix}{port}/"]}
-            for port, entry in (manifest.get("ports") or {}).items()
-        }
-        facts = {**node.facts, **(manifest.get("facts") or {}), "seconds": manifest.get("seconds")}
-        NodeRun.objects.filter(pk=node.pk).update(
-            status=NodeStatus.SUCCEEDED, outputs=outputs, facts=facts, ended_at=now
-        )
-        node.outputs, node.facts = outputs, facts
-        _after_success(node)
-    else:
-        error = job_selectors.workspace_json(job, "output/error.json") or {}
-        cancelled = job.status == JobStatus.TERMINATED
-        NodeRun.objects.filter(pk=node.pk).update(
-            status=NodeStatus.CANCELLED if cancelled else NodeStatus.FAILED,
-            error=(error.get("error") or job.reason or "the node did not finish")[:4000],
-            ended_at=now,
-        )
-    advance(node.run)
+    stored = job.status == JobStatus.SUCCEEDED
+    prefix = f"{job.output_path.rstrip('/')}/{job.job_id}/output/"
+    for node in segment:
+        manifest = job_selectors.run_json(job, f"output/{node.node_id}/manifest.json")
+        error = job_selectors.run_json(job, f"output/{node.node_id}/error.json")
+        if stored and manifest is not None:
+            outputs = {
+                port: {
+                    **entry,
+                    "uris": [f"{prefix}{node.node_id}/{port}/"],
+                    "content_id": content_id(node.cache_key, port),
+                }
+                for port, entry in (manifest.get("ports") or {}).items()
+            }
+            facts = {
+                **node.facts,
+                **(manifest.get("facts") or {}),
+                "seconds": manifest.get("seconds"),
+            }
+            NodeRun.objects.filter(pk=node.pk).update(
+                status=NodeStatus.SUCCEEDED, outputs=outputs, facts=facts, ended_at=now
+            )
+            node.outputs, node.facts = outputs, facts
+            _after_success(node)
+            continue
+        if error is not None:
+            text = error.get("error") or "failed"
+            status = NodeStatus.SKIPPED if text.startswith("not run:") else NodeStatus.FAILED
+        elif job.status == JobStatus.TERMINATED:
+            status, text = NodeStatus.CANCELLED, job.reason or "terminated"
+        else:
+            status, text = NodeStatus.FAILED, job.reason or "the node did not finish"
+        NodeRun.objects.filter(pk=node.pk).update(status=status, error=text[:4000], ended_at=now)
+    advance(segment[0].run)
 
 
 def _after_success(node: NodeRun) -> None:

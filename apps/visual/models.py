@@ -95,7 +95,8 @@ class NodeStatus(models.TextChoices):
 
 
 NODE_DONE = (NodeStatus.SUCCEEDED, NodeStatus.CACHED)
-NODE_ENDED = (*NODE_DONE, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
+NODE_FAILED = (NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
+NODE_ENDED = (*NODE_DONE, *NODE_FAILED)
 
 
 class NodeRun(models.Model):

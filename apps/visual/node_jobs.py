@@ -1,10 +1,13 @@
-"""A node of a visual modeling run is a job of its own kind on the job engine: leased cores
-(the node's resource package), its own process under workers.supervise, a time limit, a
-log, adoption after a restart. Its code is `workers.runners.visual.run`; the outputs of the
-nodes upstream are staged in as `inputs/<port>/`, and `output/` (a folder per output port
-and manifest.json) is staged out to `<experiment folder>/runs/<number>/<job_id>/output/`.
+"""The nodes of a visual modeling run run as jobs of their own kind on the job engine:
+leased cores (the nodes' resource package), a process under workers.supervise, a time limit,
+a log, adoption after a restart. One job runs a segment of due nodes
+(apps.visual.execution._segments) in one process, `workers.runners.visual.run`: tables pass
+in memory between its nodes; outputs computed earlier (upstream segments, cached nodes, data
+sets) are staged in as `inputs/<node>/<port>/`, and `output/` (a folder per node: its
+ports, log.txt, manifest.json or error.json) is staged out to
+`<experiment folder>/runs/<number>/<job_id>/output/`.
 
-The job's params name node runs, not paths: the inputs are resolved when the run starts,
+The job's params name node runs, not paths: the inputs are resolved when the job starts,
 from the upstream node runs' recorded outputs (a data set's parquet parts, or an earlier
 run's cached output)."""
 
@@ -24,50 +27,84 @@ TIME_LIMIT_S = 24 * 3600
 
 
 def _validate(params: dict) -> dict:
-    if not isinstance(params.get("node_run"), int):
-        raise ValidationError({"params": "A visual modeling node job names its node run."})
-    return {"node_run": params["node_run"]}
+    runs = params.get("node_runs")
+    if not isinstance(runs, list) or not runs or not all(isinstance(i, int) for i in runs):
+        raise ValidationError({"params": "A visual modeling job names its node runs."})
+    return {"node_runs": runs}
 
 
 def _prepare(params: dict, workspace: Path):
     from apps.visual.models import NodeRun
 
-    node_run = NodeRun.objects.select_related("run").get(pk=params["node_run"])
-    stage, inputs = [], {}
-    for port, source in (node_run.facts.get("inputs") or {}).items():
-        upstream = NodeRun.objects.select_related("job").get(pk=source["node_run"])
-        output = upstream.outputs[source["port"]]
-        local = _local_output(upstream, source["port"])
-        inputs[port] = f"inputs/{port}"
-        uris = output["uris"]
-        # One folder (a node's output) lands as the folder itself; several files (a data
-        # set's parts) each in a numbered folder, so their order is the read order.
-        for index, uri in enumerate(uris):
-            dest = f"inputs/{port}" if len(uris) == 1 else f"inputs/{port}/{index:04d}"
-            stage.append({"uri": uri, "dest": dest, **({"local": local} if local else {})})
+    segment = list(
+        NodeRun.objects.select_related("run").filter(pk__in=params["node_runs"]).order_by("pk")
+    )
+    inside = {n.pk: n for n in segment}
+    stage, nodes = [], []
+    for node_run in segment:
+        inputs = {}
+        for port, source in (node_run.facts.get("inputs") or {}).items():
+            if source["node_run"] in inside:  # computed in this process: handed in memory
+                inputs[port] = {"node": inside[source["node_run"]].node_id, "port": source["port"]}
+                continue
+            folder = f"inputs/{node_run.node_id}/{port}"
+            stage += _staged(NodeRun.objects.get(pk=source["node_run"]), source["port"], folder)
+            inputs[port] = {"path": folder}
+        nodes.append(
+            {
+                "id": node_run.node_id,
+                "component": node_run.component,
+                "params": node_run.params,
+                "inputs": inputs,
+            }
+        )
     spec = {
-        "component": node_run.component,
-        "params": node_run.params,
-        "inputs": inputs,
+        "nodes": nodes,
         "output_dir": "output",
         "seed": 0,
-        "sample_rows": node_run.run.sample_rows,
+        "sample_rows": segment[0].run.sample_rows,
     }
     (workspace / PARAMS_FILE).write_text(json.dumps(spec, ensure_ascii=False))
     return [sys.executable, "-m", "workers.runners.visual.run", "--params", PARAMS_FILE], stage
 
 
+def _staged(upstream, port: str, folder: str) -> list[dict]:
+    """Stage-in items of an output computed earlier: one folder (a node's output) lands as
+    the folder itself; several files (a data set's parts) each in a numbered folder, so
+    their order is the read order. Each names where this host still has the files."""
+    uris = upstream.outputs[port]["uris"]
+    local = _local_output(upstream, port)
+    items = []
+    for index, uri in enumerate(uris):
+        dest = folder if len(uris) == 1 else f"{folder}/{index:04d}"
+        items.append({"uri": uri, "dest": dest, **({"local": local} if local else {})})
+    return items
+
+
 def _local_output(upstream, port: str) -> str | None:
-    """Where the upstream node's job left this output on this host (its workspace's
-    output/<port>/), so the next node copies it instead of reading it back from the store.
-    A data set's parts (no job) and a run of another host have none."""
-    job = upstream.job
+    """Where this host still has the upstream output's files, so the next job copies them
+    instead of reading them back from the store: a node's job's workspace output/<node>/<port>/,
+    or a data set's conversion job's output/ (the parts). None when not on this host."""
+    output = upstream.outputs.get(port) or {}
+    if output.get("dataset"):
+        from apps.datasets.models import DatasetVersion
+
+        version = (
+            DatasetVersion.objects.filter(
+                dataset_id=output["dataset"]["id"], number=output["dataset"]["version"]
+            )
+            .select_related("job")
+            .first()
+        )
+        job, relative = (version.job if version else None), Path("output")
+    else:
+        job, relative = upstream.job, Path("output") / upstream.node_id / port
     if job is None:
         return None
     run = job.runs.filter(index=0).first()
     if run is None or not run.run_dir or run.host != settings.HOST_NAME:
         return None
-    folder = Path(run.run_dir) / "workspace" / "output" / port
+    folder = Path(run.run_dir) / "workspace" / relative
     return str(folder) if folder.is_dir() else None
 
 

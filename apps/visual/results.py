@@ -2,6 +2,8 @@
 them, a page of a node's output table, an evaluation report, a node's log, and two runs
 side by side (history's compare)."""
 
+from pathlib import Path
+
 from django.http import Http404
 from rest_framework.exceptions import APIException
 
@@ -12,6 +14,8 @@ from apps.storage.paths import parse_bos_uri
 from apps.visual import services
 from apps.visual.models import ExperimentRun, NodeRun, NodeStatus
 from workers.runners.visual import registry
+
+LOG_BYTES = 256 * 1024
 
 
 class NotReady(APIException):
@@ -145,14 +149,34 @@ def report(node: NodeRun) -> dict:
 
 
 def log_text(node: NodeRun) -> str:
+    """The node's own log, after the job's lines about staging (its inputs, its outputs)."""
     source = node.cached_from or node
     if source.job_id is None:
         return "This node ran no process (a data set's parquet parts are its output)."
-    logs = job_selectors.instance_logs(source.job)
-    text = "\n".join(entry.get("text") or "" for entry in logs)
+    job = source.job
+    own = _node_log(job, source.node_id)
+    staging = [
+        line
+        for entry in job_selectors.instance_logs(job)
+        for line in (entry.get("text") or "").splitlines()
+        if "[bml]" in line
+    ]
+    text = "\n".join(staging + ["", own])
     if node.cached_from_id:
         text = f"(cached: the log of run {source.run.number})\n{text}"
     return text
+
+
+def _node_log(job, node_id: str) -> str:
+    run = job.runs.filter(index=0).first()
+    if run is not None and run.run_dir:
+        local = Path(run.run_dir) / "workspace" / "output" / node_id / "log.txt"
+        try:
+            return local.read_text(errors="replace")[-LOG_BYTES:]
+        except OSError:
+            pass
+    found = job_selectors.result_bytes(job, f"output/{node_id}/log.txt")
+    return found.decode(errors="replace")[-LOG_BYTES:] if found else "(no log)"
 
 
 def compare(a: ExperimentRun, b: ExperimentRun) -> dict:

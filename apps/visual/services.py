@@ -233,7 +233,27 @@ def release(user, experiment: Experiment, *, node_id="", name="", model=None, de
 
 
 def node_status(node) -> str:
-    """The status a user sees: a queued node whose job has started is running."""
-    if node.status == NodeStatus.QUEUED and node.job_id and node.job.status == "running":
+    """The status a user sees. While its segment's job runs, a node's own progress is in
+    the job's workspace (workers.runners.visual.run): running, then done or failed; it is
+    recorded once the job has ended and its outputs are stored."""
+    if node.status != NodeStatus.QUEUED or not node.job_id or node.job.status != "running":
+        return node.status
+    folder = _workspace_folder(node)
+    if folder is None:
+        return NodeStatus.QUEUED
+    if (folder / "error.json").exists():
+        return NodeStatus.FAILED
+    if (folder / "manifest.json").exists():
+        return NodeStatus.SUCCEEDED
+    if (folder / "running").exists():
         return NodeStatus.RUNNING
-    return node.status
+    return NodeStatus.QUEUED
+
+
+def _workspace_folder(node):
+    from pathlib import Path
+
+    run = node.job.runs.filter(index=0).first()
+    if run is None or not run.run_dir:
+        return None
+    return Path(run.run_dir) / "workspace" / "output" / node.node_id

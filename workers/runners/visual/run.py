@@ -1,18 +1,31 @@
-"""Run one node of a visual modeling experiment:
+"""Run the nodes of a visual modeling run that are due, in one process:
 
-    python -m workers.runners.visual.run --params node.json
+    python -m workers.runners.visual.run --params segment.json
 
-node.json (written by apps.visual at start, inputs staged in by workers.supervise):
-    {"component": "split", "params": {...checked...},
-     "inputs": {"<input port>": "<folder in the workspace>"},
+segment.json (written by apps.visual at start; inputs from outside staged in by
+workers.supervise):
+    {"nodes": [{"id": "n2", "component": "split", "params": {...checked...},
+                "inputs": {"<input port>": {"node": "n1", "port": "table"}      # in this run
+                                         | {"path": "<folder in the workspace>"}}}, ...],
      "output_dir": "output", "seed": 0, "sample_rows": null}
 
-Writes `<output_dir>/<output port>/` per output (table: parquet; model: the model folder;
-report: report.json) and `<output_dir>/manifest.json`:
-    {"ports": {"<port>": {"kind", "content_id", "schema", "rows"?, "stats"?}},
-     "facts": {...}, "seconds": float}
-A rule broken by the data (a ComponentError, a ValueError) writes `error.json`
-{"error", "field"} instead and exits 1, so the node shows the rule, not a traceback.
+Why one process for the due nodes, not one per node: a node's own process paid ~1.5 s of
+interpreter and imports (pandas, pyarrow, scikit-learn) and a parquet write, upload,
+download and read of every table it handed on (benchmarks/visual.py measured 11x the plain
+script at 1M rows). Here tables pass in memory, the nodes in topological order; each still
+has its own outputs, log and outcome:
+
+    <output_dir>/<node id>/<port>/   a table (parquet), a model folder, or report.json
+    <output_dir>/<node id>/log.txt   what the node said
+    <output_dir>/<node id>/running   while it runs (the canvas's spinner)
+    <output_dir>/<node id>/manifest.json  {"ports": {port: {kind, schema, rows?, stats?}},
+                                           "facts": {...}, "seconds": s}  once it succeeded
+    <output_dir>/<node id>/error.json     {"error", "field"}: the rule it broke
+A node fed by a failed node is not run (error.json says which input). The process exits 0
+unless it crashes: a node's failure is the node's, and the others' outputs are kept.
+
+Outputs are written by a background thread (pyarrow and the disk release the GIL) while
+the next node computes; a manifest appears only once its node's files are complete.
 """
 
 from __future__ import annotations
@@ -20,10 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from workers.runners.visual import base, registry, tables
+
+RULE_ERRORS = (base.ComponentError, ValueError, KeyError)
 
 
 def _read_input(kind: str, folder: Path, sample_rows: int | None):
@@ -40,45 +58,181 @@ def _write_output(kind: str, value, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "table":
         tables.write_table(value, folder)
-        entry = {
+        return {
+            "kind": kind,
             "schema": value.schema(),
             "rows": len(value.frame),
             "stats": tables.basic_stats(value.frame),
         }
-    elif kind == "model":
+    if kind == "model":
         from workers.runners.visual import models
 
         models.write_model(value, folder)
-        entry = {"schema": value.schema()}
-    else:
-        (folder / "report.json").write_text(json.dumps(value, allow_nan=False))
-        entry = {"schema": {"kind": "report", "task": value.get("task")}}
-    return {"kind": kind, "content_id": tables.content_id(folder), **entry}
+        return {"kind": kind, "schema": value.schema()}
+    (folder / "report.json").write_text(json.dumps(value, allow_nan=False))
+    return {"kind": kind, "schema": {"kind": "report", "task": value.get("task")}}
+
+
+class NodeLog:
+    """A node's log: its own file, and the job's log (stdout) with the node's id."""
+
+    def __init__(self, node_id: str, path: Path):
+        self.node_id = node_id
+        self.path = path
+        self.lock = threading.Lock()
+
+    def __call__(self, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        with self.lock, self.path.open("a") as fh:
+            fh.write(f"[{stamp}] {message}\n")
+        print(f"[{self.node_id}] {message}", flush=True)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"missing column {exc}" if isinstance(exc, KeyError) else str(exc)
+
+
+class Segment:
+    def __init__(self, spec: dict, workspace: Path):
+        self.spec = spec
+        self.workspace = workspace
+        self.out_dir = workspace / spec.get("output_dir", "output")
+        self.values: dict[tuple[str, str], object] = {}  # (node, port) -> value, in memory
+        self.outcome: dict[str, str] = {}  # node -> succeeded | failed | skipped
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
+        self.pending: list[Future] = []
+
+    def run(self) -> dict[str, str]:
+        for node in self.spec["nodes"]:
+            self.run_node(node)
+        for future in self.pending:
+            future.result()
+        self.writer.shutdown()
+        return self.outcome
+
+    def run_node(self, node: dict) -> None:
+        node_id = node["id"]
+        folder = self.out_dir / node_id
+        folder.mkdir(parents=True, exist_ok=True)
+        failed_inputs = [
+            f"{port} (from {source['node']})"
+            for port, source in node.get("inputs", {}).items()
+            if "node" in source and self.outcome.get(source["node"]) != "succeeded"
+        ]
+        if failed_inputs:
+            self.fail(node_id, f"not run: its input {', '.join(failed_inputs)} did not succeed")
+            self.outcome[node_id] = "skipped"
+            return
+        (folder / "running").touch()
+        log = NodeLog(node_id, folder / "log.txt")
+        started = time.monotonic()
+        try:
+            component = registry.get(node["component"])
+            log(f"{component.label} ({component.name}) starts")
+            inputs = self.inputs(component, node)
+            context = base.RunContext(
+                str(self.workspace),
+                seed=int(self.spec.get("seed") or 0),
+                sample_rows=self.spec.get("sample_rows"),
+            )
+            context.log = log
+            outputs = component.run(node.get("params") or {}, inputs, context)
+            missing = [p.name for p in component.outputs if p.name not in outputs]
+            if missing:
+                raise RuntimeError(f"component {component.name} produced no {missing}")
+        except RULE_ERRORS as exc:
+            log(f"failed: {_error_text(exc)}")
+            self.fail(node_id, _error_text(exc), getattr(exc, "field", None))
+            return
+        except Exception as exc:  # a component's own bug: the node fails with its traceback
+            log(traceback.format_exc())
+            self.fail(node_id, f"{type(exc).__name__}: {exc}")
+            return
+        for port in component.outputs:
+            self.values[(node_id, port.name)] = outputs[port.name]
+        self.outcome[node_id] = "succeeded"
+        computed = round(time.monotonic() - started, 3)
+        self.pending.append(
+            self.writer.submit(self.store, node_id, component, outputs, context, log, computed)
+        )
+
+    def inputs(self, component, node: dict) -> dict:
+        found = {}
+        for port in component.inputs:
+            source = node.get("inputs", {}).get(port.name)
+            if source is None:
+                continue
+            if "node" in source:
+                found[port.name] = _handed(self.values[(source["node"], source["port"])])
+            else:
+                folder = self.workspace / source["path"]
+                found[port.name] = _read_input(port.kind, folder, self.spec.get("sample_rows"))
+        return found
+
+    def store(self, node_id, component, outputs, context, log, computed) -> None:
+        started = time.monotonic()
+        folder = self.out_dir / node_id
+        manifest = {"ports": {}, "facts": context.facts, "seconds": computed}
+        for port in component.outputs:
+            manifest["ports"][port.name] = _write_output(
+                port.kind, outputs[port.name], folder / port.name
+            )
+        manifest["write_seconds"] = round(time.monotonic() - started, 3)
+        _write_json(folder / "manifest.json", manifest)
+        (folder / "running").unlink(missing_ok=True)
+        log(f"done in {computed} s (outputs written in {manifest['write_seconds']} s)")
+
+    def fail(self, node_id: str, message: str, field: str | None = None) -> None:
+        self.outcome[node_id] = "failed"
+        folder = self.out_dir / node_id
+        _write_json(folder / "error.json", {"error": message, "field": field})
+        (folder / "running").unlink(missing_ok=True)
+
+
+def _handed(value):
+    """What a consumer gets of a value computed in this process. A table is a shallow copy
+    (pandas' copy-on-write: no data is copied), so a component that assigns a column of
+    its input changes its own copy, never the table another node reads or writes out."""
+    if isinstance(value, tables.Table):
+        return tables.Table(value.frame.copy(deep=False), list(value.steps), value.source_columns)
+    return value
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, allow_nan=False))
+    tmp.replace(path)
 
 
 def run_node(spec: dict, workspace: Path) -> dict:
-    started = time.monotonic()
-    component = registry.get(spec["component"])
-    sample_rows = spec.get("sample_rows")
-    inputs = {}
-    for port in component.inputs:
-        folder = spec.get("inputs", {}).get(port.name)
-        if folder is not None:
-            inputs[port.name] = _read_input(port.kind, workspace / folder, sample_rows)
-    context = base.RunContext(
-        str(workspace), seed=int(spec.get("seed") or 0), sample_rows=sample_rows
-    )
-    outputs = component.run(spec.get("params") or {}, inputs, context)
-    out_dir = workspace / spec.get("output_dir", "output")
-    manifest = {"ports": {}, "facts": context.facts}
-    for port in component.outputs:
-        if port.name not in outputs:
-            raise RuntimeError(f"component {component.name} did not produce output {port.name}")
-        manifest["ports"][port.name] = _write_output(
-            port.kind, outputs[port.name], out_dir / port.name
-        )
-    manifest["seconds"] = round(time.monotonic() - started, 3)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, allow_nan=False))
+    """One node (tests, and tools): `spec` as a segment's node with its inputs as folders
+    ({"component", "params", "inputs": {port: folder}, "sample_rows"?, "output_dir"?});
+    its outputs go to <output_dir>/<port>/. Returns its manifest; raises its failure."""
+    out = spec.get("output_dir", "output")
+    node = {
+        "id": "node",
+        "component": spec["component"],
+        "params": spec.get("params") or {},
+        "inputs": {port: {"path": folder} for port, folder in (spec.get("inputs") or {}).items()},
+    }
+    segment = Segment(
+        {"nodes": [node], "output_dir": f"{out}/.node", "seed": spec.get("seed") or 0,
+         "sample_rows": spec.get("sample_rows")},
+        workspace,
+    )  # fmt: skip
+    segment.run()
+    folder = workspace / out / ".node" / "node"
+    error = folder / "error.json"
+    if error.exists():
+        found = json.loads(error.read_text())
+        if found.get("field"):
+            raise base.ComponentError(found["field"], found["error"].split(": ", 1)[-1])
+        raise ValueError(found["error"])
+    for item in folder.iterdir():  # the outputs where a single node's caller looks
+        if item.is_dir():
+            item.replace(workspace / out / item.name)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    _write_json(workspace / out / "manifest.json", manifest)
     return manifest
 
 
@@ -88,17 +242,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     workspace = Path.cwd()
     spec = json.loads(Path(args.params).read_text())
-    out_dir = workspace / spec.get("output_dir", "output")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        manifest = run_node(spec, workspace)
-    except (base.ComponentError, ValueError, KeyError) as exc:
-        field = getattr(exc, "field", None)
-        message = str(exc) if not isinstance(exc, KeyError) else f"missing column {exc}"
-        (out_dir / "error.json").write_text(json.dumps({"error": message, "field": field}))
-        print(f"Node failed: {message}", file=sys.stderr, flush=True)
-        return 1
-    print(f"Node done in {manifest['seconds']} s", flush=True)
+    outcome = Segment(spec, workspace).run()
+    summary = ", ".join(f"{node} {result}" for node, result in outcome.items())
+    print(f"Nodes: {summary}", flush=True)
     return 0
 
 
