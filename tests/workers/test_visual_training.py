@@ -399,9 +399,14 @@ def test_binary_evaluation_takes_the_positive_class_by_its_text(ws):
 # ---- speed-minded paths: the same answers as the plain ones ---------------------------------
 
 
-def test_logistic_regression_solver_auto_picks_by_the_model_size(ws):
-    from workers.runners.visual.components.logistic_regression_binary import pick_solver
+def test_logistic_regression_solver_auto_picks_by_scaling_and_model_size(ws):
+    from workers.runners.visual import pipeline, tables
+    from workers.runners.visual.components.logistic_regression_binary import (
+        pick_solver,
+        scaled_upstream,
+    )
 
+    assert pick_solver("auto", 18, scaled=True) == "lbfgs"
     assert pick_solver("auto", 18) == "newton-cholesky"
     assert pick_solver("auto", 501) == "lbfgs"
     assert pick_solver("auto", 100, classes=5) == "newton-cholesky"
@@ -413,6 +418,13 @@ def test_logistic_regression_solver_auto_picks_by_the_model_size(ws):
     params["solver"] = "lbfgs"
     manifest, _ = ws.run("logistic_regression_binary", params, {"table": ws.table(binary_frame())})
     assert manifest["facts"]["solver"] == "lbfgs"
+    frame = binary_frame()
+    standardized = pipeline.step(
+        "standardize", columns={c: {"mean": 0.0, "std": 1.0} for c in IRIS_FEATURES}
+    )
+    assert scaled_upstream(tables.Table(frame, [standardized]), IRIS_FEATURES)
+    assert not scaled_upstream(tables.Table(frame, [standardized]), [*IRIS_FEATURES, "other"])
+    assert not scaled_upstream(tables.Table(frame), IRIS_FEATURES)
 
 
 def test_the_training_score_of_a_large_table_is_a_seeded_sample(ws, monkeypatch):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from workers.runners.visual import base, training
-from workers.runners.visual.components.logistic_regression_binary import lr_params, make_lr
+from workers.runners.visual.components.logistic_regression_binary import (
+    lr_params,
+    make_lr,
+    scaled_upstream,
+)
 
 SOLVERS = ("auto", "lbfgs", "newton-cholesky", "newton-cg", "saga")
 
@@ -29,6 +33,8 @@ class LogisticRegressionMulticlass(training.DeferDynamic, base.Component):
             inputs,
             context,
             "multiclass",
-            lambda p, classes: make_lr(p, context.seed, classes),
+            lambda p, classes: make_lr(
+                p, context.seed, classes, scaled_upstream(inputs["table"], p["features"])
+            ),
             "multiclass logistic regression",
         )
