@@ -428,6 +428,7 @@ def node_job_finished(job: Job) -> None:
                 **node.facts,
                 **(manifest.get("facts") or {}),
                 "seconds": manifest.get("seconds"),
+                "write_seconds": manifest.get("write_seconds"),
             }
             NodeRun.objects.filter(pk=node.pk).update(
                 status=NodeStatus.SUCCEEDED, outputs=outputs, facts=facts, ended_at=now
