@@ -18,6 +18,8 @@ MODULE_OF_PATH = {
     "annotation-tasks": "annotation",
     "jobs": "jobs",
     "notebooks": "notebooks",
+    "visual-experiments": "visual",
+    "visual-components": "visual",
     "models": "warehouse",
     "services": "serving",
     "resource-packages": "billing",
@@ -54,7 +56,9 @@ WHY = {
     "401": "Authentication failed.",
     "403": "Not signed in, or your role in the project does not allow this.",
     "404": "No such object in your projects (or the project named is not yours).",
-    "409": "A file and a folder would share a name.",
+    "409": "A file and a folder would share a name; or (visual modeling) the node has no such "
+    "output yet, or the experiment has not run.",
+    "410": "Gone: the run's intermediate results were cleared (visual modeling).",
     "411": "The upload did not state its length.",
     "413": "The upload is larger than the appliance takes.",
     "503": "The object store is not reachable right now; try again.",
@@ -90,6 +94,10 @@ class ModuleTaggedSchema(AutoSchema):
             codes.append("400")
         if module in WRITES_OBJECTS and self.method in ("POST", "PUT"):
             codes.append("409")
+        if module == "visual" and "{run}" in self.path and self.method == "GET":
+            codes += ["409", "410"]  # a node's output before it exists, after it is cleared
+        if module == "visual" and self.path.endswith("/compare/"):
+            codes.append("409")  # nothing has run yet
         if "application/octet-stream" in media:
             codes.append("411")
         if media & UPLOAD_MEDIA:

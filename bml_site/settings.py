@@ -213,6 +213,13 @@ SPECTACULAR_SETTINGS = {
             "stop, delete, their log; list their notebooks and convert one to a job's code.",
         },
         {
+            "name": "visual",
+            "description": "Visual modeling: experiments whose graph of components (data "
+            "sets, preprocessing, training, prediction, evaluation) is checked, run on the job "
+            "engine with unchanged nodes reused, viewed (data, reports, logs), compared and "
+            "released to the model warehouse.",
+        },
+        {
             "name": "warehouse",
             "description": "The model warehouse: models and their versions, imported from "
             "bos:// or an upload and validated by loading, or released from a job; the "

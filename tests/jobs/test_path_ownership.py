@@ -104,6 +104,8 @@ EXAMPLES = {
         "train_data_path": f"{OWN}/source.csv",
         "test_data_path": "",
     },
+    # Its inputs are node runs, resolved at start (never paths in its settings).
+    ("visual", "node"): {"params": {"node_runs": [1]}, "train_data_path": "", "test_data_path": ""},
 }
 UNDECLARED = "an_unheard_of_setting"
 

@@ -112,6 +112,7 @@ def objects(world):  # noqa: F811
         "services": world["service"].pk,
         "annotation-tasks": task.pk,
         "notebooks": world["notebook"].pk,
+        "visual-experiments": world["experiment"].pk,
         "resource-packages": ResourcePackage.objects.first().pk,
         "devices": 1,
     }
@@ -210,6 +211,12 @@ def objects(world):  # noqa: F811
         "post /annotation-tasks/{id}/documents/{document}/sentences/{index}/done/": {"done": True},
         "post /annotation-tasks/{id}/documents/{document}/review/": {"passed": True},
         "delete /projects/{id}/": {"confirm_name": "wrong name"},
+        "post /visual-experiments/": {"project": project.pk, "name": "schema_experiment"},
+        "patch /visual-experiments/{id}/": {"description": "checked"},
+        "put /visual-experiments/{id}/graph/": {"graph": {"nodes": [], "edges": []}},
+        "post /visual-experiments/{id}/check/": {"graph": {"nodes": [], "edges": []}},
+        "post /visual-experiments/{id}/runs/": {"mode": "all"},
+        "post /visual-experiments/{id}/release/": {"name": "schema-release"},
     }
     return {
         "world": world,

@@ -56,3 +56,30 @@ class ReleaseSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, default="")
     model = serializers.IntegerField(required=False, allow_null=True, default=None)
     description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ComponentSerializer(serializers.Serializer):
+    """A component of the palette (workers.runners.visual.base.Component.describe)."""
+
+    name = serializers.CharField()
+    label = serializers.CharField()
+    group = serializers.CharField()
+    description = serializers.CharField()
+    inputs = serializers.JSONField()
+    outputs = serializers.JSONField()
+    params = serializers.JSONField()
+
+
+class RunSummarySerializer(serializers.Serializer):
+    """A run of the history (apps.visual.results.run_summary)."""
+
+    number = serializers.IntegerField()
+    status = serializers.CharField()
+    mode = serializers.CharField()
+    target = serializers.CharField()
+    sample_rows = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    reason = serializers.CharField()
+    cleared = serializers.BooleanField()

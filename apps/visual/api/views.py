@@ -11,6 +11,7 @@ from apps.serving.api.serializers import ProjectInputSerializer, validated
 from apps.visual import execution, results, selectors, services
 from apps.visual import graph as graphs
 from apps.visual.api.serializers import (
+    ComponentSerializer,
     CopySerializer,
     ExperimentCreateSerializer,
     ExperimentSerializer,
@@ -18,6 +19,7 @@ from apps.visual.api.serializers import (
     GraphSerializer,
     ReleaseSerializer,
     RunCreateSerializer,
+    RunSummarySerializer,
 )
 from apps.visual.results import NotReady
 from workers.runners.visual import registry
@@ -30,7 +32,7 @@ class ComponentsView(APIView):
     """The visual modeling components: ports (by kind: table, model, report), parameters
     and fields, by group (the canvas's palette)."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=ComponentSerializer(many=True))
     def get(self, request):
         return Response(registry.palette())
 
@@ -118,8 +120,11 @@ class ExperimentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         copied = services.copy_experiment(request.user, experiment, name)
         return self.answer(copied, status.HTTP_201_CREATED)
 
-    @extend_schema(request=RunCreateSerializer, responses=OpenApiTypes.OBJECT)
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses=RunSummarySerializer(many=True))
+    @extend_schema(
+        methods=["POST"], request=RunCreateSerializer, responses={201: OpenApiTypes.OBJECT}
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def runs(self, request, pk=None):
         experiment = self.get_object()
         if request.method == "GET":

@@ -158,7 +158,12 @@ class Component:
 
     def run(self, params: dict, inputs: dict[str, Any], context: RunContext) -> dict[str, Any]:
         """`inputs`/the result map port names to values by kind: table -> tables.Table,
-        model -> models.ModelArtifact, report -> dict (JSON)."""
+        model -> models.ModelArtifact, report -> dict (JSON).
+
+        Two rules the runner relies on: a run is deterministic for its settings and inputs
+        (seeded: an output's content id is derived from the node's cache key, so the same
+        key must make the same content), and it never changes an input in place (tables
+        pass between nodes in memory; they get copy-on-write copies, models do not)."""
         raise NotImplementedError
 
 
