@@ -8,9 +8,8 @@ from django.utils import timezone
 
 from apps.datasets import services as datasets
 from apps.datasets.models import Dataset, DatasetStatus, DatasetVersion, UploadMode
-from apps.storage.client import get_client, translate_errors
-from apps.storage.paths import parse_bos_uri
 from apps.visual.models import NodeRun
+from apps.visual.results import stored_files
 
 
 def register(node: NodeRun) -> DatasetVersion:
@@ -19,11 +18,7 @@ def register(node: NodeRun) -> DatasetVersion:
     user = run.created_by
     summary = node.facts.get("dataset_summary") or {}
     name = datasets.validate_dataset_name(node.params.get("name"))
-    folder = parse_bos_uri(node.outputs["table"]["uris"][0])
-    with translate_errors():
-        found = get_client().list_objects(folder.bucket, prefix=folder.key, recursive=True)
-        parts = sorted(f"bos://{folder.bucket}/{o.object_name}" for o in found)
-    parts = [p for p in parts if p.endswith(".parquet")]
+    parts = stored_files(node.outputs["table"]["uris"], ".parquet")
     dataset = Dataset.objects.filter(project=experiment.project, name=name).first()
     if dataset is None:
         dataset = datasets.create_dataset(

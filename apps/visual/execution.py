@@ -477,13 +477,16 @@ def cancel_run(user, run: ExperimentRun) -> ExperimentRun:
     run.nodes.filter(status=NodeStatus.PENDING).update(
         status=NodeStatus.CANCELLED, error="cancelled by request", ended_at=now
     )
-    for node in run.nodes.filter(status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING)):
-        if node.job_id and node.job.status in ACTIVE:
-            jobs.terminate_job(user, node.job)
-        node.job.refresh_from_db() if node.job_id else None
-        if not node.job_id or node.job.status not in ACTIVE:
-            NodeRun.objects.filter(pk=node.pk, status=node.status).update(
-                status=NodeStatus.CANCELLED, error="cancelled by request", ended_at=now
-            )
+    live = list(run.nodes.filter(status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING)))
+    segment_jobs = {n.job_id: n.job for n in live if n.job_id}  # one job runs several nodes
+    for job in segment_jobs.values():
+        if job.status in ACTIVE:
+            jobs.terminate_job(user, job)  # refreshes it: a queued one ends at once
+    # A node whose job has ended (or never started) is cancelled now; a running job's nodes
+    # end with it (node_job_finished).
+    ended = [n.pk for n in live if not n.job_id or segment_jobs[n.job_id].status not in ACTIVE]
+    NodeRun.objects.filter(pk__in=ended, status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING)).update(
+        status=NodeStatus.CANCELLED, error="cancelled by request", ended_at=now
+    )
     run.refresh_from_db()
     return run

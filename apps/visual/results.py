@@ -2,6 +2,7 @@
 them, a page of a node's output table, an evaluation report, a node's log, and two runs
 side by side (history's compare)."""
 
+import json
 from pathlib import Path
 
 from django.http import Http404
@@ -102,7 +103,7 @@ def _cleared(node: NodeRun) -> bool:
     return source.run.cleared and not (source.outputs.get("table") or {}).get("dataset")
 
 
-def _files(uris: list[str], suffix: str) -> list[str]:
+def stored_files(uris: list[str], suffix: str) -> list[str]:
     """The files under the output folders (a data set's parts are files already)."""
     client = get_client()
     files = []
@@ -127,7 +128,7 @@ def data_page(node: NodeRun, port=None, offset=0, limit=50) -> dict:
     return {
         "port": port,
         "columns": output["schema"]["columns"],
-        "rows": read_parquet_rows(_files(output["uris"], ".parquet"), offset, limit),
+        "rows": read_parquet_rows(stored_files(output["uris"], ".parquet"), offset, limit),
         "offset": offset,
         "limit": limit,
         "total": output.get("rows"),
@@ -136,12 +137,10 @@ def data_page(node: NodeRun, port=None, offset=0, limit=50) -> dict:
 
 
 def report(node: NodeRun) -> dict:
-    import json
-
     from apps.datasets.storage_io import read_object_bytes
 
     _, output = _output(node, None, "report")
-    files = _files(output["uris"], "report.json")
+    files = stored_files(output["uris"], "report.json")
     if not files:
         raise Cleared("The report is gone.")
     path = parse_bos_uri(files[0])
