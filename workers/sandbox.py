@@ -79,6 +79,9 @@ class Confinement:
     cpus: list[int] = field(default_factory=list)
     memory_mb: int | None = None  # the lease's memory: a control group's limit
     group: str = ""  # the run's control group's name ("" for none)
+    # Files of this host shown read-only at another place, inside the run's own folders
+    # (inputs an earlier run left here: workers.supervise); not part of the JSON form.
+    shown: list[tuple[Path, Path]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict, workdir: Path) -> "Confinement":
@@ -284,6 +287,8 @@ def command(argv: list[str], confinement: Confinement, force: bool = False) -> l
     ]
     args += _mounts(confinement, readable, writable)
     args += _device_binds(confinement)
+    for source, target in confinement.shown:  # after the folders they land in
+        args += ["--ro-bind", str(source), str(target)]
     args += ["--chdir", str(confinement.workdir)]
     if confinement.uid is not None:
         # bwrap runs as root here (it can bind what root can read); the code itself runs as

@@ -139,6 +139,8 @@ class Supervisor:
         self.child: subprocess.Popen | None = None
         self.groups: list[Path] = []
         self.terminate_requested = False
+        self.shown: list[tuple[Path, Path]] = []  # (this host's file, where the run sees it)
+        self._show_local: bool | None = None
 
     def log(self, message: str) -> None:
         with self.log_path.open("a") as fh:
@@ -162,11 +164,11 @@ class Supervisor:
             if item.get("error"):
                 raise FileNotFoundError(item["error"])
             dest.mkdir(parents=True, exist_ok=True)
-            fetched = copied = 0
+            fetched = local = 0
             for entry in item["files"]:
                 target = self.inside_workspace(f"{dest}/{entry['path']}")
-                if self.copy_local(item, entry, target):
-                    copied += 1
+                if self.take_local(item, entry, target):
+                    local += 1
                     fetched += entry["size"]
                 elif entry.get("range"):
                     start, end = entry["range"]
@@ -174,15 +176,23 @@ class Supervisor:
                     fetched += self.storage().fetch_rows(entry["url"], target, start, end, size)
                 else:
                     fetched += self.storage().fetch(entry["url"], target).stat().st_size
-            if copied:
-                self.log(f"{copied} file(s) of {item['source']} copied from this host")
+            if local:
+                how = "shown read-only" if self.show_local() else "copied"
+                self.log(f"{local} file(s) of {item['source']} {how} from this host")
             self.log_staged_in(item, fetched)
 
-    @staticmethod
-    def copy_local(item: dict, entry: dict, target: Path) -> bool:
-        """Copy a staged file from the item's local folder (the control plane's note of
+    def show_local(self) -> bool:
+        """Whether this host's copies of inputs are shown to the run (a read-only bind in
+        its sandbox: nothing copied, nothing it can change) rather than copied."""
+        if self._show_local is None:
+            self._show_local = sandbox.active()
+        return self._show_local
+
+    def take_local(self, item: dict, entry: dict, target: Path) -> bool:
+        """Use a staged file from the item's local folder (the control plane's note of
         where an earlier run of this host left the same output) when it is there with the
-        size the store has: no round trip through the store for data it just took."""
+        size the store has: no round trip through the store for data it just took. Shown
+        at `target` read-only when the run is confined (bwrap binds it), else copied."""
         root = item.get("local")
         if not root or entry.get("range"):
             return False
@@ -193,7 +203,11 @@ class Supervisor:
             if source.is_symlink() or source.stat().st_size != entry["size"]:
                 return False
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            if self.show_local():
+                target.touch()  # where the bind lands
+                self.shown.append((source.resolve(), target))
+            else:
+                shutil.copyfile(source, target)
             return True
         except OSError:  # unreadable or gone: the store has it
             return False
@@ -396,6 +410,7 @@ class Supervisor:
         rules = self.config.get("sandbox") or {}
         confinement = sandbox.Confinement.from_json(rules, self.workspace)
         confinement.cpus = list(self.config.get("cpu_affinity") or [])
+        confinement.shown = list(self.shown)
         return confinement
 
     def run_user_code(self) -> tuple[str, int | None, str]:

@@ -38,6 +38,7 @@ def make_run(tmp_path, bucket):
             {
                 "dest": item["dest"],
                 **grants.input_files(item["uri"], item.get("shard"), item.get("split_rows")),
+                **({"local": item["local"]} if item.get("local") else {}),
             }
             for item in overrides.pop("stage_in", [])
         ]
@@ -99,6 +100,41 @@ def test_success_stages_in_runs_and_stages_out(make_run):
     log = stored("out/job-1/log/job-1-worker-0.log").decode()
     assert "trained on 2 rows; sees GPU 1" in log
     assert "staged in 1 file(s)" in log
+
+
+def test_inputs_this_host_holds_are_shown_read_only_or_copied(make_run, tmp_path):
+    """An input an earlier run left on this host (`local`, same size as the store's) is
+    not fetched: a confined run sees the host's file through a read-only bind (nothing
+    copied, nothing it can change); an unconfined one gets a copy. A file whose size
+    differs comes from the store."""
+    from workers import sandbox
+
+    get_client().put_object("runs", "data/in/a.bin", io.BytesIO(b"stored!"), 7)
+    get_client().put_object("runs", "data/in/b.bin", io.BytesIO(b"stored"), 6)
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "a.bin").write_bytes(b"local!!")  # same size as the store's: used
+    (earlier / "b.bin").write_bytes(b"stale, other size")  # not used
+    run_dir = make_run(
+        """
+        a, b = open("inputs/a.bin").read(), open("inputs/b.bin").read()
+        try:
+            open("inputs/a.bin", "w").write("changed")
+            wrote = "wrote"
+        except OSError as exc:
+            wrote = type(exc).__name__
+        print(f"a={a} b={b} {wrote}")
+        """,
+        stage_in=[{"uri": "bos://runs/data/in/", "dest": "inputs", "local": str(earlier)}],
+    )
+    assert supervise(run_dir).returncode == 0
+    log = stored("out/job-1/log/job-1-worker-0.log").decode()
+    if sandbox.active():
+        assert "a=local!! b=stored OSError" in log
+        assert "1 file(s) of bos://runs/data/in/ shown read-only from this host" in log
+    else:
+        assert "a=local!! b=stored wrote" in log and "copied from this host" in log
+    assert (earlier / "a.bin").read_bytes() == b"local!!"  # the host's file is untouched
 
 
 def test_failure_keeps_the_log_and_skips_outputs(make_run):

@@ -103,6 +103,7 @@ class Segment:
         self.pending: list[Future] = []
 
     def run(self) -> dict[str, str]:
+        _import_ahead(self.spec["nodes"])
         for node in self.spec["nodes"]:
             self.run_node(node)
         for future in self.pending:
@@ -187,6 +188,32 @@ class Segment:
         folder = self.out_dir / node_id
         _write_json(folder / "error.json", {"error": message, "field": field})
         (folder / "running").unlink(missing_ok=True)
+
+
+def _import_ahead(nodes: list[dict]) -> None:
+    """Import what the segment's components will import (Component.imports), in a daemon
+    thread: scikit-learn's ~1 s of imports is Python work that overlaps the reading of
+    parquet and the numpy work of the nodes before (both release the GIL). A node that gets
+    there first waits on the import lock; a failed import here is only tried again there."""
+    wanted = []
+    for node in nodes:
+        try:
+            wanted += [m for m in registry.get(node["component"]).imports if m not in wanted]
+        except base.ComponentError:
+            continue  # an unknown component fails as its node
+    if not wanted:
+        return
+
+    def load() -> None:
+        import importlib
+
+        for module in wanted:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the node's own import reports it
+                pass
+
+    threading.Thread(target=load, name="imports", daemon=True).start()
 
 
 def _handed(value):

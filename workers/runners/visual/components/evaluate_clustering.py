@@ -11,6 +11,7 @@ MAX_SILHOUETTE_ROWS = 10_000
 @base.register
 class EvaluateClustering(training.DeferDynamic, base.Component):
     name = "evaluate_clustering"
+    imports = ("sklearn.metrics",)
     label = "Clustering evaluation"
     group = "Evaluation"
     description = "Silhouette (-1 to 1, higher: tighter, better separated clusters)."

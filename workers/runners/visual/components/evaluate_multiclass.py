@@ -17,6 +17,7 @@ def sortable(values: list) -> list:
 @base.register
 class EvaluateMulticlass(training.DeferDynamic, base.Component):
     name = "evaluate_multiclass"
+    imports = ("sklearn.metrics",)
     label = "Multiclass classification evaluation"
     group = "Evaluation"
     description = "Accuracy, macro precision/recall/F1, the confusion matrix and per-class figures."

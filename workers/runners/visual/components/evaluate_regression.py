@@ -10,6 +10,7 @@ NUMBERS = ("int", "float")
 @base.register
 class EvaluateRegression(training.DeferDynamic, base.Component):
     name = "evaluate_regression"
+    imports = ("sklearn.metrics",)
     label = "Regression evaluation"
     group = "Evaluation"
     description = "RMSE, MAE and R2 of the predictions against the label."

@@ -31,6 +31,7 @@ def make_gbdt(params: dict, seed: int):
 @base.register
 class Gbdt(training.DeferDynamic, base.Component):
     name = "gbdt"
+    imports = ("xgboost",)
     label = "GBDT (XGBoost)"
     group = "Training"
     description = (

@@ -16,6 +16,7 @@ def make_kmeans(params: dict):
 @base.register
 class KMeansComponent(training.DeferDynamic, base.Component):
     name = "kmeans"
+    imports = ("sklearn.cluster",)
     label = "KMeans clustering"
     group = "Training"
     description = "Groups rows into k clusters around centers of the numeric features."

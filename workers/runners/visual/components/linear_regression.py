@@ -16,6 +16,7 @@ def make_linear(params: dict):
 @base.register
 class LinearRegressionComponent(training.DeferDynamic, base.Component):
     name = "linear_regression"
+    imports = ("sklearn.linear_model",)
     label = "Linear regression"
     group = "Training"
     description = "Predicts a number as a weighted sum of numeric features."

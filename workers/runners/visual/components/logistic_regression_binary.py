@@ -73,6 +73,7 @@ def make_lr(params: dict, seed: int, classes: int = 2, scaled: bool = False):
 @base.register
 class LogisticRegressionBinary(training.DeferDynamic, base.Component):
     name = "logistic_regression_binary"
+    imports = ("sklearn.linear_model",)
     label = "Logistic regression (binary)"
     group = "Training"
     description = (

@@ -15,6 +15,7 @@ SOLVERS = ("auto", "lbfgs", "newton-cholesky", "newton-cg", "saga")
 @base.register
 class LogisticRegressionMulticlass(training.DeferDynamic, base.Component):
     name = "logistic_regression_multiclass"
+    imports = ("sklearn.linear_model",)
     label = "Logistic regression (multiclass)"
     group = "Training"
     description = "Learns the probability of each class (multinomial) from numeric features."

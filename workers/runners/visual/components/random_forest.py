@@ -26,6 +26,7 @@ def make_forest(params: dict, seed: int):
 @base.register
 class RandomForest(training.DeferDynamic, base.Component):
     name = "random_forest"
+    imports = ("sklearn.ensemble",)
     label = "Random forest"
     group = "Training"
     description = (
