@@ -255,7 +255,7 @@ def breakdown(api, experiment: int, number: int, detail: dict) -> dict:
             "nodes": [node_id],
             "total": round((ended - created).total_seconds(), 2),
             "dispatch": round((began - created).total_seconds(), 2),
-            "copied_from_host": sum("copied from this host" in line for _, line in marks),
+            "from_host": sum("from this host" in line for _, line in marks),
         }
         if staged_in and staged_out:
             entry.update(

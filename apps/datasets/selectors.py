@@ -66,7 +66,7 @@ def get_version(dataset: Dataset, number=None) -> DatasetVersion | None:
         raise Http404("No such version.") from None
 
 
-def _json_value(value):
+def json_value(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, datetime | date):
@@ -113,7 +113,7 @@ def read_parquet_rows(parts: list[str], offset: int, limit: int) -> list[list]:
             table = parquet.read_row_group(group).slice(skip, limit - len(rows))
             skip = 0
             columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-            rows.extend([_json_value(v) for v in row] for row in zip(*columns, strict=True))
+            rows.extend([json_value(v) for v in row] for row in zip(*columns, strict=True))
             if len(rows) >= limit:
                 break
     return rows

@@ -175,7 +175,9 @@ def _content_of(node: NodeRun, port: str) -> str:
 
 
 def _cached(run: ExperimentRun, key: str, node: NodeRun) -> NodeRun | None:
-    return (
+    """The newest successful run of the same key whose outputs are all still stored (a
+    view's base too: workers.runners.visual.views)."""
+    candidates = (
         NodeRun.objects.filter(
             run__experiment_id=run.experiment_id,
             cache_key=key,
@@ -185,8 +187,15 @@ def _cached(run: ExperimentRun, key: str, node: NodeRun) -> NodeRun | None:
         .exclude(pk=node.pk)
         .select_related("job")
         .order_by("-pk")
-        .first()
     )
+    for candidate in candidates[:20]:
+        bases = [o["base"]["node_run"] for o in candidate.outputs.values() if o.get("base")]
+        gone = NodeRun.objects.filter(
+            pk__in=bases, run__cleared=True, outputs__table__dataset__isnull=True
+        )
+        if not bases or not gone.exists():
+            return candidate
+    return None
 
 
 def advance(run: ExperimentRun) -> None:

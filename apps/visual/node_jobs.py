@@ -48,11 +48,13 @@ def _prepare(params: dict, workspace: Path):
                 inputs[port] = {"node": inside[source["node_run"]].node_id, "port": source["port"]}
                 continue
             folder = f"inputs/{node_run.node_id}/{port}"
-            stage += _staged(NodeRun.objects.get(pk=source["node_run"]), source["port"], folder)
-            inputs[port] = {"path": folder}
+            upstream = NodeRun.objects.get(pk=source["node_run"])
+            stage += _staged(upstream, source["port"], folder)
+            inputs[port] = {"path": folder, "ref": stored_ref(upstream, source["port"])}
         nodes.append(
             {
                 "id": node_run.node_id,
+                "node_run": node_run.pk,
                 "component": node_run.component,
                 "params": node_run.params,
                 "inputs": inputs,
@@ -77,16 +79,34 @@ def _prepare(params: dict, workspace: Path):
     return [*command, "--params", PARAMS_FILE], stage
 
 
+def stored_ref(upstream, port: str) -> dict:
+    """The stored table an output is made of: a view's base, or the output itself (its
+    node run, or the one it is cached from)."""
+    output = upstream.outputs.get(port) or {}
+    if output.get("base"):
+        return output["base"]
+    return {"node_run": upstream.cached_from_id or upstream.pk, "port": port}
+
+
 def _staged(upstream, port: str, folder: str) -> list[dict]:
     """Stage-in items of an output computed earlier: one folder (a node's output) lands as
     the folder itself; several files (a data set's parts) each in a numbered folder, so
-    their order is the read order. Each names where this host still has the files."""
-    uris = upstream.outputs[port]["uris"]
+    their order is the read order. Each names where this host still has the files. A view
+    (workers.runners.visual.views) brings its base along, in its `base/`."""
+    from apps.visual.models import NodeRun
+
+    output = upstream.outputs[port]
+    uris = output["uris"]
     local = _local_output(upstream, port)
     items = []
     for index, uri in enumerate(uris):
         dest = folder if len(uris) == 1 else f"{folder}/{index:04d}"
         items.append({"uri": uri, "dest": dest, **({"local": local} if local else {})})
+    if output.get("base"):
+        base = NodeRun.objects.filter(pk=output["base"]["node_run"]).first()
+        if base is None or output["base"]["port"] not in base.outputs:
+            raise ValueError(f"the table {upstream.node_id}.{port} was made from is gone")
+        items += _staged(base, output["base"]["port"], f"{folder}/base")
     return items
 
 

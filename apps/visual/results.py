@@ -12,7 +12,7 @@ from apps.datasets.selectors import MAX_PAGE_ROWS, read_parquet_rows
 from apps.jobs import selectors as job_selectors
 from apps.storage.client import get_client, translate_errors
 from apps.storage.paths import parse_bos_uri
-from apps.visual import services
+from apps.visual import services, view_pages
 from apps.visual.models import ExperimentRun, NodeRun, NodeStatus
 from workers.runners.visual import registry
 
@@ -98,9 +98,15 @@ def _output(node: NodeRun, port: str | None, kind: str) -> tuple[str, dict]:
 
 def _cleared(node: NodeRun) -> bool:
     """Its outputs live in the run that computed them: gone once that run was cleared (a
-    data set's parts are the data set's, never cleared here)."""
+    data set's parts are the data set's, never cleared here), and so are the views made
+    from a table of a cleared run."""
     source = node.cached_from or node
-    return source.run.cleared and not (source.outputs.get("table") or {}).get("dataset")
+    if source.run.cleared and not (source.outputs.get("table") or {}).get("dataset"):
+        return True
+    bases = [o["base"]["node_run"] for o in source.outputs.values() if o.get("base")]
+    return NodeRun.objects.filter(
+        pk__in=bases, run__cleared=True, outputs__table__dataset__isnull=True
+    ).exists()
 
 
 def stored_files(uris: list[str], suffix: str) -> list[str]:
@@ -125,10 +131,17 @@ def data_page(node: NodeRun, port=None, offset=0, limit=50) -> dict:
         offset, limit = max(0, int(offset)), max(1, min(int(limit), MAX_PAGE_ROWS))
     except (TypeError, ValueError):
         offset, limit = 0, 50
+    if output.get("view"):
+        try:
+            rows = view_pages.page_rows(output, offset, limit)
+        except view_pages.BaseGone as exc:
+            raise Cleared(f"This output can no longer be shown: {exc}.") from None
+    else:
+        rows = read_parquet_rows(stored_files(output["uris"], ".parquet"), offset, limit)
     return {
         "port": port,
         "columns": output["schema"]["columns"],
-        "rows": read_parquet_rows(stored_files(output["uris"], ".parquet"), offset, limit),
+        "rows": rows,
         "offset": offset,
         "limit": limit,
         "total": output.get("rows"),

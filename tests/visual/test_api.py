@@ -2,6 +2,7 @@
 cached nodes, data, reports, logs, history compare, clear data and release."""
 
 from apps.jobs.models import Job
+from apps.visual.models import NodeRun
 from apps.warehouse.models import ModelVersion
 from tests.jobs.helpers import run_until
 from tests.visual.conftest import edge, iris_graph, node, wait_for_run
@@ -55,6 +56,23 @@ def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris):
     assert "prediction_result" in names and len(page["rows"]) == 5 and page["total"] == 45
     test_page = api.get(f"{BASE}{eid}/runs/1/nodes/split/data/?port=test&offset=40").json()
     assert len(test_page["rows"]) == 5
+    # The split's sets and the predictions are stored as views of the data set (a bit per
+    # row; the prediction columns alone), and their pages are its rows, each in one set.
+    split = NodeRun.objects.get(run__experiment_id=eid, run__number=1, node_id="split")
+    data = NodeRun.objects.get(run__experiment_id=eid, run__number=1, node_id="data")
+    predict = NodeRun.objects.get(run__experiment_id=eid, run__number=1, node_id="predict")
+    assert split.outputs["train"]["view"] and predict.outputs["table"]["view"]
+    assert split.outputs["test"]["base"] == {"node_run": data.pk, "port": "table"}
+    assert predict.outputs["table"]["base"] == {"node_run": data.pk, "port": "table"}
+
+    def rows(node, port, limit=150):
+        url = f"{BASE}{eid}/runs/1/nodes/{node}/data/?port={port}&limit={limit}"
+        return [tuple(row) for row in api.get(url).json()["rows"]]
+
+    train, test = rows("split", "train"), rows("split", "test")
+    assert sorted(train + test) == sorted(rows("data", "table"))
+    assert [row[:5] for row in rows("predict", "table")] == test
+    assert rows("split", "test", limit=5) == test[:5]
     log = api.get(f"{BASE}{eid}/runs/1/nodes/lr/log/").json()["text"]
     assert "Logistic regression (multiclass)" in log and "done in" in log
     assert "[bml] staged in" in log  # the job's own lines: the data set's parts

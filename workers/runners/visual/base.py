@@ -129,6 +129,9 @@ class Component:
     # Modules run() will import (scikit-learn's alone is ~1 s): a segment imports them in a
     # background thread from its start, overlapping the reading and the nodes before.
     imports: tuple[str, ...] = ()
+    # Its tables are stored as parquet even where a view would do (a written data set's
+    # parts are its output's files).
+    materializes: bool = False
 
     # -- the control plane's side ---------------------------------------------------------
 

@@ -39,14 +39,14 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from workers.runners.visual import base, registry, tables
+from workers.runners.visual import base, registry, tables, views
 
 RULE_ERRORS = (base.ComponentError, ValueError, KeyError)
 
 
-def _read_input(kind: str, folder: Path, sample_rows: int | None):
+def _read_input(kind: str, folder: Path, sample_rows: int | None, ref: dict | None = None):
     if kind == "table":
-        return tables.read_table(folder, sample_rows)
+        return tables.read_table(folder, sample_rows, ref)
     if kind == "model":
         from workers.runners.visual import models
 
@@ -54,15 +54,18 @@ def _read_input(kind: str, folder: Path, sample_rows: int | None):
     return json.loads((folder / "report.json").read_text())
 
 
-def _write_output(kind: str, value, folder: Path) -> dict:
+def _write_output(kind: str, value, folder: Path, as_view: bool = False) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "table":
-        tables.write_table(value, folder)
+        stored = views.write_view(value, folder) if as_view else {}
+        if not as_view:
+            tables.write_table(value, folder)
         return {
             "kind": kind,
             "schema": value.schema(),
             "rows": len(value.frame),
             "stats": tables.basic_stats(value.frame),
+            **stored,
         }
     if kind == "model":
         from workers.runners.visual import models
@@ -101,6 +104,7 @@ class Segment:
         self.outcome: dict[str, str] = {}  # node -> succeeded | failed | skipped
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
         self.pending: list[Future] = []
+        self.stored_rows: set[tuple[str, str]] = set()  # tables stored as parquet, not views
 
     def run(self) -> dict[str, str]:
         _import_ahead(self.spec["nodes"])
@@ -150,7 +154,20 @@ class Segment:
             self.fail(node_id, f"{type(exc).__name__}: {exc}")
             return
         for port in component.outputs:
-            self.values[(node_id, port.name)] = outputs[port.name]
+            value = outputs[port.name]
+            if isinstance(value, tables.Table) and (value.origin is None or component.materializes):
+                # only its rows can tell (or its consumer wants rows, a data set): parquet,
+                # the base of the views made from it downstream
+                ref = (
+                    {"node_run": node["node_run"], "port": port.name}
+                    if "node_run" in node
+                    else None
+                )
+                value = tables.Table(value.frame, value.steps, value.source_columns)
+                value.origin = views.origin_of(ref, None)
+                outputs[port.name] = value
+                self.stored_rows.add((node_id, port.name))
+            self.values[(node_id, port.name)] = value
         self.outcome[node_id] = "succeeded"
         computed = round(time.monotonic() - started, 3)
         self.pending.append(
@@ -167,7 +184,9 @@ class Segment:
                 found[port.name] = _handed(self.values[(source["node"], source["port"])])
             else:
                 folder = self.workspace / source["path"]
-                found[port.name] = _read_input(port.kind, folder, self.spec.get("sample_rows"))
+                found[port.name] = _read_input(
+                    port.kind, folder, self.spec.get("sample_rows"), source.get("ref")
+                )
         return found
 
     def store(self, node_id, component, outputs, context, log, computed) -> None:
@@ -175,8 +194,9 @@ class Segment:
         folder = self.out_dir / node_id
         manifest = {"ports": {}, "facts": context.facts, "seconds": computed}
         for port in component.outputs:
+            as_view = (node_id, port.name) not in self.stored_rows
             manifest["ports"][port.name] = _write_output(
-                port.kind, outputs[port.name], folder / port.name
+                port.kind, outputs[port.name], folder / port.name, as_view
             )
         manifest["write_seconds"] = round(time.monotonic() - started, 3)
         _write_json(folder / "manifest.json", manifest)
@@ -221,7 +241,9 @@ def _handed(value):
     (pandas' copy-on-write: no data is copied), so a component that assigns a column of
     its input changes its own copy, never the table another node reads or writes out."""
     if isinstance(value, tables.Table):
-        return tables.Table(value.frame.copy(deep=False), list(value.steps), value.source_columns)
+        return tables.Table(
+            value.frame.copy(deep=False), list(value.steps), value.source_columns, value.origin
+        )
     return value
 
 

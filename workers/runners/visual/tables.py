@@ -2,7 +2,9 @@
 set's version is its own parts, read in order). A table carries the fitted preprocessing
 steps applied to it so far (`steps`) and the columns of its source before the first step
 (`source_columns`), in the parquet's key-value metadata, so a model trained on it can
-repeat them on raw rows (workers.runners.visual.pipeline). No Django import."""
+repeat them on raw rows (workers.runners.visual.pipeline). A table made from another by
+taking rows, applying a fitted step or adding columns is stored as a view of it instead
+(workers.runners.visual.views). No Django import."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from workers.runners.visual import views
 
 META_KEY = b"bml.visual"
 PART_NAME = "part-0.parquet"
@@ -40,6 +44,9 @@ class Table:
     frame: pd.DataFrame
     steps: list[dict] = field(default_factory=list)
     source_columns: list[dict] | None = None
+    # How to make this table again from a stored one (workers.runners.visual.views): its
+    # base and the operations since; None when only its rows can tell (stored as parquet).
+    origin: dict | None = None
 
     def schema(self) -> dict:
         arrow = pa.Schema.from_pandas(self.frame, preserve_index=False)
@@ -48,20 +55,59 @@ class Table:
             "columns": [{"name": f.name, "type": column_type(f.type)} for f in arrow],
         }
 
+    def _lineage(self) -> list[dict]:
+        return self.source_columns or self.schema()["columns"]
+
     def derive(self, frame: pd.DataFrame, step: dict | None = None) -> Table:
-        """A new table from this one: same lineage, plus `step` if the change is a fitted
-        preprocessing step that prediction must repeat."""
-        source = self.source_columns or self.schema()["columns"]
+        """A new table from this one that only its rows can tell (stored as parquet): same
+        lineage, plus `step` if the change is a fitted preprocessing step that prediction
+        must repeat. A step applied to every row is `apply`."""
         steps = self.steps + [step] if step else list(self.steps)
-        return Table(frame, steps, source)
+        return Table(frame, steps, self._lineage())
+
+    def apply(self, step: dict) -> Table:
+        """This table through a fitted step (pipeline.apply_step): stored as a view."""
+        from workers.runners.visual.pipeline import apply_step
+
+        op = {"op": "step", "step": step}
+        return Table(
+            apply_step(self.frame, step),
+            [*self.steps, step],
+            self._lineage(),
+            views.extended(self.origin, op),
+        )
+
+    def take_rows(self, mask) -> Table:
+        """The rows where `mask` (a bool per row) is true, in order: stored as a view."""
+        mask = np.asarray(mask, dtype=bool)
+        frame = self.frame.take(np.flatnonzero(mask))
+        frame.index = range(len(frame))
+        op = {"op": "rows", "mask": mask}
+        return Table(frame, list(self.steps), self._lineage(), views.extended(self.origin, op))
+
+    def with_columns(self, keep: list[str], added: pd.DataFrame) -> Table:
+        """Columns `keep` of this table, then `added` (as many rows): stored as a view."""
+        frame = pd.concat(
+            [self.frame[keep].reset_index(drop=True), added.reset_index(drop=True)], axis=1
+        )
+        origin = views.extended(self.origin, {"op": "keep", "columns": list(keep)})
+        origin = views.extended(origin, {"op": "columns", "frame": added.reset_index(drop=True)})
+        return Table(frame, list(self.steps), self._lineage(), origin)
 
 
 def _parts(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*.parquet") if p.is_file())
 
 
-def read_table(folder: Path | str, sample_rows: int | None = None) -> Table:
-    parts = _parts(Path(folder))
+def read_table(
+    folder: Path | str, sample_rows: int | None = None, ref: dict | None = None
+) -> Table:
+    """The table stored in `folder`: parquet parts, or a view (views.py) with its base in
+    `base/`. `ref`: how the control plane knows the stored table (its origin's base)."""
+    folder = Path(folder)
+    if views.is_view(folder):
+        return _read_view(folder, sample_rows)
+    parts = _parts(folder)
     if not parts:
         raise ValueError(f"no parquet file in {folder}")
     pieces, metadata, left = [], None, sample_rows
@@ -83,7 +129,25 @@ def read_table(folder: Path | str, sample_rows: int | None = None) -> Table:
     table = table.replace_schema_metadata(None)
     meta = json.loads(metadata) if metadata else {}
     frame = table.to_pandas()
-    return Table(frame, meta.get("steps") or [], meta.get("source_columns"))
+    return Table(
+        frame,
+        meta.get("steps") or [],
+        meta.get("source_columns"),
+        views.origin_of(ref, sample_rows),
+    )
+
+
+def _read_view(folder: Path, sample_rows: int | None) -> Table:
+    view = views.read_spec(folder)
+    ops = views.loaded_ops(folder, view)
+    base = read_table(folder / views.BASE_DIR, view.get("base_rows"))
+    frame = views.apply_ops(base.frame, ops)
+    origin = {"base": view["base"], "base_rows": view.get("base_rows"), "ops": ops}
+    if sample_rows is not None and len(frame) > sample_rows:
+        # a sample run reads at most its rows of any input (never the case for a view it
+        # made itself: its base was read with the same sample)
+        frame, origin = frame.iloc[:sample_rows].reset_index(drop=True), None
+    return Table(frame, view.get("steps") or [], view.get("source_columns"), origin)
 
 
 def write_table(table: Table, folder: Path | str) -> Path:

@@ -68,9 +68,10 @@ class FilterRows(Component):
             mask = None
         if not hasattr(mask, "dtype"):
             raise ValueError("expression: must be a condition (true or false for each row)")
-        kept = frame[mask.to_numpy()].reset_index(drop=True)
-        context.facts["rows"] = {"kept": len(kept), "dropped": len(frame) - len(kept)}
-        return {"table": table.derive(kept)}
+        kept = table.take_rows(mask.to_numpy())
+        rows = len(kept.frame)
+        context.facts["rows"] = {"kept": rows, "dropped": len(frame) - rows}
+        return {"table": kept}
 
 
 def parse(expression: str, columns: dict, dynamic: bool = False) -> ast.Expression:

@@ -68,9 +68,12 @@ class MissingValues(Component):
         chosen = bool(params.get("columns"))
         columns = picked_columns(params, types)
         if strategy == "drop_rows":
-            kept = frame.dropna(subset=columns).reset_index(drop=True) if columns else frame
-            context.facts["rows_dropped"] = len(frame) - len(kept)
-            return {"table": table.derive(kept)}
+            if not columns:
+                context.facts["rows_dropped"] = 0
+                return {"table": table}
+            kept = table.take_rows(frame[columns].notna().all(axis=1).to_numpy())
+            context.facts["rows_dropped"] = len(frame) - len(kept.frame)
+            return {"table": kept}
         if not chosen and strategy in ("most_frequent", "constant"):
             columns = [n for n in columns if frame[n].isna().any()]
         values = {}
@@ -81,9 +84,7 @@ class MissingValues(Component):
         values = {n: v for n, v in values.items() if v is not None}
         context.facts["filled"] = {n: int(frame[n].isna().sum()) for n in values}
         fitted = step("fill_missing", columns=values)
-        from workers.runners.visual.pipeline import apply_step
-
-        return {"table": table.derive(apply_step(frame, fitted), fitted)}
+        return {"table": table.apply(fitted)}
 
 
 def picked_columns(params: dict, types: dict[str, str]) -> list[str]:

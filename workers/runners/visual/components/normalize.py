@@ -23,11 +23,9 @@ class Normalize(Component):
         return {"table": schema_after(inputs["table"], "normalize", columns)}
 
     def run(self, params, inputs, context):
-        from workers.runners.visual.pipeline import apply_step
-
         table = inputs["table"]
         fitted = {}
         for name, numbers in numeric_columns(table.frame, params["columns"]):
             fitted[name] = {"min": float(numbers.min()), "max": float(numbers.max())}
         one = step("normalize", columns=fitted)
-        return {"table": table.derive(apply_step(table.frame, one), one)}
+        return {"table": table.apply(one)}

@@ -32,7 +32,7 @@ class OneHot(Component):
         return {"table": schema_after(inputs["table"], "one_hot", params["columns"])}
 
     def run(self, params, inputs, context):
-        from workers.runners.visual.pipeline import apply_step, category_key
+        from workers.runners.visual.pipeline import category_key
 
         table = inputs["table"]
         frame = table.frame
@@ -51,6 +51,5 @@ class OneHot(Component):
                 )
             fitted[name] = sorted(keys)
         one = step("one_hot", columns=fitted)
-        encoded = apply_step(frame, one)
         context.facts["categories"] = {n: len(c) for n, c in fitted.items()}
-        return {"table": table.derive(encoded, one)}
+        return {"table": table.apply(one)}

@@ -84,9 +84,9 @@ class Predict(training.DeferDynamic, base.Component):
                 predicted["prediction_result"], kind, "the predicted classes"
             )
         added = list(predicted.columns)
-        kept = frame.drop(columns=[c for c in added if c in frame.columns])
+        kept = [c for c in frame.columns if c not in added]
         if params.get("keep_columns") is not None:
-            kept = kept[[c for c in params["keep_columns"] if c in kept.columns]]
-        out = kept.join(predicted)
-        context.facts["rows"] = len(out)
-        return {"table": table.derive(out.reset_index(drop=True))}
+            kept = [c for c in params["keep_columns"] if c in kept]
+        context.facts["rows"] = len(frame)
+        # the kept columns are the input's: stored as a view of it plus the predictions
+        return {"table": table.with_columns(kept, predicted)}

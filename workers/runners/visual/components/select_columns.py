@@ -29,12 +29,10 @@ class SelectColumns(Component):
         return {"table": schema}
 
     def run(self, params, inputs, context):
-        from workers.runners.visual.pipeline import apply_step
-
         table = inputs["table"]
         op = "select" if params["mode"] == "keep" else "drop"
         one = step(op, columns=list(params["columns"]))
-        frame = apply_step(table.frame, one)
-        if not len(frame.columns):
+        out = table.apply(one)
+        if not len(out.frame.columns):
             raise ValueError("columns: dropping them all leaves no column")
-        return {"table": table.derive(frame, one)}
+        return {"table": out}

@@ -36,19 +36,10 @@ class Split(Component):
         train = split_rows(frame, params["ratio"], params["seed"], params.get("stratify"))
         picked = np.zeros(len(frame), dtype=bool)
         picked[train] = True
-        train_at, test_at = np.flatnonzero(picked), np.flatnonzero(~picked)
-        context.facts["rows"] = {"train": len(train_at), "test": len(test_at)}
-        return {
-            "train": table.derive(_rows(frame, train_at)),
-            "test": table.derive(_rows(frame, test_at)),
-        }
-
-
-def _rows(frame, positions):
-    """The rows at `positions` (ascending), with a fresh 0..n-1 index."""
-    out = frame.take(positions)
-    out.index = range(len(out))
-    return out
+        kept = int(picked.sum())
+        context.facts["rows"] = {"train": kept, "test": len(frame) - kept}
+        # both keep the input's row order: stored as views (a bit per row), not copies
+        return {"train": table.take_rows(picked), "test": table.take_rows(~picked)}
 
 
 def split_rows(frame, ratio: float, seed: int, stratify: str | None):

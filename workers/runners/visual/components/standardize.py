@@ -22,14 +22,12 @@ class Standardize(Component):
         return {"table": schema_after(inputs["table"], "standardize", columns)}
 
     def run(self, params, inputs, context):
-        from workers.runners.visual.pipeline import apply_step
-
         table = inputs["table"]
         fitted = {}
         for name, numbers in numeric_columns(table.frame, params["columns"]):
             fitted[name] = {"mean": float(numbers.mean()), "std": float(numbers.std(ddof=0))}
         one = step("standardize", columns=fitted)
-        return {"table": table.derive(apply_step(table.frame, one), one)}
+        return {"table": table.apply(one)}
 
 
 def numeric_columns(frame, names):

@@ -38,8 +38,6 @@ class TypeCast(Component):
         return {"table": schema_after(inputs["table"], "cast", columns)}
 
     def run(self, params, inputs, context):
-        from workers.runners.visual.pipeline import apply_step
-
         table = inputs["table"]
         one = step("cast", columns={name: params["to"] for name in params["columns"]})
-        return {"table": table.derive(apply_step(table.frame, one), one)}
+        return {"table": table.apply(one)}

@@ -19,6 +19,7 @@ class WriteDataSet(Component):
     description = "Save the rows as a data set of the project."
     inputs = (Port("table", "table", "Table"),)
     outputs = (Port("table", "table", "Table"),)
+    materializes = True
     params = (
         Param(
             "name",

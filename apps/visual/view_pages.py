@@ -1,0 +1,98 @@
+"""A page of a node's output table stored as a view (workers.runners.visual.views): the
+view's own small files and only the rows of its base that the page needs, read from the
+store (ranged reads of the row groups they fall in), through the view's operations."""
+
+import io
+import json
+
+from apps.datasets.selectors import json_value
+from apps.datasets.storage_io import ObjectFile, read_object_bytes
+from apps.storage.paths import parse_bos_uri
+from apps.visual.models import NodeRun
+from workers.runners.visual import views
+
+VIEW_FILE_BYTES = 256 << 20  # a view's mask or added columns: far below this
+
+
+class BaseGone(Exception):
+    """The stored table a view was made from is no longer there."""
+
+
+def _files(uris: list[str]) -> dict[str, str]:
+    """{file name: bos:// uri} of a view's folder."""
+    from apps.visual.results import stored_files
+
+    files = stored_files(uris, "")
+    return {uri.rsplit("/", 1)[-1]: uri for uri in files}
+
+
+def _read(uri: str) -> bytes:
+    path = parse_bos_uri(uri)
+    return read_object_bytes(path.bucket, path.key, VIEW_FILE_BYTES)
+
+
+def _spec_and_ops(output: dict) -> tuple[dict, list[dict]]:
+    """The view's spec and its operations with their files read (numpy/parquet bytes)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    files = _files(output["uris"])
+    if views.VIEW_FILE not in files:
+        raise BaseGone("the view's files are gone")
+    view = json.loads(_read(files[views.VIEW_FILE]))
+    ops = []
+    for op in view["ops"]:
+        if op["op"] == "rows":
+            bits = np.load(io.BytesIO(_read(files[op["file"]])), allow_pickle=False)
+            ops.append({"op": "rows", "mask": np.unpackbits(bits, count=op["count"]) > 0})
+        elif op["op"] == "columns":
+            frame = pq.read_table(io.BytesIO(_read(files[op["file"]]))).to_pandas()
+            ops.append({"op": "columns", "frame": frame})
+        else:
+            ops.append(op)
+    return view, ops
+
+
+def _base_rows(view: dict, positions):
+    """The base table's rows at `positions` (ascending), as a frame."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from apps.visual.results import stored_files
+
+    base = NodeRun.objects.filter(pk=view["base"]["node_run"]).first()
+    output = (base.outputs if base else {}).get(view["base"]["port"])
+    if not output:
+        raise BaseGone("the table this view was made from is gone")
+    pieces, start = [], 0
+    for uri in stored_files(output["uris"], ".parquet"):
+        path = parse_bos_uri(uri)
+        parquet = pq.ParquetFile(ObjectFile(path.bucket, path.key))
+        rows = parquet.metadata.num_rows
+        inside = positions[(positions >= start) & (positions < start + rows)] - start
+        group_start = 0
+        for group in range(parquet.num_row_groups if len(inside) else 0):
+            group_rows = parquet.metadata.row_group(group).num_rows
+            wanted = inside[(inside >= group_start) & (inside < group_start + group_rows)]
+            if len(wanted):
+                pieces.append(parquet.read_row_group(group).take(wanted - group_start))
+            group_start += group_rows
+        start += rows
+    if not pieces:
+        raise BaseGone("the table this view was made from has fewer rows than it did")
+    table = pa.concat_tables(pieces, promote_options="default")
+    return table.replace_schema_metadata(None).to_pandas()
+
+
+def page_rows(output: dict, offset: int, limit: int) -> list[list]:
+    """Rows [offset, offset + limit) of a view output, as JSON values in its schema's
+    column order."""
+    view, ops = _spec_and_ops(output)
+    total = int(output.get("rows") or 0)
+    positions, at = views.page_positions(ops, total, offset, limit)
+    if not len(positions):
+        return []
+    frame = views.page(ops, _base_rows(view, positions), at)
+    names = [c["name"] for c in output["schema"]["columns"]]
+    columns = [frame[name].tolist() for name in names]
+    return [[json_value(v) for v in row] for row in zip(*columns, strict=True)]

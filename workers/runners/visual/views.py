@@ -1,0 +1,193 @@
+"""Tables stored as views: how to make a table again from a stored one (its base) instead
+of its rows. No Django import.
+
+Most preprocessing outputs are their input with rows taken out (split, filter, dropping
+rows with missing values), a fitted step applied to every row (standardize, normalize,
+fill, cast, one-hot, select/drop) or columns added (prediction). Storing each as parquet
+wrote and uploaded the same million rows again and again (~300 MB and most of the first
+run's time for the benchmark's six nodes, benchmarks/visual.py); a view stores what makes
+the difference: a packed bit mask of the rows kept (125 KB per million rows), the step's
+JSON, the added columns. Reading one reads its base and repeats the operations, which costs
+about what reading the materialized table did (the steps are vectorised; the same
+pipeline.apply_step made the table in the first place, so the rows come back identical).
+
+A view folder holds view.json and the files its operations name:
+
+    {"format": 1,
+     "base": {"node_run": <pk>, "port": "<port>"},   # a stored, materialized table
+     "base_rows": <n> | null,                        # its first n rows (a sample run)
+     "ops": [{"op": "rows", "file": "rows-0.npy", "count": <rows before>, "kept": <after>},
+             {"op": "step", "step": {...pipeline step...}},
+             {"op": "keep", "columns": [...]},
+             {"op": "columns", "file": "columns-3.parquet"}],
+     "steps": [...], "source_columns": [...]}           # the table's lineage (tables.Table)
+
+The control plane knows bases by their node runs (apps.visual.node_jobs stages a view's
+base next to it, in `base/`); in memory a Table carries its `origin`, the same with masks
+and frames in place of files, so the tables derived from it are views too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+VIEW_FILE = "view.json"
+BASE_DIR = "base"
+FORMAT = 1
+
+
+def is_view(folder: Path | str) -> bool:
+    return (Path(folder) / VIEW_FILE).is_file()
+
+
+def origin_of(ref: dict | None, base_rows: int | None) -> dict | None:
+    """The origin of a table read as it is stored (no operation yet)."""
+    return None if ref is None else {"base": ref, "base_rows": base_rows, "ops": []}
+
+
+def extended(origin: dict | None, op: dict) -> dict | None:
+    return None if origin is None else {**origin, "ops": [*origin["ops"], op]}
+
+
+def apply_ops(frame, ops: list[dict]):
+    """The frame after the in-memory operations `ops` (masks and frames in place)."""
+    import numpy as np
+    import pandas as pd
+
+    from workers.runners.visual.pipeline import apply_step
+
+    for op in ops:
+        kind = op["op"]
+        if kind == "rows":
+            mask = op["mask"]
+            if len(mask) != len(frame):
+                raise ValueError(
+                    f"a stored view's rows do not fit its base ({len(mask)} rows marked, "
+                    f"{len(frame)} read): the table it was made from changed"
+                )
+            frame = frame.take(np.flatnonzero(mask))
+            frame.index = range(len(frame))
+        elif kind == "step":
+            frame = apply_step(frame, op["step"])
+        elif kind == "keep":
+            frame = frame[op["columns"]]
+        elif kind == "columns":
+            added = op["frame"]
+            if len(added) != len(frame):
+                raise ValueError("a stored view's added columns do not fit its rows")
+            frame = pd.concat([frame.reset_index(drop=True), added.reset_index(drop=True)], axis=1)
+        else:
+            raise ValueError(f"unknown view operation '{kind}'")
+    return frame
+
+
+def write_view(table, folder: Path | str) -> dict:
+    """Store `table` (a tables.Table with an origin) as a view in `folder`; returns the
+    manifest entry's extra keys ({"view": True, "base": ref})."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    origin = table.origin
+    stored = []
+    for index, op in enumerate(origin["ops"]):
+        kind = op["op"]
+        if kind == "rows":
+            name = f"rows-{index}.npy"
+            mask = np.asarray(op["mask"], dtype=bool)
+            np.save(folder / name, np.packbits(mask), allow_pickle=False)
+            stored.append({"op": "rows", "file": name, "count": len(mask), "kept": int(mask.sum())})
+        elif kind == "columns":
+            name = f"columns-{index}.parquet"
+            added = pa.Table.from_pandas(op["frame"], preserve_index=False)
+            pq.write_table(added, folder / name, compression="lz4")
+            stored.append({"op": "columns", "file": name})
+        elif kind == "step":
+            stored.append({"op": "step", "step": op["step"]})
+        else:
+            stored.append({"op": kind, "columns": list(op["columns"])})
+    view = {
+        "format": FORMAT,
+        "base": origin["base"],
+        "base_rows": origin.get("base_rows"),
+        "ops": stored,
+        "steps": table.steps,
+        "source_columns": table.source_columns or table.schema()["columns"],
+    }
+    (folder / VIEW_FILE).write_text(json.dumps(view, allow_nan=False))
+    return {"view": True, "base": origin["base"]}
+
+
+def read_spec(folder: Path | str) -> dict:
+    view = json.loads((Path(folder) / VIEW_FILE).read_text())
+    if view.get("format") != FORMAT:
+        raise ValueError(f"a stored view of format {view.get('format')} (this reads {FORMAT})")
+    return view
+
+
+def loaded_ops(folder: Path | str, view: dict) -> list[dict]:
+    """The view's operations with their files read (masks and frames in place)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    ops = []
+    for op in view["ops"]:
+        kind = op["op"]
+        if kind == "rows":
+            bits = np.load(_inside(folder, op["file"]), allow_pickle=False)
+            mask = np.unpackbits(bits, count=int(op["count"])).astype(bool)
+            ops.append({"op": "rows", "mask": mask})
+        elif kind == "columns":
+            frame = pq.read_table(_inside(folder, op["file"])).to_pandas()
+            ops.append({"op": "columns", "frame": frame})
+        else:
+            ops.append(dict(op))
+    return ops
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """A file the view names, never outside its folder (view.json is data)."""
+    path = (folder / name).resolve()
+    if folder.resolve() not in path.parents:
+        raise ValueError(f"a stored view names a file outside its folder: {name!r}")
+    return path
+
+
+def page_positions(ops: list[dict], total: int, offset: int, limit: int):
+    """For a page of a view's `total` rows, [offset, offset + limit): the base rows to read
+    (their positions, ascending) and, per operation, the positions its `columns` frame is
+    read at. Every operation keeps row order, so a page of the view is the base's rows at
+    the mapped positions with the row-wise steps applied to them alone."""
+    import numpy as np
+
+    wanted = np.arange(min(offset, total), min(offset + limit, total))
+    at = [None] * len(ops)
+    for index in range(len(ops) - 1, -1, -1):
+        at[index] = wanted
+        if ops[index]["op"] == "rows":
+            wanted = np.flatnonzero(ops[index]["mask"])[wanted]
+    return wanted, at
+
+
+def page(ops: list[dict], base_rows, positions_at: list):
+    """The page's frame: `base_rows` (the base's rows at page_positions' positions, as a
+    frame) through the operations, the added columns read at their positions."""
+    import pandas as pd
+
+    from workers.runners.visual.pipeline import apply_step
+
+    frame = base_rows.reset_index(drop=True)
+    for op, at in zip(ops, positions_at, strict=True):
+        kind = op["op"]
+        if kind == "step":
+            frame = apply_step(frame, op["step"])
+        elif kind == "keep":
+            frame = frame[op["columns"]]
+        elif kind == "columns":
+            added = op["frame"].iloc[at].reset_index(drop=True)
+            frame = pd.concat([frame, added], axis=1)
+    return frame
