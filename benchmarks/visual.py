@@ -78,7 +78,6 @@ BASE = "/api/v1/visual-experiments/"
 FEATURES = [f"f{i}" for i in range(1, 19)]
 COLUMNS = ["label", *FEATURES]
 SEED, RATIO = 1, 0.8
-NODES = ("data", "split", "standardize", "lr", "predict", "eval")
 
 PEER = """
 import json, sys
@@ -199,6 +198,9 @@ def download_parts(api, dataset: int, folder: Path) -> None:
         (folder / f"part-{index:04d}.parquet").write_bytes(response.content)
 
 
+POLLS: list[float] = []  # seconds each status request took (the polling's own load)
+
+
 def timed_run(api, experiment: int) -> tuple[float, dict]:
     """(wall seconds from POST runs/ to the run no longer running, the run's detail)."""
     started = time.monotonic()
@@ -206,7 +208,9 @@ def timed_run(api, experiment: int) -> tuple[float, dict]:
     assert response.status_code == 201, response.text
     url = f"{BASE}{experiment}/runs/{response.json()['number']}/"
     while True:
+        asked = time.monotonic()
         detail = api.get(url).json()
+        POLLS.append(time.monotonic() - asked)
         if detail["status"] != "running":
             break
         time.sleep(0.1)
@@ -268,7 +272,10 @@ def breakdown(api, experiment: int, number: int, detail: dict) -> dict:
     return {"jobs": list(jobs.values()), "nodes": nodes}
 
 
-def ours(csv_path: Path, rows: int, work: Path, tag: str) -> dict:
+def ours(csv_path: Path, rows: int, work: Path, tag: str, tries: int) -> dict:
+    """`tries` experiments of the same graph (each one's first run computes every node,
+    then its rerun); the fastest first run and the fastest rerun count, as the script's
+    fastest run does."""
     appliance = RunningAppliance.for_benchmark("bench-admin-pass-1")
     appliance.start(timeout=300)
     try:
@@ -276,41 +283,51 @@ def ours(csv_path: Path, rows: int, work: Path, tag: str) -> dict:
         project = api.get("/api/v1/projects/").json()["results"][0]["id"]
         dataset = upload(api, project, csv_path, rows, tag)
         download_parts(api, dataset, work / "parts")
-        created = api.post(BASE, json={"project": project, "name": f"susy-{tag}"})
-        assert created.status_code == 201, created.text
-        experiment = created.json()["id"]
-        saved = api.put(f"{BASE}{experiment}/graph/", json={"graph": graph(dataset, 1.0)})
-        assert saved.status_code == 200, saved.text
-
-        first_s, first = timed_run(api, experiment)
-        first_parts = breakdown(api, experiment, first["number"], first)
-        report = api.get(f"{BASE}{experiment}/runs/{first['number']}/nodes/eval/report/").json()
-
-        saved = api.put(f"{BASE}{experiment}/graph/", json={"graph": graph(dataset, 0.5)})
-        assert saved.status_code == 200, saved.text
-        rerun_s, rerun = timed_run(api, experiment)
-        statuses = {n: v["status"] for n, v in rerun["nodes"].items()}
-        expected = {
-            "data": "succeeded",
-            "split": "cached",
-            "standardize": "cached",
-            "lr": "succeeded",
-            "predict": "succeeded",
-            "eval": "succeeded",
-        }
-        if statuses != expected or rerun["nodes"]["data"]["job_id"] is not None:
-            raise SystemExit(f"the rerun did not reuse the unchanged nodes: {statuses}")
-        rerun_parts = breakdown(api, experiment, rerun["number"], rerun)
+        measured = [one_experiment(api, project, dataset, f"{tag}-{k}") for k in range(tries)]
     finally:
         appliance.stop()
+    best = min(measured, key=lambda m: m["first_s"])
+    rerun = min(measured, key=lambda m: m["rerun_s"])
+    return {
+        **best,
+        "first_runs_s": [round(m["first_s"], 2) for m in measured],
+        "reruns_s": [round(m["rerun_s"], 2) for m in measured],
+        "rerun_s": rerun["rerun_s"],
+        "rerun_parts": rerun["rerun_parts"],
+    }
+
+
+def one_experiment(api, project: int, dataset: int, tag: str) -> dict:
+    created = api.post(BASE, json={"project": project, "name": f"susy-{tag}"})
+    assert created.status_code == 201, created.text
+    experiment = created.json()["id"]
+    saved = api.put(f"{BASE}{experiment}/graph/", json={"graph": graph(dataset, 1.0)})
+    assert saved.status_code == 200, saved.text
+
+    first_s, first = timed_run(api, experiment)
+    first_parts = breakdown(api, experiment, first["number"], first)
+    report = api.get(f"{BASE}{experiment}/runs/{first['number']}/nodes/eval/report/").json()
+
+    saved = api.put(f"{BASE}{experiment}/graph/", json={"graph": graph(dataset, 0.5)})
+    assert saved.status_code == 200, saved.text
+    rerun_s, rerun = timed_run(api, experiment)
+    statuses = {n: v["status"] for n, v in rerun["nodes"].items()}
+    expected = {
+        "data": "succeeded",
+        "split": "cached",
+        "standardize": "cached",
+        "lr": "succeeded",
+        "predict": "succeeded",
+        "eval": "succeeded",
+    }
+    if statuses != expected or rerun["nodes"]["data"]["job_id"] is not None:
+        raise SystemExit(f"the rerun did not reuse the unchanged nodes: {statuses}")
     return {
         "first_s": first_s,
         "first_api_s": first["duration_s"],
         "rerun_s": rerun_s,
-        "nodes": {n: first["nodes"][n]["duration_s"] for n in NODES},
-        "rerun_nodes": {n: rerun["nodes"][n]["duration_s"] for n in NODES},
         "parts": first_parts,
-        "rerun_parts": rerun_parts,
+        "rerun_parts": breakdown(api, experiment, rerun["number"], rerun),
         "auc": report["metrics"]["auc"],
         "accuracy": report["metrics"]["accuracy"],
     }
@@ -368,18 +385,21 @@ def main() -> None:
     print(f"{rows:,} rows x {len(COLUMNS)} columns, {share:.1%} positives, {size_mb:.0f} MB CSV")
 
     tag = f"{rows}-{int(time.time() * 1000) % 10**8}"  # unique on a shared appliance
-    mine = ours(csv_path, rows, work, tag)
+    tries = 1 if args.smoke else 3
+    mine = ours(csv_path, rows, work, tag, tries)
     # Three times (once at --smoke) after ours; the fastest counts: other work on the
     # machine only ever slows a run down, so the best is the script's own time.
-    runs = [peer(work / "parts") for _ in range(1 if args.smoke else 3)]
+    runs = [peer(work / "parts") for _ in range(tries)]
     other = min(runs, key=lambda r: r["seconds"])
     for path in sorted(work.rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     work.rmdir()
 
     print(
-        f"appliance: first run {mine['first_s']:.2f} s (API {mine['first_api_s']} s), "
-        f"rerun {mine['rerun_s']:.2f} s, AUC {mine['auc']:.6f}"
+        f"appliance: first run {mine['first_s']:.2f} s (best of {mine['first_runs_s']}; API "
+        f"{mine['first_api_s']} s), rerun {mine['rerun_s']:.2f} s (best of {mine['reruns_s']}), "
+        f"AUC {mine['auc']:.6f}; {len(POLLS)} status requests of "
+        f"{sum(POLLS) / len(POLLS) * 1000:.0f} ms on average while runs ran"
     )
     shown = ", ".join(f"{r['seconds']:.2f}" for r in runs)
     print(f"script: {other['seconds']:.2f} s (best of {shown}), AUC {other['auc']:.6f}")
@@ -411,6 +431,8 @@ def main() -> None:
         "auc_ours": round(mine["auc"], 6),
         "auc_peer": round(other["auc"], 6),
         "peer_runs_s": [round(r["seconds"], 2) for r in runs],
+        "first_runs_s": mine["first_runs_s"],
+        "reruns_s": mine["reruns_s"],
         "smoke": args.smoke,
     }
     print("RESULT " + json.dumps(result))

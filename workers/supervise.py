@@ -441,7 +441,10 @@ class Supervisor:
             if limit and time.monotonic() - started > limit:
                 self.kill_tree()
                 return "timed_out", None, f"maximum running time of {limit:g} s exceeded"
-            time.sleep(POLL_SECONDS)
+            try:  # back at once when it ends (a short job's end is not a poll late)
+                self.child.wait(POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
         code = self.child.returncode
         if code == 0:
             return "succeeded", 0, ""

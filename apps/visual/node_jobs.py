@@ -3,7 +3,8 @@ leased cores (the nodes' resource package), a process under workers.supervise, a
 a log, adoption after a restart. One job runs a segment of due nodes
 (apps.visual.execution._segments) in one process, `workers.runners.visual.run`: tables pass
 in memory between its nodes; outputs computed earlier (upstream segments, cached nodes, data
-sets) are staged in as `inputs/<node>/<port>/`, and `output/` (a folder per node: its
+sets) are staged in as `inputs/<node>/<port>/` (a view with its base in `base/`,
+workers.runners.visual.views), and `output/` (a folder per node: its
 ports, log.txt, manifest.json or error.json) is staged out to
 `<experiment folder>/runs/<number>/<job_id>/output/`.
 

@@ -15,7 +15,9 @@ download and read of every table it handed on (benchmarks/visual.py measured 11x
 script at 1M rows). Here tables pass in memory, the nodes in topological order; each still
 has its own outputs, log and outcome:
 
-    <output_dir>/<node id>/<port>/   a table (parquet), a model folder, or report.json
+    <output_dir>/<node id>/<port>/   a table (parquet, or a view of the stored table it
+                                     was made from: views.py), a model folder, or
+                                     report.json
     <output_dir>/<node id>/log.txt   what the node said
     <output_dir>/<node id>/running   while it runs (the canvas's spinner)
     <output_dir>/<node id>/manifest.json  {"ports": {port: {kind, schema, rows?, stats?}},
@@ -23,6 +25,10 @@ has its own outputs, log and outcome:
     <output_dir>/<node id>/error.json     {"error", "field"}: the rule it broke
 A node fed by a failed node is not run (error.json says which input). The process exits 0
 unless it crashes: a node's failure is the node's, and the others' outputs are kept.
+
+A node's spec names its node run (`node_run`) and an input staged from outside the stored
+table it is made of (`ref`), so the tables made from them are stored as views (views.py);
+without them (run_node: tests and tools) every table is parquet.
 
 Outputs are written by a background thread (pyarrow and the disk release the GIL) while
 the next node computes; a manifest appears only once its node's files are complete.
@@ -44,9 +50,9 @@ from workers.runners.visual import base, registry, tables, views
 RULE_ERRORS = (base.ComponentError, ValueError, KeyError)
 
 
-def _read_input(kind: str, folder: Path, sample_rows: int | None, ref: dict | None = None):
+def _read_input(kind: str, folder: Path, sample_rows: int | None, ref=None, bases=None):
     if kind == "table":
-        return tables.read_table(folder, sample_rows, ref)
+        return tables.read_table(folder, sample_rows, ref, bases)
     if kind == "model":
         from workers.runners.visual import models
 
@@ -105,6 +111,7 @@ class Segment:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
         self.pending: list[Future] = []
         self.stored_rows: set[tuple[str, str]] = set()  # tables stored as parquet, not views
+        self.bases: dict[str, object] = {}  # the views' bases read, each once
 
     def run(self) -> dict[str, str]:
         _import_ahead(self.spec["nodes"])
@@ -185,7 +192,7 @@ class Segment:
             else:
                 folder = self.workspace / source["path"]
                 found[port.name] = _read_input(
-                    port.kind, folder, self.spec.get("sample_rows"), source.get("ref")
+                    port.kind, folder, self.spec.get("sample_rows"), source.get("ref"), self.bases
                 )
         return found
 

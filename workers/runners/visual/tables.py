@@ -100,13 +100,17 @@ def _parts(folder: Path) -> list[Path]:
 
 
 def read_table(
-    folder: Path | str, sample_rows: int | None = None, ref: dict | None = None
+    folder: Path | str,
+    sample_rows: int | None = None,
+    ref: dict | None = None,
+    bases: dict | None = None,
 ) -> Table:
     """The table stored in `folder`: parquet parts, or a view (views.py) with its base in
-    `base/`. `ref`: how the control plane knows the stored table (its origin's base)."""
+    `base/`. `ref`: how the control plane knows the stored table (its origin's base).
+    `bases`: the bases read so far by this process (two views of one table read it once)."""
     folder = Path(folder)
     if views.is_view(folder):
-        return _read_view(folder, sample_rows)
+        return _read_view(folder, sample_rows, {} if bases is None else bases)
     parts = _parts(folder)
     if not parts:
         raise ValueError(f"no parquet file in {folder}")
@@ -137,11 +141,15 @@ def read_table(
     )
 
 
-def _read_view(folder: Path, sample_rows: int | None) -> Table:
+def _read_view(folder: Path, sample_rows: int | None, bases: dict) -> Table:
     view = views.read_spec(folder)
     ops = views.loaded_ops(folder, view)
-    base = read_table(folder / views.BASE_DIR, view.get("base_rows"))
-    frame = views.apply_ops(base.frame, ops)
+    key = json.dumps([view["base"], view.get("base_rows")], sort_keys=True)
+    if key not in bases:  # never changed in place: every operation makes a new frame
+        bases[key] = read_table(folder / views.BASE_DIR, view.get("base_rows")).frame
+    frame = views.apply_ops(bases[key], ops)
+    if frame is bases[key]:  # no operation: a copy-on-write copy, like tables handed on
+        frame = frame.copy(deep=False)
     origin = {"base": view["base"], "base_rows": view.get("base_rows"), "ops": ops}
     if sample_rows is not None and len(frame) > sample_rows:
         # a sample run reads at most its rows of any input (never the case for a view it
@@ -170,24 +178,29 @@ def write_table(table: Table, folder: Path | str) -> Path:
 
 def basic_stats(frame: pd.DataFrame) -> list[dict]:
     """Per column, what the view-data panel shows: type, missing, distinct (strings),
-    mean/std/min/max (numbers)."""
+    mean/std/min/max of the finite values (numbers). Arrow's kernels (multithreaded C++,
+    ~2.5x numpy's time on 800k x 19 floats, which every output table of a run pays)."""
+    import pyarrow.compute as pc
+
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)  # NaN/None -> null
     stats = []
-    schema = pa.Schema.from_pandas(frame, preserve_index=False)
-    for f in schema:
-        values = frame[f.name]
-        entry = {"name": f.name, "type": column_type(f.type), "missing": int(values.isna().sum())}
+    for f, values in zip(arrow.schema, arrow.columns, strict=True):
+        entry = {"name": f.name, "type": column_type(f.type), "missing": values.null_count}
         kind = entry["type"]
-        if kind in ("int", "float", "bool") and len(values):
-            numbers = values.astype("float64")
-            finite = numbers[np.isfinite(numbers)]
-            if len(finite):
+        if kind in ("int", "float", "bool") and len(values) > values.null_count:
+            numbers = values.cast(pa.float64())
+            bounds = pc.min_max(numbers).as_py()
+            if not all(np.isfinite([bounds["min"], bounds["max"]])):
+                numbers = pc.filter(numbers, pc.is_finite(numbers))  # infinities left out
+                bounds = pc.min_max(numbers).as_py()
+            if len(numbers) > numbers.null_count:
                 entry.update(
-                    mean=float(finite.mean()),
-                    std=float(finite.std(ddof=0)),
-                    min=float(finite.min()),
-                    max=float(finite.max()),
+                    mean=pc.mean(numbers).as_py(),
+                    std=pc.stddev(numbers, ddof=0).as_py(),
+                    min=bounds["min"],
+                    max=bounds["max"],
                 )
         elif kind == "string":
-            entry["distinct"] = int(values.nunique(dropna=True))
+            entry["distinct"] = pc.count_distinct(values, mode="only_valid").as_py()
         stats.append(entry)
     return stats
