@@ -108,7 +108,7 @@ def test_binary_logistic_regression_trains_and_its_schema_is_the_checked_one(ws)
     same_model_schema(static["model"], schema)
     assert schema["classes"] == [0, 1] and schema["task"] == "binary"
     facts = manifest["facts"]
-    assert facts["rows"] == 100 and facts["training_accuracy"] > 0.9 and facts["seconds"] >= 0
+    assert facts["rows"] == 100 and facts["training_accuracy"] > 0.9 and facts["fit_seconds"] >= 0
     artifact = models.read_model(ws.root / out / "model")
     assert artifact.features == IRIS_FEATURES and artifact.label == "is_virginica"
     assert sorted(p.name for p in (ws.root / out / "model").iterdir()) == [

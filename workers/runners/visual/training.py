@@ -117,6 +117,7 @@ def fit(
 
     from workers.runners.visual import models
 
+    began = time.monotonic()
     table = inputs["table"]
     params, _ = component.validate(params, {"table": table.schema()})
     frame, features, label = table.frame, params["features"], params.get("label")
@@ -150,6 +151,7 @@ def fit(
     shown = f"{len(X)} rows x {len(features)} features"
     context.log(f"Training {what} ({task}) on {shown}" + (f", label '{label}'" if label else ""))
     started = time.monotonic()
+    prepared = round(started - began, 3)  # the matrix, the labels, the estimator's import
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if y is None:
@@ -157,7 +159,9 @@ def fit(
         else:
             estimator.fit(X, y)
     seconds = round(time.monotonic() - started, 3)
-    facts.update(rows=int(len(X)), features=len(features), seconds=seconds)
+    facts.update(
+        rows=int(len(X)), features=len(features), fit_seconds=seconds, prepare_seconds=prepared
+    )
     if "solver" in params:  # "auto" resolved
         facts["solver"] = getattr(estimator, "solver", params["solver"])
     if y is not None:
