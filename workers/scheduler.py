@@ -199,13 +199,14 @@ def start_run(job: Job, run: JobInstance) -> None:
             shard if item.get("shard") else None,
             item.get("split_rows"),
             item.get("local"),
+            item.get("host_files"),
         )
         for item in code_stage
     ]
     data_paths = ((job.train_data_path, "train_data"), (job.test_data_path, "test_data"))
     for path, dest in data_paths if algo.stages_data_paths else ():
         if path:
-            wanted.append((path, dest, shard, algo.split_data_rows, None))
+            wanted.append((path, dest, shard, algo.split_data_rows, None, None))
     # Inputs are only read: a public data set's parts may be among them (visual modeling).
     foreign = ownership.foreign_paths(job.project_id, [w[0] for w in wanted], public_read=True)
     foreign += ownership.foreign_paths(job.project_id, [output])
@@ -213,13 +214,16 @@ def start_run(job: Job, run: JobInstance) -> None:
         raise ValueError(f"{foreign[0]} is not in the job's project")
     # `local`: a folder of this host holding the same files (an earlier run's outputs, as
     # it staged them out): supervise copies from it what matches, the rest from the store.
+    # `host_files`: files of this host the store does not have (an earlier run's table kept
+    # in a faster form: apps.visual.node_jobs), shown too when they are still there.
     stage_in = [
         {
             "dest": dest,
             **grants.input_files(uri, shard, split_rows=bool(rows)),
             **({"local": local} if local else {}),
+            **({"host_files": host_files} if host_files else {}),
         }
-        for uri, dest, shard, rows, local in wanted
+        for uri, dest, shard, rows, local, host_files in wanted
     ]
     port = 29500 + (job.pk % 1000) * 8
     config = {

@@ -180,6 +180,27 @@ class Supervisor:
                 how = "shown read-only" if self.show_local() else "copied"
                 self.log(f"{local} file(s) of {item['source']} {how} from this host")
             self.log_staged_in(item, fetched)
+            for extra in item.get("host_files") or []:
+                self.take_host_file(extra, dest)
+
+    def take_host_file(self, extra: dict, dest: Path) -> None:
+        """An optional file of this host next to an item (`{path, name}`: an earlier run's
+        table in a faster form than the store's): shown (or copied) as dest/name while it
+        is there; the item's own files do without it."""
+        source, target = Path(extra["path"]), self.inside_workspace(f"{dest}/{extra['name']}")
+        try:
+            if source.is_symlink() or not source.is_file():
+                raise FileNotFoundError(source)
+            if self.show_local():
+                target.touch()
+                self.shown.append((source.resolve(), target))
+            else:
+                shutil.copyfile(source, target)
+        except OSError:
+            self.log(f"{extra['name']} of {extra['path']} is no longer on this host")
+            return
+        how = "shown read-only" if self.show_local() else "copied"
+        self.log(f"{extra['name']} of an earlier run {how} from this host")
 
     def show_local(self) -> bool:
         """Whether this host's copies of inputs are shown to the run (a read-only bind in

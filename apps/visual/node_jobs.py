@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.jobs import algorithms
+from workers.runners.visual import views
 
 KIND = "visual"
 ALGORITHM = "node"
@@ -107,8 +108,24 @@ def _staged(upstream, port: str, folder: str) -> list[dict]:
         base = NodeRun.objects.filter(pk=output["base"]["node_run"]).first()
         if base is None or output["base"]["port"] not in base.outputs:
             raise ValueError(f"the table {upstream.node_id}.{port} was made from is gone")
+        copy = _host_copy(upstream, port)
+        if copy:  # the view's rows as they were made: read instead of base and operations
+            items[0]["host_files"] = [{"path": copy, "name": views.HOST_COPY}]
         items += _staged(base, output["base"]["port"], f"{folder}/base")
     return items
+
+
+def _host_copy(upstream, port: str) -> str | None:
+    """Where this host keeps the rows of a view output (workers.runners.visual.run writes
+    them beside its outputs, never staged out), or None."""
+    source = upstream.cached_from or upstream
+    job = source.job
+    run = job.runs.filter(index=0).first() if job else None
+    if run is None or not run.run_dir or run.host != settings.HOST_NAME:
+        return None
+    path = Path(run.run_dir) / "workspace" / views.HOST_COPIES_DIR / source.node_id / port
+    path = path / views.HOST_COPY
+    return str(path) if path.is_file() else None
 
 
 def _local_output(upstream, port: str) -> str | None:

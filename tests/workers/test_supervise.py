@@ -39,6 +39,7 @@ def make_run(tmp_path, bucket):
                 "dest": item["dest"],
                 **grants.input_files(item["uri"], item.get("shard"), item.get("split_rows")),
                 **({"local": item["local"]} if item.get("local") else {}),
+                **({"host_files": item["host_files"]} if item.get("host_files") else {}),
             }
             for item in overrides.pop("stage_in", [])
         ]
@@ -106,7 +107,8 @@ def test_inputs_this_host_holds_are_shown_read_only_or_copied(make_run, tmp_path
     """An input an earlier run left on this host (`local`, same size as the store's) is
     not fetched: a confined run sees the host's file through a read-only bind (nothing
     copied, nothing it can change); an unconfined one gets a copy. A file whose size
-    differs comes from the store."""
+    differs comes from the store. `host_files` (files the store does not have) are shown
+    the same way while they are there; one that is gone is only noted."""
     from workers import sandbox
 
     get_client().put_object("runs", "data/in/a.bin", io.BytesIO(b"stored!"), 7)
@@ -115,8 +117,15 @@ def test_inputs_this_host_holds_are_shown_read_only_or_copied(make_run, tmp_path
     earlier.mkdir()
     (earlier / "a.bin").write_bytes(b"local!!")  # same size as the store's: used
     (earlier / "b.bin").write_bytes(b"stale, other size")  # not used
+    (earlier / "fast.arrow").write_bytes(b"kept here")
+    host_files = [
+        {"path": str(earlier / "fast.arrow"), "name": "fast.arrow"},
+        {"path": str(earlier / "gone.arrow"), "name": "gone.arrow"},
+    ]
     run_dir = make_run(
         """
+        import os
+        print("extra", open("inputs/fast.arrow").read(), os.path.exists("inputs/gone.arrow"))
         a, b = open("inputs/a.bin").read(), open("inputs/b.bin").read()
         try:
             open("inputs/a.bin", "w").write("changed")
@@ -125,10 +134,18 @@ def test_inputs_this_host_holds_are_shown_read_only_or_copied(make_run, tmp_path
             wrote = type(exc).__name__
         print(f"a={a} b={b} {wrote}")
         """,
-        stage_in=[{"uri": "bos://runs/data/in/", "dest": "inputs", "local": str(earlier)}],
+        stage_in=[
+            {
+                "uri": "bos://runs/data/in/",
+                "dest": "inputs",
+                "local": str(earlier),
+                "host_files": host_files,
+            }
+        ],
     )
     assert supervise(run_dir).returncode == 0
     log = stored("out/job-1/log/job-1-worker-0.log").decode()
+    assert "extra kept here False" in log and "gone.arrow of" in log
     if sandbox.active():
         assert "a=local!! b=stored OSError" in log
         assert "1 file(s) of bos://runs/data/in/ shown read-only from this host" in log

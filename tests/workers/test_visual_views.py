@@ -147,3 +147,33 @@ def test_a_view_naming_a_file_outside_its_folder_is_refused(segment):
     (folder / views.VIEW_FILE).write_text(__import__("json").dumps(spec))
     with pytest.raises(ValueError, match="outside its folder"):
         tables.read_table(folder)
+
+
+def test_large_views_keep_their_rows_on_this_host_and_read_them_back(tmp_path, monkeypatch):
+    """A view of many cells also leaves its rows beside the outputs (host/, Arrow's IPC
+    format, never staged out); a consumer shown that file reads it instead of the base and
+    the operations, and gets the same table."""
+    monkeypatch.setattr(views, "HOST_COPY_MIN_CELLS", 1)
+    tables.write_table(tables.Table(base_frame()), tmp_path / "inputs" / "data")
+    spec = {
+        "nodes": [
+            node("split", "split", 1, {"table": {"path": "inputs/data", "ref": BASE_REF}},
+                 ratio=0.7, seed=2),
+            node("z", "standardize", 2, {"table": from_node("split", "train")},
+                 columns=["width"]),
+        ],
+        "output_dir": "output", "seed": 0, "sample_rows": None,
+    }  # fmt: skip
+    run = Segment(spec, tmp_path)
+    assert set(run.run().values()) == {"succeeded"}
+    for node_id, port in (("split", "train"), ("split", "test"), ("z", "table")):
+        copy = tmp_path / views.HOST_COPIES_DIR / node_id / port / views.HOST_COPY
+        assert copy.is_file()
+        folder = tmp_path / "consumer" / node_id / port
+        shutil.copytree(tmp_path / "output" / node_id / port, folder)
+        shutil.copyfile(copy, folder / views.HOST_COPY)  # no base: the copy is what is read
+        again = tables.read_table(folder)
+        made = run.values[(node_id, port)]
+        pd.testing.assert_frame_equal(again.frame, made.frame)
+        assert again.steps == made.steps and again.origin["base"] == BASE_REF
+    assert not list((tmp_path / "output").rglob(views.HOST_COPY))  # not among the outputs

@@ -112,6 +112,7 @@ class Segment:
         self.pending: list[Future] = []
         self.stored_rows: set[tuple[str, str]] = set()  # tables stored as parquet, not views
         self.bases: dict[str, object] = {}  # the views' bases read, each once
+        self.node_specs = {node["id"]: node for node in spec["nodes"]}
 
     def run(self) -> dict[str, str]:
         _import_ahead(self.spec["nodes"])
@@ -205,6 +206,12 @@ class Segment:
             manifest["ports"][port.name] = _write_output(
                 port.kind, outputs[port.name], folder / port.name, as_view
             )
+            value = outputs[port.name]
+            if as_view and port.kind == "table" and "node_run" in self.node_specs[node_id]:
+                cells = value.frame.shape[0] * value.frame.shape[1]
+                if cells >= views.HOST_COPY_MIN_CELLS:
+                    kept = self.workspace / views.HOST_COPIES_DIR / node_id / port.name
+                    views.write_host_copy(value.frame, kept / views.HOST_COPY)
         manifest["write_seconds"] = round(time.monotonic() - started, 3)
         _write_json(folder / "manifest.json", manifest)
         (folder / "running").unlink(missing_ok=True)

@@ -148,6 +148,11 @@ def read_table(
 def _read_view(folder: Path, sample_rows: int | None, bases: dict) -> Table:
     view = views.read_spec(folder)
     ops = views.loaded_ops(folder, view)
+    copy = folder / views.HOST_COPY
+    if copy.is_file() and sample_rows is None:  # the rows as they were made, on this host
+        frame = views.read_host_copy(copy)
+        origin = {"base": view["base"], "base_rows": view.get("base_rows"), "ops": ops}
+        return Table(frame, view.get("steps") or [], view.get("source_columns"), origin)
     key = json.dumps([view["base"], view.get("base_rows")], sort_keys=True)
     if key not in bases:  # never changed in place: every operation makes a new frame
         bases[key] = read_table(folder / views.BASE_DIR, view.get("base_rows")).frame
