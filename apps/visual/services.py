@@ -2,6 +2,8 @@
 delete, clear data and release. Runs: apps.visual.execution."""
 
 import re
+import shutil
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -24,7 +26,7 @@ from apps.visual.models import (
     RunStatus,
     empty_graph,
 )
-from workers.runners.visual import registry
+from workers.runners.visual import registry, views
 
 # The spec asks for a name (required) and a description (optional); names as data sets'.
 NAME_RULE = re.compile(r"^[^\W\d_][\w-]{0,49}$")
@@ -144,13 +146,32 @@ def _run_prefix(experiment: Experiment, run: ExperimentRun):
 
 
 def clear_size(experiment: Experiment) -> dict:
-    """What clear data would free: the runs' intermediate results and logs in the store."""
+    """What clear data would free: the runs' intermediate results and logs in the store,
+    and the rows of their large views kept on this host (workers.runners.visual.views)."""
     runs = list(experiment.runs.exclude(status=RunStatus.RUNNING).filter(cleared=False))
     total = 0
     for run in runs:
         bucket, prefix = _run_prefix(experiment, run)
         total += storage.prefix_size(bucket, prefix)
+        total += sum(_size(folder) for folder in _host_copies(run))
     return {"runs": len(runs), "bytes": total}
+
+
+def _host_copies(run: ExperimentRun) -> list[Path]:
+    """The folders of this host holding the run's segments' kept rows."""
+    folders = []
+    ran = run.nodes.filter(job__isnull=False, cached_from__isnull=True).values("job_id")
+    for job in Job.objects.filter(pk__in=ran):
+        instance = job.runs.filter(index=0).first()
+        if instance is not None and instance.run_dir:
+            folder = Path(instance.run_dir) / "workspace" / views.HOST_COPIES_DIR
+            if folder.is_dir():
+                folders.append(folder)
+    return folders
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def clear_data(user, experiment: Experiment) -> dict:
@@ -167,6 +188,9 @@ def _delete_results(experiment: Experiment, runs) -> int:
         bucket, prefix = _run_prefix(experiment, run)
         freed += storage.prefix_size(bucket, prefix)
         storage.delete_prefix(bucket, prefix)
+        for folder in _host_copies(run):
+            freed += _size(folder)
+            shutil.rmtree(folder, ignore_errors=True)
     return freed
 
 
