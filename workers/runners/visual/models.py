@@ -319,8 +319,12 @@ def feature_matrix(frame, features: list[str], allow_missing: bool = False):
             "are not (encode them first, e.g. one-hot)"
         )
     # row-major: pandas hands a float block over column-major, and scikit-learn's solvers
-    # run 1.4-3x slower on that (lbfgs at 800k x 18: 1.5 s against 0.46 s)
-    X = np.ascontiguousarray(frame[features].astype("float64").to_numpy())
+    # run 1.4-3x slower on that (lbfgs at 800k x 18: 1.5 s against 0.46 s). Filled column
+    # by column into one matrix: a frame's select, cast and to_numpy each made a copy
+    # first (345 MB of fresh memory at 800k x 18 instead of 115).
+    X = np.empty((len(frame), len(features)), dtype="float64")
+    for j, name in enumerate(features):
+        X[:, j] = frame[name].to_numpy(dtype="float64", na_value=np.nan)
     if not allow_missing:
         # a column's sum is finite unless it holds a NaN or an infinity: only those
         # columns are searched for a NaN (no n x p mask)

@@ -241,11 +241,14 @@ def _import_ahead(nodes: list[dict]) -> None:
     def load() -> None:
         import importlib
 
+        started = time.monotonic()
         for module in wanted:
             try:
                 importlib.import_module(module)
             except Exception:  # noqa: BLE001 - the node's own import reports it
                 pass
+        took = time.monotonic() - started
+        print(f"[segment] imported {', '.join(wanted)} ahead in {took:.2f} s", flush=True)
 
     threading.Thread(target=load, name="imports", daemon=True).start()
 
