@@ -7,6 +7,7 @@ import json
 
 from apps.datasets.selectors import json_value
 from apps.datasets.storage_io import ObjectFile, read_object_bytes
+from apps.storage.client import ObjectNotFound
 from apps.storage.paths import parse_bos_uri
 from apps.visual.models import NodeRun
 from workers.runners.visual import views
@@ -86,13 +87,17 @@ def _base_rows(view: dict, positions):
 
 def page_rows(output: dict, offset: int, limit: int) -> list[list]:
     """Rows [offset, offset + limit) of a view output, as JSON values in its schema's
-    column order."""
-    view, ops = _spec_and_ops(output)
-    total = int(output.get("rows") or 0)
-    positions, at = views.page_positions(ops, total, offset, limit)
-    if not len(positions):
-        return []
-    frame = views.page(ops, _base_rows(view, positions), at)
+    column order. BaseGone when its files or its base's are no longer stored."""
+    try:
+        view, ops = _spec_and_ops(output)
+        total = int(output.get("rows") or 0)
+        positions, at = views.page_positions(ops, total, offset, limit)
+        if not len(positions):
+            return []
+        base = _base_rows(view, positions)
+    except ObjectNotFound:
+        raise BaseGone("a file it is made of is no longer stored") from None
+    frame = views.page(ops, base, at)
     names = [c["name"] for c in output["schema"]["columns"]]
     columns = [frame[name].tolist() for name in names]
     return [[json_value(v) for v in row] for row in zip(*columns, strict=True)]
