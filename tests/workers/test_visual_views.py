@@ -3,6 +3,7 @@ plane names stores what its nodes took, applied or added instead of their rows, 
 read back with its base (or a page of it) is exactly the table the node made in memory.
 No database."""
 
+import json
 import shutil
 
 import numpy as np
@@ -177,3 +178,72 @@ def test_large_views_keep_their_rows_on_this_host_and_read_them_back(tmp_path, m
         pd.testing.assert_frame_equal(again.frame, made.frame)
         assert again.steps == made.steps and again.origin["base"] == BASE_REF
     assert not list((tmp_path / "output").rglob(views.HOST_COPY))  # not among the outputs
+
+
+def test_components_run_on_inputs_mapped_from_host_copies(tmp_path, monkeypatch):
+    """A rerun's inputs mapped from host copies are read-only memory: every kind of
+    component still runs on them (none changes its input in place) and gets what it got
+    from the same table in memory."""
+    monkeypatch.setattr(views, "HOST_COPY_MIN_CELLS", 1)
+    tables.write_table(tables.Table(base_frame()), tmp_path / "inputs" / "data")
+    first = {
+        "nodes": [
+            node("split", "split", 1, {"table": {"path": "inputs/data", "ref": BASE_REF}},
+                 ratio=0.7, seed=2, stratify="label"),
+            node("fill", "missing_values", 2, {"table": from_node("split", "train")},
+                 columns=["length"], strategy="median"),
+        ],
+        "output_dir": "output", "seed": 0, "sample_rows": None,
+    }  # fmt: skip
+    assert set(Segment(first, tmp_path).run().values()) == {"succeeded"}
+    rerun = tmp_path / "rerun"
+    for node_id, port in (("fill", "table"), ("split", "test")):
+        folder = rerun / "inputs" / node_id / port
+        shutil.copytree(tmp_path / "output" / node_id / port, folder)
+        copy = tmp_path / views.HOST_COPIES_DIR / node_id / port / views.HOST_COPY
+        shutil.copyfile(copy, folder / views.HOST_COPY)  # the base is not there: unused
+    train = {"path": "inputs/fill/table", "ref": BASE_REF}
+    test = {"path": "inputs/split/test", "ref": BASE_REF}
+    features = ["length", "width"]
+    nodes = [
+        node("norm", "normalize", 10, {"table": train}, columns=features),
+        node("cast", "type_cast", 11, {"table": from_node("norm")}, columns=["width"], to="float"),
+        node("hot", "one_hot", 12, {"table": from_node("cast")}, columns=["colour"]),
+        node("keep", "select_columns", 13, {"table": from_node("hot")}, mode="drop",
+             columns=["colour_red"]),
+        node("big", "filter_rows", 14, {"table": from_node("keep")}, expression="width > 0.1"),
+        node("lr", "logistic_regression_binary", 15, {"table": from_node("big")},
+             features=features, label="label"),
+        node("lrm", "logistic_regression_multiclass", 16, {"table": train},
+             features=["width"], label="colour"),
+        node("lin", "linear_regression", 17, {"table": train}, features=["width"],
+             label="length"),
+        node("gbdt", "gbdt", 18, {"table": train}, features=features, label="label",
+             n_estimators=5),
+        node("rf", "random_forest", 19, {"table": train}, features=features, label="label",
+             n_estimators=5),
+        node("km", "kmeans", 20, {"table": train}, features=features, k=3),
+    ]  # fmt: skip
+    for model in ("lr", "lrm", "lin", "gbdt", "rf", "km"):
+        inputs = {"model": from_node(model, "model"), "table": test}
+        nodes.append(node(f"p_{model}", "predict", 30, inputs))
+    nodes += [
+        node("e_lr", "evaluate_binary", 40, {"table": from_node("p_lr")}, label="label"),
+        node("e_lrm", "evaluate_multiclass", 41, {"table": from_node("p_lrm")}, label="colour"),
+        node("e_lin", "evaluate_regression", 42, {"table": from_node("p_lin")}, label="length"),
+        node("e_km", "evaluate_clustering", 43, {"table": from_node("p_km")}, features=features),
+        node("out", "write_dataset", 44, {"table": test}, name="again"),
+    ]  # fmt: skip
+    spec = {"nodes": nodes, "output_dir": "output", "seed": 0, "sample_rows": None}
+    run = Segment(spec, rerun)
+    outcome = run.run()
+    errors = {
+        n: (rerun / "output" / n / "error.json").read_text()
+        for n, result in outcome.items()
+        if result != "succeeded"
+    }
+    assert not errors
+    mapped = tables.read_table(rerun / "inputs" / "fill" / "table")
+    assert not mapped.frame["length"].to_numpy().flags.writeable  # mapped, not copied
+    report = json.loads((rerun / "output" / "e_lr" / "report" / "report.json").read_text())
+    assert 0 <= report["metrics"]["auc"] <= 1
