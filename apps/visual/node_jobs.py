@@ -99,7 +99,7 @@ def _staged(upstream, port: str, folder: str) -> list[dict]:
 
     output = upstream.outputs[port]
     uris = output["uris"]
-    local = _local_output(upstream, port)
+    local = local_output(upstream, port)
     items = []
     for index, uri in enumerate(uris):
         dest = folder if len(uris) == 1 else f"{folder}/{index:04d}"
@@ -128,7 +128,7 @@ def _host_copy(upstream, port: str) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _local_output(upstream, port: str) -> str | None:
+def local_output(upstream, port: str) -> str | None:
     """Where this host still has the upstream output's files, so the next job copies them
     instead of reading them back from the store: a node's job's workspace output/<node>/<port>/,
     or a data set's conversion job's output/ (the parts). None when not on this host."""

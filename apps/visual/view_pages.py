@@ -1,15 +1,18 @@
 """A page of a node's output table stored as a view (workers.runners.visual.views): the
 view's own small files and only the rows of its base that the page needs, read from the
-store (ranged reads of the row groups they fall in), through the view's operations."""
+store (ranged reads of the row groups they fall in) or from this host's copy of the base
+when it has one, through the view's operations."""
 
 import io
 import json
+from pathlib import Path
 
 from apps.datasets.selectors import json_value
 from apps.datasets.storage_io import ObjectFile, read_object_bytes
 from apps.storage.client import ObjectNotFound
 from apps.storage.paths import parse_bos_uri
 from apps.visual.models import NodeRun
+from apps.visual.node_jobs import local_output
 from workers.runners.visual import views
 
 VIEW_FILE_BYTES = 256 << 20  # a view's mask or added columns: far below this
@@ -65,10 +68,13 @@ def _base_rows(view: dict, positions):
     output = (base.outputs if base else {}).get(view["base"]["port"])
     if not output:
         raise BaseGone("the table this view was made from is gone")
+    local = local_output(base, view["base"]["port"])
     pieces, start = [], 0
     for uri in stored_files(output["uris"], ".parquet"):
         path = parse_bos_uri(uri)
-        parquet = pq.ParquetFile(ObjectFile(path.bucket, path.key))
+        stored = ObjectFile(path.bucket, path.key)
+        here = _on_this_host(local, output["uris"], uri, stored.size)
+        parquet = pq.ParquetFile(here or stored)
         rows = parquet.metadata.num_rows
         inside = positions[(positions >= start) & (positions < start + rows)] - start
         group_start = 0
@@ -83,6 +89,24 @@ def _base_rows(view: dict, positions):
         raise BaseGone("the table this view was made from has fewer rows than it did")
     table = pa.concat_tables(pieces, promote_options="default")
     return table.replace_schema_metadata(None).to_pandas()
+
+
+def _on_this_host(local: str | None, uris: list[str], uri: str, size: int) -> str | None:
+    """The file of `uri` in this host's copy of the output (`local`: the folder an earlier
+    run left, node_jobs.local_output) when it is there with the store's size: read from the
+    disk's cache, not in ranged requests to the store."""
+    if not local:
+        return None
+    folder = next((u for u in uris if u.endswith("/") and uri.startswith(u)), None)
+    relative = uri[len(folder) :] if folder else uri.rsplit("/", 1)[-1]
+    candidate = Path(local) / relative
+    try:
+        inside = Path(local).resolve() in candidate.resolve().parents
+        if inside and not candidate.is_symlink() and candidate.stat().st_size == size:
+            return str(candidate)
+    except OSError:
+        pass
+    return None
 
 
 def page_rows(output: dict, offset: int, limit: int) -> list[list]:

@@ -80,3 +80,25 @@ def test_a_view_whose_files_or_base_are_gone_is_base_gone(base_node):
     base_node.delete()
     with pytest.raises(view_pages.BaseGone):
         view_pages.page_rows(output, 0, 5)
+
+
+def test_a_base_file_this_host_holds_is_read_from_the_disk(tmp_path):
+    """Only a file of the store's size, inside the host's folder, and not a link."""
+    (tmp_path / "part-0.parquet").write_bytes(b"12345")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "part-1.parquet").write_bytes(b"123")
+    (tmp_path / "link.parquet").symlink_to(tmp_path / "part-0.parquet")
+    part = "bos://b/data/part-0.parquet"
+    assert view_pages._on_this_host(str(tmp_path), [part], part, 5) == str(
+        tmp_path / "part-0.parquet"
+    )
+    assert view_pages._on_this_host(str(tmp_path), [part], part, 6) is None  # another size
+    assert view_pages._on_this_host(None, [part], part, 5) is None
+    folder, nested = "bos://b/out/", "bos://b/out/sub/part-1.parquet"
+    assert view_pages._on_this_host(str(tmp_path), [folder], nested, 3) == str(
+        tmp_path / "sub" / "part-1.parquet"
+    )
+    link = "bos://b/out/link.parquet"
+    assert view_pages._on_this_host(str(tmp_path), [folder], link, 5) is None
+    escape = "bos://b/out/../../etc/passwd"
+    assert view_pages._on_this_host(str(tmp_path), [folder], escape, 5) is None
