@@ -55,16 +55,23 @@ def from_node(node_id, port="table"):
     return {"node": node_id, "port": port}
 
 
+def split_then_fill(strategy: str) -> list[dict]:
+    """The data set split (stratified), then its training rows' missing lengths filled."""
+    return [
+        node("split", "split", 1, {"table": {"path": "inputs/data", "ref": BASE_REF}},
+             ratio=0.7, seed=2, stratify="label"),
+        node("fill", "missing_values", 2, {"table": from_node("split", "train")},
+             columns=["length"], strategy=strategy),
+    ]  # fmt: skip
+
+
 @pytest.fixture
 def segment(tmp_path):
     tables.write_table(tables.Table(base_frame()), tmp_path / "inputs" / "data")
     features = ["length", "width", "colour_red", "colour_green", "colour_blue"]
     spec = {
         "nodes": [
-            node("split", "split", 1, {"table": {"path": "inputs/data", "ref": BASE_REF}},
-                 ratio=0.7, seed=2, stratify="label"),
-            node("fill", "missing_values", 2, {"table": from_node("split", "train")},
-                 columns=["length"], strategy="mean"),
+            *split_then_fill("mean"),
             node("hot", "one_hot", 3, {"table": from_node("fill")}, columns=["colour"]),
             node("z", "standardize", 4, {"table": from_node("hot")}, columns=["length"]),
             node("big", "filter_rows", 5, {"table": from_node("z")}, expression="width > 2"),
@@ -188,10 +195,7 @@ def test_components_run_on_inputs_mapped_from_host_copies(tmp_path, monkeypatch)
     tables.write_table(tables.Table(base_frame()), tmp_path / "inputs" / "data")
     first = {
         "nodes": [
-            node("split", "split", 1, {"table": {"path": "inputs/data", "ref": BASE_REF}},
-                 ratio=0.7, seed=2, stratify="label"),
-            node("fill", "missing_values", 2, {"table": from_node("split", "train")},
-                 columns=["length"], strategy="median"),
+            *split_then_fill("median"),
         ],
         "output_dir": "output", "seed": 0, "sample_rows": None,
     }  # fmt: skip
