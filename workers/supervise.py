@@ -177,8 +177,7 @@ class Supervisor:
                 else:
                     fetched += self.storage().fetch(entry["url"], target).stat().st_size
             if local:
-                how = "shown read-only" if self.show_local() else "copied"
-                self.log(f"{local} file(s) of {item['source']} {how} from this host")
+                self.log(f"{local} file(s) of {item['source']} {self.local_how()} from this host")
             self.log_staged_in(item, fetched)
             for extra in item.get("host_files") or []:
                 self.take_host_file(extra, dest)
@@ -191,16 +190,23 @@ class Supervisor:
         try:
             if source.is_symlink() or not source.is_file():
                 raise FileNotFoundError(source)
-            if self.show_local():
-                target.touch()
-                self.shown.append((source.resolve(), target))
-            else:
-                shutil.copyfile(source, target)
+            self.place_local(source, target)
         except OSError:
             self.log(f"{extra['name']} of {extra['path']} is no longer on this host")
             return
-        how = "shown read-only" if self.show_local() else "copied"
-        self.log(f"{extra['name']} of an earlier run {how} from this host")
+        self.log(f"{extra['name']} of an earlier run {self.local_how()} from this host")
+
+    def place_local(self, source: Path, target: Path) -> None:
+        """This host's `source` at `target`: a read-only bind when the run is confined
+        (an empty file where it lands), else a copy."""
+        if self.show_local():
+            target.touch()
+            self.shown.append((source.resolve(), target))
+        else:
+            shutil.copyfile(source, target)
+
+    def local_how(self) -> str:
+        return "shown read-only" if self.show_local() else "copied"
 
     def show_local(self) -> bool:
         """Whether this host's copies of inputs are shown to the run (a read-only bind in
@@ -224,11 +230,7 @@ class Supervisor:
             if source.is_symlink() or source.stat().st_size != entry["size"]:
                 return False
             target.parent.mkdir(parents=True, exist_ok=True)
-            if self.show_local():
-                target.touch()  # where the bind lands
-                self.shown.append((source.resolve(), target))
-            else:
-                shutil.copyfile(source, target)
+            self.place_local(source, target)
             return True
         except OSError:  # unreadable or gone: the store has it
             return False

@@ -188,14 +188,7 @@ def _cached(run: ExperimentRun, key: str, node: NodeRun) -> NodeRun | None:
         .select_related("job")
         .order_by("-pk")
     )
-    for candidate in candidates[:20]:
-        bases = [o["base"]["node_run"] for o in candidate.outputs.values() if o.get("base")]
-        gone = NodeRun.objects.filter(
-            pk__in=bases, run__cleared=True, outputs__table__dataset__isnull=True
-        )
-        if not bases or not gone.exists():
-            return candidate
-    return None
+    return next((c for c in candidates[:20] if not c.bases_cleared()), None)
 
 
 def advance(run: ExperimentRun) -> None:

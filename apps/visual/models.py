@@ -114,7 +114,8 @@ class NodeRun(models.Model):
     job = models.ForeignKey(
         "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # {port: {kind, uris: [bos://...], content_id, schema, rows?, stats?}}
+    # {port: {kind, uris: [bos://...], content_id, schema, rows?, stats?, view?, base?}}
+    # (base: {node_run, port}, the stored table a view output is made of)
     outputs = models.JSONField(default=dict)
     facts = models.JSONField(default=dict)
     error = models.TextField(blank=True)
@@ -129,3 +130,13 @@ class NodeRun(models.Model):
 
     def __str__(self):
         return f"{self.run} {self.node_id}"
+
+    def bases_cleared(self) -> bool:
+        """Whether a table one of its view outputs is made of lived in a run since cleared
+        (a data set's parts are the data set's, never cleared)."""
+        bases = [o["base"]["node_run"] for o in self.outputs.values() if o.get("base")]
+        return bool(bases) and (
+            NodeRun.objects.filter(
+                pk__in=bases, run__cleared=True, outputs__table__dataset__isnull=True
+            ).exists()
+        )

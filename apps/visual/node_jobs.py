@@ -119,13 +119,19 @@ def _host_copy(upstream, port: str) -> str | None:
     """Where this host keeps the rows of a view output (workers.runners.visual.run writes
     them beside its outputs, never staged out), or None."""
     source = upstream.cached_from or upstream
-    job = source.job
+    workspace = workspace_here(source.job)
+    if workspace is None:
+        return None
+    path = workspace / views.HOST_COPIES_DIR / source.node_id / port / views.HOST_COPY
+    return str(path) if path.is_file() else None
+
+
+def workspace_here(job) -> Path | None:
+    """The workspace of a job's (first) run when it ran on this host, else None."""
     run = job.runs.filter(index=0).first() if job else None
     if run is None or not run.run_dir or run.host != settings.HOST_NAME:
         return None
-    path = Path(run.run_dir) / "workspace" / views.HOST_COPIES_DIR / source.node_id / port
-    path = path / views.HOST_COPY
-    return str(path) if path.is_file() else None
+    return Path(run.run_dir) / "workspace"
 
 
 def local_output(upstream, port: str) -> str | None:
@@ -146,12 +152,10 @@ def local_output(upstream, port: str) -> str | None:
         job, relative = (version.job if version else None), Path("output")
     else:
         job, relative = upstream.job, Path("output") / upstream.node_id / port
-    if job is None:
+    workspace = workspace_here(job)
+    if workspace is None:
         return None
-    run = job.runs.filter(index=0).first()
-    if run is None or not run.run_dir or run.host != settings.HOST_NAME:
-        return None
-    folder = Path(run.run_dir) / "workspace" / relative
+    folder = workspace / relative
     return str(folder) if folder.is_dir() else None
 
 

@@ -103,10 +103,7 @@ def _cleared(node: NodeRun) -> bool:
     source = node.cached_from or node
     if source.run.cleared and not (source.outputs.get("table") or {}).get("dataset"):
         return True
-    bases = [o["base"]["node_run"] for o in source.outputs.values() if o.get("base")]
-    return NodeRun.objects.filter(
-        pk__in=bases, run__cleared=True, outputs__table__dataset__isnull=True
-    ).exists()
+    return source.bases_cleared()
 
 
 def stored_files(uris: list[str], suffix: str) -> list[str]:

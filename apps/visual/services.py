@@ -26,6 +26,7 @@ from apps.visual.models import (
     RunStatus,
     empty_graph,
 )
+from apps.visual.node_jobs import workspace_here
 from workers.runners.visual import registry, views
 
 # The spec asks for a name (required) and a description (optional); names as data sets'.
@@ -159,15 +160,10 @@ def clear_size(experiment: Experiment) -> dict:
 
 def _host_copies(run: ExperimentRun) -> list[Path]:
     """The folders of this host holding the run's segments' kept rows."""
-    folders = []
     ran = run.nodes.filter(job__isnull=False, cached_from__isnull=True).values("job_id")
-    for job in Job.objects.filter(pk__in=ran):
-        instance = job.runs.filter(index=0).first()
-        if instance is not None and instance.run_dir:
-            folder = Path(instance.run_dir) / "workspace" / views.HOST_COPIES_DIR
-            if folder.is_dir():
-                folders.append(folder)
-    return folders
+    workspaces = [workspace_here(job) for job in Job.objects.filter(pk__in=ran)]
+    folders = [w / views.HOST_COPIES_DIR for w in workspaces if w is not None]
+    return [folder for folder in folders if folder.is_dir()]
 
 
 def _size(folder: Path) -> int:

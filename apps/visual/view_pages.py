@@ -3,8 +3,6 @@ view's own small files and only the rows of its base that the page needs, read f
 store (ranged reads of the row groups they fall in) or from this host's copy of the base
 when it has one, through the view's operations."""
 
-import io
-import json
 from pathlib import Path
 
 from apps.datasets.selectors import json_value
@@ -36,25 +34,18 @@ def _read(uri: str) -> bytes:
 
 
 def _spec_and_ops(output: dict) -> tuple[dict, list[dict]]:
-    """The view's spec and its operations with their files read (numpy/parquet bytes)."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
+    """The view's spec and its operations with their files read from the store."""
     files = _files(output["uris"])
     if views.VIEW_FILE not in files:
         raise BaseGone("the view's files are gone")
-    view = json.loads(_read(files[views.VIEW_FILE]))
-    ops = []
-    for op in view["ops"]:
-        if op["op"] == "rows":
-            bits = np.load(io.BytesIO(_read(files[op["file"]])), allow_pickle=False)
-            ops.append({"op": "rows", "mask": np.unpackbits(bits, count=op["count"]) > 0})
-        elif op["op"] == "columns":
-            frame = pq.read_table(io.BytesIO(_read(files[op["file"]]))).to_pandas()
-            ops.append({"op": "columns", "frame": frame})
-        else:
-            ops.append(op)
-    return view, ops
+    view = views.parse_spec(_read(files[views.VIEW_FILE]))
+
+    def read(name: str) -> bytes:
+        if name not in files:
+            raise BaseGone(f"the view's file {name} is gone")
+        return _read(files[name])
+
+    return view, views.loaded_ops(view, read)
 
 
 def _base_rows(view: dict, positions):
@@ -121,7 +112,7 @@ def page_rows(output: dict, offset: int, limit: int) -> list[list]:
         base = _base_rows(view, positions)
     except ObjectNotFound:
         raise BaseGone("a file it is made of is no longer stored") from None
-    frame = views.page(ops, base, at)
+    frame = views.apply_ops(base, ops, at)
     names = [c["name"] for c in output["schema"]["columns"]]
     columns = [frame[name].tolist() for name in names]
     return [[json_value(v) for v in row] for row in zip(*columns, strict=True)]

@@ -177,13 +177,10 @@ def _put_all_with_grant(pairs: list[tuple[Path, str]], bucket: str) -> None:
     for path, target in pairs:
         (small if path.stat().st_size < SMALL_FILE else large).append((path, target))
     with httpx.Client(timeout=httpx.Timeout(30.0, read=None, write=None)) as client:
-        if len(small) > 1:
-            with ThreadPoolExecutor(UPLOADS_AT_ONCE) as pool:
-                done = [pool.submit(_put_with_grant, p, bucket, t, client) for p, t in small]
-                for future in done:
-                    future.result()  # the first refusal is the upload's
-        else:
-            large = small + large
+        with ThreadPoolExecutor(UPLOADS_AT_ONCE) as pool:
+            done = [pool.submit(_put_with_grant, p, bucket, t, client) for p, t in small]
+            for future in done:
+                future.result()  # the first refusal is the upload's
         for path, target in large:
             _put_with_grant(path, bucket, target, client)
 

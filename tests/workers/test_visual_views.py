@@ -120,12 +120,12 @@ def test_a_page_of_a_view_is_the_same_rows(segment):
     run, workspace = segment
     folder = stored(workspace, "predict")
     view = views.read_spec(folder)
-    ops = views.loaded_ops(folder, view)
+    ops = views.loaded_ops(view, views.folder_reader(folder))
     made = run.values[("predict", "table")].frame
     base = tables.read_table(folder / views.BASE_DIR).frame
     for offset, limit in ((0, 5), (37, 11), (len(made) - 3, 50), (len(made) + 5, 5)):
         positions, at = views.page_positions(ops, len(made), offset, limit)
-        page = views.page(ops, base.iloc[positions], at)
+        page = views.apply_ops(base.iloc[positions], ops, at)
         expected = made.iloc[offset : offset + limit].reset_index(drop=True)
         pd.testing.assert_frame_equal(page[list(made.columns)], expected, check_dtype=False)
 

@@ -171,8 +171,8 @@ class Segment:
                     if "node_run" in node
                     else None
                 )
-                value = tables.Table(value.frame, value.steps, value.source_columns)
-                value.origin = views.origin_of(ref, None)
+                origin = views.origin_of(ref, None)
+                value = tables.Table(value.frame, value.steps, value.source_columns, origin)
                 outputs[port.name] = value
                 self.stored_rows.add((node_id, port.name))
             self.values[(node_id, port.name)] = value

@@ -147,11 +147,11 @@ def read_table(
 
 def _read_view(folder: Path, sample_rows: int | None, bases: dict) -> Table:
     view = views.read_spec(folder)
-    ops = views.loaded_ops(folder, view)
+    ops = views.loaded_ops(view, views.folder_reader(folder))
+    origin = {"base": view["base"], "base_rows": view.get("base_rows"), "ops": ops}
     copy = folder / views.HOST_COPY
     if copy.is_file() and sample_rows is None:  # the rows as they were made, on this host
         frame = views.read_host_copy(copy)
-        origin = {"base": view["base"], "base_rows": view.get("base_rows"), "ops": ops}
         return Table(frame, view.get("steps") or [], view.get("source_columns"), origin)
     key = json.dumps([view["base"], view.get("base_rows")], sort_keys=True)
     if key not in bases:  # never changed in place: every operation makes a new frame
@@ -159,7 +159,6 @@ def _read_view(folder: Path, sample_rows: int | None, bases: dict) -> Table:
     frame = views.apply_ops(bases[key], ops)
     if frame is bases[key]:  # no operation: a copy-on-write copy, like tables handed on
         frame = frame.copy(deep=False)
-    origin = {"base": view["base"], "base_rows": view.get("base_rows"), "ops": ops}
     if sample_rows is not None and len(frame) > sample_rows:
         # a sample run reads at most its rows of any input (never the case for a view it
         # made itself: its base was read with the same sample)

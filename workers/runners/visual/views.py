@@ -58,16 +58,24 @@ def extended(origin: dict | None, op: dict) -> dict | None:
     return None if origin is None else {**origin, "ops": [*origin["ops"], op]}
 
 
-def apply_ops(frame, ops: list[dict]):
-    """The frame after the in-memory operations `ops` (masks and frames in place)."""
+def apply_ops(frame, ops: list[dict], at: list | None = None):
+    """The frame after the in-memory operations `ops` (masks and frames in place).
+
+    `at` (page_positions' second answer): `frame` is only the base's rows a page needs,
+    taken already; the row operations are then skipped and each `columns` frame is read
+    at its positions."""
     import numpy as np
     import pandas as pd
 
     from workers.runners.visual.pipeline import apply_step
 
-    for op in ops:
+    if at is not None:
+        frame = frame.reset_index(drop=True)
+    for index, op in enumerate(ops):
         kind = op["op"]
         if kind == "rows":
+            if at is not None:
+                continue
             mask = op["mask"]
             if len(mask) != len(frame):
                 raise ValueError(
@@ -81,7 +89,7 @@ def apply_ops(frame, ops: list[dict]):
         elif kind == "keep":
             frame = frame[op["columns"]]
         elif kind == "columns":
-            added = op["frame"]
+            added = op["frame"] if at is None else op["frame"].iloc[at[index]]
             if len(added) != len(frame):
                 raise ValueError("a stored view's added columns do not fit its rows")
             frame = pd.concat([frame.reset_index(drop=True), added.reset_index(drop=True)], axis=1)
@@ -130,31 +138,42 @@ def write_view(table, folder: Path | str) -> dict:
 
 
 def read_spec(folder: Path | str) -> dict:
-    view = json.loads((Path(folder) / VIEW_FILE).read_text())
+    return parse_spec((Path(folder) / VIEW_FILE).read_bytes())
+
+
+def parse_spec(data: bytes) -> dict:
+    view = json.loads(data)
     if view.get("format") != FORMAT:
         raise ValueError(f"a stored view of format {view.get('format')} (this reads {FORMAT})")
     return view
 
 
-def loaded_ops(folder: Path | str, view: dict) -> list[dict]:
-    """The view's operations with their files read (masks and frames in place)."""
+def loaded_ops(view: dict, read) -> list[dict]:
+    """The view's operations with their files read (masks and frames in place); `read`
+    gives a file of the view by name as bytes (from its folder, or from the store)."""
+    import io
+
     import numpy as np
     import pyarrow.parquet as pq
 
-    folder = Path(folder)
     ops = []
     for op in view["ops"]:
         kind = op["op"]
         if kind == "rows":
-            bits = np.load(_inside(folder, op["file"]), allow_pickle=False)
+            bits = np.load(io.BytesIO(read(op["file"])), allow_pickle=False)
             mask = np.unpackbits(bits, count=int(op["count"])).astype(bool)
             ops.append({"op": "rows", "mask": mask})
         elif kind == "columns":
-            frame = pq.read_table(_inside(folder, op["file"])).to_pandas()
+            frame = pq.read_table(io.BytesIO(read(op["file"]))).to_pandas()
             ops.append({"op": "columns", "frame": frame})
         else:
             ops.append(dict(op))
     return ops
+
+
+def folder_reader(folder: Path | str):
+    """`read` for loaded_ops: a view's files in its folder, never outside it."""
+    return lambda name: _inside(Path(folder), name).read_bytes()
 
 
 def _inside(folder: Path, name: str) -> Path:
@@ -169,7 +188,8 @@ def page_positions(ops: list[dict], total: int, offset: int, limit: int):
     """For a page of a view's `total` rows, [offset, offset + limit): the base rows to read
     (their positions, ascending) and, per operation, the positions its `columns` frame is
     read at. Every operation keeps row order, so a page of the view is the base's rows at
-    the mapped positions with the row-wise steps applied to them alone."""
+    the mapped positions with the row-wise steps applied to them alone (apply_ops with
+    `at`)."""
     import numpy as np
 
     wanted = np.arange(min(offset, total), min(offset + limit, total))
@@ -179,26 +199,6 @@ def page_positions(ops: list[dict], total: int, offset: int, limit: int):
         if ops[index]["op"] == "rows":
             wanted = np.flatnonzero(ops[index]["mask"])[wanted]
     return wanted, at
-
-
-def page(ops: list[dict], base_rows, positions_at: list):
-    """The page's frame: `base_rows` (the base's rows at page_positions' positions, as a
-    frame) through the operations, the added columns read at their positions."""
-    import pandas as pd
-
-    from workers.runners.visual.pipeline import apply_step
-
-    frame = base_rows.reset_index(drop=True)
-    for op, at in zip(ops, positions_at, strict=True):
-        kind = op["op"]
-        if kind == "step":
-            frame = apply_step(frame, op["step"])
-        elif kind == "keep":
-            frame = frame[op["columns"]]
-        elif kind == "columns":
-            added = op["frame"].iloc[at].reset_index(drop=True)
-            frame = pd.concat([frame, added], axis=1)
-    return frame
 
 
 def write_host_copy(frame, path: Path) -> None:
