@@ -82,6 +82,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bml_site.running import RunningAppliance  # noqa: E402
@@ -213,8 +215,22 @@ def download_parts(api, dataset: int, folder: Path) -> None:
 POLLS: list[float] = []  # seconds each status request took (the polling's own load)
 
 
+def settle(timeout: float = 30.0) -> float:
+    """Wait until the machine is idle (under 15% CPU over a quarter second, twice in a row,
+    at most `timeout`): what the appliance does in the background after a run (a warm
+    start's imports, workers.warm_starts) must not land in the next timed command, ours
+    or the script's. Returns the seconds waited."""
+    started = time.monotonic()
+    quiet = 0
+    psutil.cpu_percent()
+    while quiet < 2 and time.monotonic() - started < timeout:
+        quiet = quiet + 1 if psutil.cpu_percent(interval=0.25) < 15 else 0
+    return time.monotonic() - started
+
+
 def timed_run(api, experiment: int) -> tuple[float, dict]:
     """(wall seconds from POST runs/ to the run no longer running, the run's detail)."""
+    settle()
     started = time.monotonic()
     response = api.post(f"{BASE}{experiment}/runs/", json={})
     assert response.status_code == 201, response.text
@@ -277,6 +293,7 @@ def breakdown(api, experiment: int, number: int, detail: dict) -> dict:
             "total": round((ended - created).total_seconds(), 2),
             "dispatch": round((began - created).total_seconds(), 2),
             "from_host": sum("from this host" in line for _, line in marks),
+            "warm_start": any("handed to its warm start" in line for _, line in marks),
         }
         if staged_in and staged_out:
             entry.update(
@@ -357,6 +374,7 @@ def one_experiment(api, project: int, dataset: int, tag: str) -> dict:
 
 
 def peer(parts: Path) -> dict:
+    settle()
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", PEER, str(parts), str(SEED), str(RATIO), "1.0"],

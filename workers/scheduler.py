@@ -44,7 +44,7 @@ from django.utils import timezone
 from apps.jobs import algorithms
 from apps.jobs.models import ACTIVE, Job, JobInstance, JobStatus
 from apps.storage import grants, ownership
-from workers import confinement, devices, sandbox
+from workers import confinement, devices, sandbox, warm_starts
 
 # A run with no supervisor pid this long after start never came up.
 START_GRACE = timedelta(seconds=30)
@@ -181,7 +181,21 @@ def distributed_env(job: Job, run: JobInstance, port: int) -> dict:
 
 
 def start_run(job: Job, run: JobInstance) -> None:
-    run_dir = runs_root() / job.job_id / str(run.index)
+    # A warm start of the project's (workers.warm_starts) is taken as it is: its folder
+    # becomes the run dir, its supervisor supervises the run.
+    warm = warm_starts.claim(job, run)
+    try:
+        config_path = _write_config(job, run, warm or runs_root() / job.job_id / str(run.index))
+    except Exception:
+        if warm:
+            warm_starts.give_back(warm)
+        raise
+    if not (warm and warm_starts.wake(warm)):
+        launch_supervise(config_path)  # fresh (in the warm start's folder if it just ended)
+
+
+def _write_config(job: Job, run: JobInstance, run_dir: Path) -> Path:
+    """The run's run.json (workers.supervise), with its inputs resolved and checked."""
     workspace = run_dir / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)
@@ -248,15 +262,17 @@ def start_run(job: Job, run: JobInstance) -> None:
         "log_uri": f"{output}/log/",
     }
     config_path = run_dir / "run.json"
-    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = run_dir / "run.json.tmp"  # whole or absent: a warm start may look any time
+    fd = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(config, fh)
+    os.replace(written, config_path)
     JobInstance.objects.filter(pk=run.pk).update(run_dir=str(run_dir))
     run.run_dir = str(run_dir)
-    _launch_supervise(config_path)
+    return config_path
 
 
-def _launch_supervise(config_path: Path, *extra: str) -> None:
+def launch_supervise(config_path: Path, *extra: str) -> None:
     """Start workers.supervise detached: its own session, not our child."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     env["BML_SANDBOX"] = sandbox.mode()  # "required" must hold in supervise too
@@ -452,7 +468,7 @@ def _retry_staging(run: JobInstance, now) -> None:
     attempt.touch()
     try:
         _write_grant(run, _run_config(run)["grant"]["prefix"], GRANT_MARGIN)
-        _launch_supervise(Path(run.run_dir) / "run.json", "--stage-out")
+        launch_supervise(Path(run.run_dir) / "run.json", "--stage-out")
     except Exception as exc:  # the store still away (no grant without it): next time
         logger.warning("staging out run %s again failed to start: %r", run, exc)
 

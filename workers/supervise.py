@@ -131,9 +131,9 @@ def user_environment(config: dict, workspace: Path) -> dict:
 
 
 class Supervisor:
-    def __init__(self, config_path: Path):
+    def __init__(self, config_path: Path, config: dict | None = None):
         self.run_dir = config_path.parent
-        self.config = json.loads(config_path.read_text())
+        self.config = config if config is not None else json.loads(config_path.read_text())
         self.workspace = Path(self.config["workspace"])
         self.log_path = self.run_dir / "log.txt"
         self.child: subprocess.Popen | None = None
@@ -436,9 +436,9 @@ class Supervisor:
         confinement.shown = list(self.shown)
         return confinement
 
-    def run_user_code(self) -> tuple[str, int | None, str]:
-        limit = float(self.config.get("time_limit_s") or 0)
-        confinement = self.confinement()
+    def start_child(self, confinement: sandbox.Confinement) -> None:
+        """The user code, confined, in its own process group (workers.spare hands the run
+        to a process started ahead instead)."""
         # Staged in by us: the run's own user must own (and may change) what is there.
         sandbox.give_to_run(self.workspace, confinement.uid)
         self.groups = sandbox.control_groups(confinement)
@@ -455,7 +455,15 @@ class Supervisor:
                 preexec_fn=sandbox.limits(confinement, self.groups),
             )
         (self.run_dir / "child.pid").write_text(str(self.child.pid))
+
+    def run_user_code(self) -> tuple[str, int | None, str]:
+        limit = float(self.config.get("time_limit_s") or 0)
+        confinement = self.confinement()
         started = time.monotonic()
+        self.start_child(confinement)
+        if self.terminate_requested:  # asked while a warm start was being handed the run
+            self.kill_tree()
+            return "terminated", None, "terminated by request"
         while self.child.poll() is None:
             self.share_fresh_grant()
             if self.terminate_requested:
@@ -513,7 +521,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--stage-out", action="store_true", help="retry storing what a finished run left"
     )
+    parser.add_argument(
+        "--spare",
+        action="store_true",
+        help="a warm start: start the code now, run the job given it later (workers.spare)",
+    )
     args = parser.parse_args(argv)
+    if args.spare:
+        from workers import spare
+
+        return spare.SpareSupervisor(args.config.resolve()).serve()
     supervisor = Supervisor(args.config.resolve())
     result = supervisor.stage_out_again() if args.stage_out else supervisor.run()
     return 0 if result["status"] == "succeeded" else 1

@@ -1,6 +1,7 @@
 import shutil
+from pathlib import Path
 
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, pre_delete
 from django.dispatch import Signal, receiver
 
 from apps.jobs.models import ACTIVE, Job
@@ -12,12 +13,23 @@ from apps.projects.services import project_purging
 job_finished = Signal()
 
 
+@receiver(pre_delete, sender=Job)
+def note_run_directories(sender, instance, **kwargs):
+    """Where the job's runs lived, before they are deleted with it (a run that took a warm
+    start lives in the warm start's folder, workers.warm_starts)."""
+    instance.run_dirs_to_remove = [d for d in instance.runs.values_list("run_dir", flat=True) if d]
+
+
 @receiver(post_delete, sender=Job)
 def remove_run_directories(sender, instance, **kwargs):
     """A deleted job's workspaces go too (its output and logs stay in storage)."""
     from workers.scheduler import runs_root
 
     shutil.rmtree(runs_root() / instance.job_id, ignore_errors=True)
+    root = runs_root().resolve()
+    for run_dir in getattr(instance, "run_dirs_to_remove", ()):
+        if root in Path(run_dir).resolve().parents:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @receiver(project_purging)

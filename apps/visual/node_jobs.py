@@ -69,16 +69,15 @@ def _prepare(params: dict, workspace: Path):
         "sample_rows": segment[0].run.sample_rows,
     }
     (workspace / PARAMS_FILE).write_text(json.dumps(spec, ensure_ascii=False))
+    return [*runner(), "--params", PARAMS_FILE], stage
+
+
+def runner() -> list[str]:
+    """The segment runner's command, without its arguments (a warm start, workers.spare,
+    is the same command waiting for them)."""
     # numpy's huge-page advice made the first touch of a 100 MB array cost 0.5-0.7 s
     # instead of 0.05 s on the development VM (tables of a million rows are made of them).
-    command = [
-        "env",
-        "NUMPY_MADVISE_HUGEPAGE=0",
-        sys.executable,
-        "-m",
-        "workers.runners.visual.run",
-    ]
-    return [*command, "--params", PARAMS_FILE], stage
+    return ["env", "NUMPY_MADVISE_HUGEPAGE=0", sys.executable, "-m", "workers.runners.visual.run"]
 
 
 def stored_ref(upstream, port: str) -> dict:

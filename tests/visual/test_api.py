@@ -3,12 +3,15 @@ cached nodes, data, reports, logs, history compare, clear data and release."""
 
 from pathlib import Path
 
+import pytest
+
 from apps.jobs.models import Job
 from apps.visual.models import NodeRun
 from apps.warehouse.models import ModelVersion
+from tests.conftest import wait_until
 from tests.jobs.helpers import run_until
 from tests.visual.conftest import edge, iris_graph, node, wait_for_run
-from workers import sandbox
+from workers import sandbox, warm_starts
 from workers.runners.visual import views
 
 BASE = "/api/v1/visual-experiments/"
@@ -35,7 +38,14 @@ def start(api, experiment_id, **body):
     return response.json()
 
 
-def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris):
+@pytest.fixture
+def warm_starts_stopped():
+    """Warm starts this test makes end with it (they are detached processes)."""
+    yield
+    warm_starts.stop_all()
+
+
+def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris, warm_starts_stopped):
     experiment = create(api, project, graph=iris_graph(iris.pk, C=1.0))
     eid = experiment["id"]
 
@@ -80,6 +90,13 @@ def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris):
     assert "Logistic regression (multiclass)" in log and "done in" in log
     assert "[bml] staged in" in log  # the job's own lines: the data set's parts
 
+    # The project now keeps a warm start (workers.warm_starts): its code started, waiting.
+    warm_starts.ensure(force=True)
+    warm = warm_starts.unclaimed()
+    if sandbox.active():
+        assert [warm_starts._project_of(f) for f in warm] == [project.pk]
+        wait_until(lambda: warm_starts.ready(warm[0]), 60, 0.1, "the warm start's imports")
+
     # Only the changed node and those below it run again.
     changed = iris_graph(iris.pk, C=0.05)
     assert api.put(f"{BASE}{eid}/graph/", {"graph": changed}, format="json").status_code == 200
@@ -93,7 +110,13 @@ def test_iris_pipeline_runs_caches_compares_and_releases(api, project, iris):
     # its workspace on this host, not back from the store.
     assert len({second["nodes"][n]["job_id"] for n in ("lr", "predict", "eval")}) == 1
     log = api.get(f"{BASE}{eid}/runs/2/nodes/lr/log/").json()["text"]
-    assert f"{'shown read-only' if sandbox.active() else 'copied'} from this host" in log
+    if sandbox.active():  # ran in the warm start, its inputs linked and shown read-only
+        assert "the run was handed to its warm start" in log
+        assert "linked read-only from this host" in log
+        job = Job.objects.get(job_id=second["nodes"]["lr"]["job_id"])
+        assert Path(job.runs.get().run_dir) == warm[0]
+    else:
+        assert "copied from this host" in log
 
     compared = api.get(f"{BASE}{eid}/compare/?a=1&b=2").json()
     rows = {row["node_id"]: row for row in compared["nodes"]}

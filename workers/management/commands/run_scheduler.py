@@ -7,7 +7,7 @@ from django.db import close_old_connections
 from apps.notebooks import servers as notebook_servers
 from apps.serving import replicas
 from apps.storage import services as storage
-from workers import cgroups, scheduler
+from workers import cgroups, scheduler, warm_starts
 
 # Unfinished uploads older than a day (and the empty control groups of runs that ended) are
 # dropped hourly, the first time a minute after start.
@@ -40,6 +40,7 @@ class Command(BaseCommand):
             for name, reconcile in (
                 ("serving", replicas.reconcile),
                 ("notebook", notebook_servers.reconcile),
+                ("warm start", warm_starts.ensure),
             ):
                 try:
                     reconcile()
@@ -60,3 +61,4 @@ class Command(BaseCommand):
         # start again with it.
         replicas.shutdown()
         notebook_servers.zygote.stop()
+        warm_starts.stop_all()
