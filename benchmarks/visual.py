@@ -216,14 +216,14 @@ POLLS: list[float] = []  # seconds each status request took (the polling's own l
 
 
 def settle(timeout: float = 30.0) -> float:
-    """Wait until the machine is idle (under 15% CPU over a quarter second, twice in a row,
+    """Wait until the machine is idle (under 15% CPU over a quarter second, 3 times in a row,
     at most `timeout`): what the appliance does in the background after a run (a warm
     start's imports, workers.warm_starts) must not land in the next timed command, ours
     or the script's. Returns the seconds waited."""
     started = time.monotonic()
     quiet = 0
     psutil.cpu_percent()
-    while quiet < 2 and time.monotonic() - started < timeout:
+    while quiet < 3 and time.monotonic() - started < timeout:
         quiet = quiet + 1 if psutil.cpu_percent(interval=0.25) < 15 else 0
     return time.monotonic() - started
 
@@ -307,32 +307,46 @@ def breakdown(api, experiment: int, number: int, detail: dict) -> dict:
 
 
 def ours(csv_path: Path, rows: int, work: Path, tag: str, tries: int) -> dict:
-    """`tries` experiments of the same graph (each one's first run computes every node,
-    then its rerun); the fastest first run and the fastest rerun count, as the script's
-    fastest run does."""
+    """`tries` projects, each with the data set and one experiment: its first run (the
+    project's first visual run: no warm start) computes every node, then its rerun. Then
+    `tries - 1` more experiments in the last project, whose first runs find the warm start
+    the project keeps (workers.warm_starts). The fastest of each kind counts, as the
+    script's fastest run does."""
     appliance = RunningAppliance.for_benchmark("bench-admin-pass-1")
     appliance.start(timeout=300)
     try:
         api = appliance.login()
-        project = api.get("/api/v1/projects/").json()["results"][0]["id"]
-        dataset = upload(api, project, csv_path, rows, tag)
-        download_parts(api, dataset, work / "parts")
-        measured, scripts = [], []
+        cold, warm, scripts = [], [], []
         for k in range(tries):
+            made = api.post("/api/v1/projects/", json={"name": f"bench-visual-{tag}-{k}"})
+            assert made.status_code == 201, made.text
+            project = made.json()["id"]
+            dataset = upload(api, project, csv_path, rows, f"{tag}-{k}")
+            if k == 0:
+                download_parts(api, dataset, work / "parts")
             # The script right before each experiment, on the same machine in the same
-            # state (the appliance up, a process just ended): see the module's docstring.
+            # state (the appliance up, idle): see the module's docstring.
             scripts.append(peer(work / "parts"))
-            measured.append(one_experiment(api, project, dataset, f"{tag}-{k}"))
+            cold.append(one_experiment(api, project, dataset, f"{tag}-{k}"))
+        for k in range(tries - 1):
+            scripts.append(peer(work / "parts"))
+            warm.append(one_experiment(api, project, dataset, f"{tag}-warm-{k}"))
     finally:
         appliance.stop()
-    best = min(measured, key=lambda m: m["first_s"])
-    rerun = min(measured, key=lambda m: m["rerun_s"])
+    best = min(cold, key=lambda m: m["first_s"])
+    rerun = min(cold + warm, key=lambda m: m["rerun_s"])
     return {
         **best,
-        "first_runs_s": [round(m["first_s"], 2) for m in measured],
-        "reruns_s": [round(m["rerun_s"], 2) for m in measured],
+        "first_runs_s": [round(m["first_s"], 2) for m in cold],
+        "warm_first_runs_s": [round(m["first_s"], 2) for m in warm],
+        "warm_first_s": min((m["first_s"] for m in warm), default=None),
+        "reruns_s": [round(m["rerun_s"], 2) for m in cold + warm],
         "rerun_s": rerun["rerun_s"],
         "rerun_parts": rerun["rerun_parts"],
+        "warm_start_used": {
+            "first_runs": [any(j["warm_start"] for j in m["parts"]["jobs"]) for m in cold + warm],
+            "reruns": [any(j["warm_start"] for j in m["rerun_parts"]["jobs"]) for m in cold + warm],
+        },
         "scripts": scripts,
     }
 
@@ -437,7 +451,8 @@ def main() -> None:
     work.rmdir()
 
     print(
-        f"appliance: first run {mine['first_s']:.2f} s (best of {mine['first_runs_s']}; API "
+        f"appliance: first run {mine['first_s']:.2f} s (best of {mine['first_runs_s']}; with a "
+        f"warm start {mine['warm_first_runs_s']}; API "
         f"{mine['first_api_s']} s), rerun {mine['rerun_s']:.2f} s (best of {mine['reruns_s']}), "
         f"AUC {mine['auc']:.6f}; {len(POLLS)} status requests of "
         f"{sum(POLLS) / len(POLLS) * 1000:.0f} ms on average while runs ran"
@@ -455,6 +470,7 @@ def main() -> None:
 
     ratio = mine["first_s"] / other["seconds"]
     rerun_ratio = mine["rerun_s"] / mine["first_s"]
+    warm_first = mine["warm_first_s"]
     result = {
         "figure": (
             "visual modeling: 6-node SUSY pipeline first run vs one sklearn/pandas script (wall s)"
@@ -474,6 +490,12 @@ def main() -> None:
         "peer_runs_s": [round(r["seconds"], 2) for r in runs],
         "first_runs_s": mine["first_runs_s"],
         "reruns_s": mine["reruns_s"],
+        # A first run that finds a warm start (the project ran visual jobs in the last 15
+        # minutes), and the rerun against it: not the goal's first run, shown all the same.
+        "warm_first_s": round(warm_first, 2) if warm_first else None,
+        "warm_first_runs_s": mine["warm_first_runs_s"],
+        "rerun_ratio_to_warm_first": round(mine["rerun_s"] / warm_first, 2) if warm_first else None,
+        "warm_start_used": mine["warm_start_used"],
         "smoke": args.smoke,
     }
     print("RESULT " + json.dumps(result))

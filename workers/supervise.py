@@ -30,6 +30,8 @@ run.json:
                     data (fewer files or lines than instances) says so in its log and runs.
     stage_out       [{src, uri}]: workspace/src -> bos:// folder, on success only
     log_uri         bos:// folder the log goes to, whatever the outcome
+    wake            (optional) the scheduler loop's socket: a datagram there once
+                    result.json is written (workers.scheduler.wake)
 
 result.json: {status, exit_code, reason, started_at, ended_at}, status one of
 succeeded, failed, timed_out, terminated, or staging (below).
@@ -375,7 +377,23 @@ class Supervisor:
                 result.pop(key, None)
             result["status"] = outcome
         write_json_atomically(self.run_dir / "result.json", result)
+        self.wake_scheduler()
         return result
+
+    def wake_scheduler(self) -> None:
+        """Tell the scheduler's loop the run has a result now (a datagram on its socket,
+        `wake` in run.json), so the run's end shows at once, not at its next tick."""
+        path = self.config.get("wake")
+        if not path:
+            return
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            try:
+                sock.sendto(b"ended", path)
+            except OSError:  # not listening (stopped, or busy): its next tick sees the result
+                pass
 
     def stage_out_again(self) -> dict:
         """Retry what a run could not store (`--stage-out`), once, with the freshest grant."""

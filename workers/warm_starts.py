@@ -39,7 +39,7 @@ from workers.spare import CLAIMED_FILE, READY, SPARE_FILE
 logger = logging.getLogger(__name__)
 
 KEEP = timedelta(minutes=15)
-CHECK_EVERY_S = 1.0
+CHECK_EVERY_S = 0.2  # every loop of the scheduler (0.25 s): a rerun soon after finds it ready
 _checked_at = 0.0
 
 
@@ -162,14 +162,16 @@ def ensure(force: bool = False) -> None:
     wanted = wanted_projects()
     have = set()
     for folder in unclaimed():
-        process = supervisor(folder)
+        process, project_id = supervisor(folder), _project_of(folder)
         if process is None:
             if _ended(folder):
                 shutil.rmtree(folder, ignore_errors=True)  # its log said why
-        elif _project_of(folder) not in wanted or _project_of(folder) in have:
+            else:
+                have.add(project_id)  # launched, not up yet
+        elif project_id not in wanted or project_id in have:
             stop(process)
         else:
-            have.add(_project_of(folder))
+            have.add(project_id)
     busy = busy_projects() if set(wanted) - have else set()
     for project_id in wanted:
         if project_id not in have and project_id not in busy:

@@ -210,4 +210,7 @@ def delete_job(user, job: Job) -> bool:
 def _kick_scheduler():
     from django_q.tasks import async_task
 
-    async_task("workers.tasks.tick", task_name="scheduler-tick")
+    from workers import scheduler
+
+    scheduler.wake()  # the run_scheduler loop, at once
+    async_task("workers.tasks.tick", task_name="scheduler-tick")  # a Q worker, if it is first

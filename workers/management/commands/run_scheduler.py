@@ -28,6 +28,9 @@ class Command(BaseCommand):
         housekeeping_due = time.monotonic() + HOUSEKEEPING_DELAY_S
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+        # Woken early by a datagram (a job submitted, a run's result written): a job's
+        # start and end show at once instead of up to a quarter second later.
+        waker = scheduler.Waker()
         while not stopping:
             close_old_connections()
             try:
@@ -54,8 +57,10 @@ class Command(BaseCommand):
                     self.stderr.write(f"storage housekeeping failed: {type(exc).__name__}: {exc}")
                 cgroups.prune()  # the empty groups of runs killed with their supervisor
             if once:
+                waker.close()
                 return
-            time.sleep(interval)
+            waker.sleep(interval)
+        waker.close()
         # Job runs and notebook servers go on and are adopted at the next start; prediction
         # replicas are useless without the gateway, so they stop with the appliance and
         # start again with it.
