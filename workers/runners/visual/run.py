@@ -63,17 +63,18 @@ def _read_input(kind: str, folder: Path, sample_rows: int | None, ref=None, base
     return json.loads((folder / "report.json").read_text())
 
 
-def _write_output(kind: str, value, folder: Path, as_view: bool = False) -> dict:
+def _write_output(kind: str, value, folder: Path, as_view: bool = False, arrow=None) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "table":
+        arrow = arrow if arrow is not None else tables.arrow_of(value.frame)
         stored = views.write_view(value, folder) if as_view else {}
         if not as_view:
-            tables.write_table(value, folder)
+            tables.write_table(value, folder, arrow)
         return {
             "kind": kind,
             "schema": value.schema(),
             "rows": len(value.frame),
-            "stats": tables.basic_stats(value.frame),
+            "stats": tables.basic_stats(value.frame, arrow),
             **stored,
         }
     if kind == "model":
@@ -97,7 +98,12 @@ class NodeLog:
         stamp = time.strftime("%H:%M:%S")
         with self.lock, self.path.open("a") as fh:
             fh.write(f"[{stamp}] {message}\n")
-        print(f"[{self.node_id}] {message}", flush=True)
+        print(f"[{_now()}] [{self.node_id}] {message}", flush=True)
+
+
+def _now() -> str:
+    """The job log's time of a line, to the millisecond (the [bml] lines have theirs)."""
+    return time.strftime("%H:%M:%S.") + f"{time.time() % 1:.3f}"[2:]
 
 
 def _error_text(exc: BaseException) -> str:
@@ -112,6 +118,7 @@ class Segment:
         self.values: dict[tuple[str, str], object] = {}  # (node, port) -> value, in memory
         self.outcome: dict[str, str] = {}  # node -> succeeded | failed | skipped
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
+        self.copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="host-copies")
         self.pending: list[Future] = []
         self.stored_rows: set[tuple[str, str]] = set()  # tables stored as parquet, not views
         self.bases: dict[str, object] = {}  # the views' bases read, each once
@@ -124,6 +131,7 @@ class Segment:
         for future in self.pending:
             future.result()
         self.writer.shutdown()
+        self.copier.shutdown()
         return self.outcome
 
     def run_node(self, node: dict) -> None:
@@ -205,16 +213,22 @@ class Segment:
         folder = self.out_dir / node_id
         manifest = {"ports": {}, "facts": context.facts, "seconds": computed}
         for port in component.outputs:
-            as_view = (node_id, port.name) not in self.stored_rows
-            manifest["ports"][port.name] = _write_output(
-                port.kind, outputs[port.name], folder / port.name, as_view
-            )
             value = outputs[port.name]
+            as_view = (node_id, port.name) not in self.stored_rows
+            arrow = tables.arrow_of(value.frame) if port.kind == "table" else None
+            copying = None
             if as_view and port.kind == "table" and "node_run" in self.node_specs[node_id]:
                 cells = value.frame.shape[0] * value.frame.shape[1]
-                if cells >= views.HOST_COPY_MIN_CELLS:
+                if cells >= views.HOST_COPY_MIN_CELLS:  # written beside the rest, not after
                     kept = self.workspace / views.HOST_COPIES_DIR / node_id / port.name
-                    views.write_host_copy(value.frame, kept / views.HOST_COPY)
+                    copying = self.copier.submit(
+                        views.write_host_copy, value.frame, kept / views.HOST_COPY, arrow
+                    )
+            manifest["ports"][port.name] = _write_output(
+                port.kind, value, folder / port.name, as_view, arrow
+            )
+            if copying is not None:
+                copying.result()
         manifest["write_seconds"] = round(time.monotonic() - started, 3)
         _write_json(folder / "manifest.json", manifest)
         (folder / "running").unlink(missing_ok=True)
@@ -251,7 +265,8 @@ def _import_ahead(nodes: list[dict]) -> None:
             except Exception:  # noqa: BLE001 - the node's own import reports it
                 pass
         took = time.monotonic() - started
-        print(f"[segment] imported {', '.join(wanted)} ahead in {took:.2f} s", flush=True)
+        names = ", ".join(wanted)
+        print(f"[{_now()}] [segment] imported {names} ahead in {took:.2f} s", flush=True)
 
     threading.Thread(target=load, name="imports", daemon=True).start()
 
@@ -324,7 +339,8 @@ def wait_for_segment(go: Path) -> str:
     if "params" not in order:
         raise SystemExit("the warm start was stopped before it was given a segment")
     os.environ.update({str(k): str(v) for k, v in (order.get("env") or {}).items()})
-    print(f"[segment] a warm start: its imports were done ahead ({took:.2f} s)", flush=True)
+    said = f"a warm start: its imports were done ahead ({took:.2f} s)"
+    print(f"[{_now()}] [segment] {said}", flush=True)
     return order["params"]
 
 
@@ -340,7 +356,7 @@ def main(argv=None) -> int:
     spec = json.loads(Path(params).read_text())
     outcome = Segment(spec, workspace).run()
     summary = ", ".join(f"{node} {result}" for node, result in outcome.items())
-    print(f"Nodes: {summary}", flush=True)
+    print(f"[{_now()}] Nodes: {summary}", flush=True)
     return 0
 
 

@@ -166,31 +166,33 @@ def _read_view(folder: Path, sample_rows: int | None, bases: dict) -> Table:
     return Table(frame, view.get("steps") or [], view.get("source_columns"), origin)
 
 
-def write_table(table: Table, folder: Path | str) -> Path:
+def arrow_of(frame: pd.DataFrame) -> pa.Table:
+    """A frame as Arrow (NaN/None -> null): made once per output table, shared by its
+    statistics, its parquet and its host copy (a column of text converts slowly)."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def write_table(table: Table, folder: Path | str, arrow: pa.Table | None = None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    arrow = pa.Table.from_pandas(table.frame, preserve_index=False)
+    arrow = arrow if arrow is not None else arrow_of(table.frame)
     meta = {
         "steps": table.steps,
         "source_columns": table.source_columns or table.schema()["columns"],
     }
     arrow = arrow.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
     path = folder / PART_NAME
-    # lz4: as fast to write as none (snappy took twice as long on 1M rows of floats) and
-    # still shrinks the repetitive columns real tables have. Dictionaries only for text:
-    # tried on a million distinct floats, they doubled the write time for nothing.
-    texts = [f.name for f in arrow.schema if column_type(f.type) == "string"]
-    pq.write_table(arrow, path, compression="lz4", use_dictionary=texts)
+    views.write_parquet(arrow, path)
     return path
 
 
-def basic_stats(frame: pd.DataFrame) -> list[dict]:
+def basic_stats(frame: pd.DataFrame, arrow: pa.Table | None = None) -> list[dict]:
     """Per column, what the view-data panel shows: type, missing, distinct (strings),
     mean/std/min/max of the finite values (numbers). Arrow's kernels (multithreaded C++,
     ~2.5x numpy's time on 800k x 19 floats, which every output table of a run pays)."""
     import pyarrow.compute as pc
 
-    arrow = pa.Table.from_pandas(frame, preserve_index=False)  # NaN/None -> null
+    arrow = arrow if arrow is not None else arrow_of(frame)
     stats = []
     for f, values in zip(arrow.schema, arrow.columns, strict=True):
         entry = {"name": f.name, "type": column_type(f.type), "missing": values.null_count}
