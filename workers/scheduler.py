@@ -29,12 +29,9 @@ Terminating the job gives up waiting at once (terminated, the same naming).
 import json
 import logging
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +44,7 @@ from django.utils import timezone
 from apps.jobs import algorithms
 from apps.jobs.models import ACTIVE, Job, JobInstance, JobStatus
 from apps.storage import grants, ownership
-from workers import confinement, devices, sandbox, warm_starts
+from workers import confinement, devices, sandbox, wakeup, warm_starts
 
 # A run with no supervisor pid this long after start never came up.
 START_GRACE = timedelta(seconds=30)
@@ -263,7 +260,7 @@ def _write_config(job: Job, run: JobInstance, run_dir: Path) -> Path:
         if run.index == 0 or algo.outputs_from_every_instance
         else [],
         "log_uri": f"{output}/log/",
-        "wake": str(wake_path()),
+        "wake": str(wakeup.path()),
     }
     config_path = run_dir / "run.json"
     written = run_dir / "run.json.tmp"  # whole or absent: a warm start may look any time
@@ -274,54 +271,6 @@ def _write_config(job: Job, run: JobInstance, run_dir: Path) -> Path:
     JobInstance.objects.filter(pk=run.pk).update(run_dir=str(run_dir))
     run.run_dir = str(run_dir)
     return config_path
-
-
-def wake_path() -> Path:
-    """The run_scheduler loop's socket: a datagram there makes it tick now."""
-    return Path(settings.VAR_DIR) / "scheduler.sock"
-
-
-def wake() -> None:
-    """Ask the run_scheduler loop for a tick now (a job submitted, a run ended) instead of
-    at its next quarter second; nothing happens when it is not listening."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        try:
-            sock.sendto(b"tick", str(wake_path()))
-        except OSError:
-            pass
-
-
-class Waker:
-    """The loop's side of `wake`: sleeps until the next tick or a datagram, whichever is
-    first. Without its socket (a path too long for one), a plain sleep."""
-
-    def __init__(self):
-        self.sock = None
-        path = wake_path()
-        if len(str(path)) > 100:
-            return
-        path.unlink(missing_ok=True)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        os.chmod(path, 0o600)
-        self.sock.setblocking(False)
-
-    def sleep(self, seconds: float) -> None:
-        if self.sock is None:
-            time.sleep(seconds)
-            return
-        if select.select([self.sock], [], [], seconds)[0]:
-            while True:  # one tick answers every datagram that came meanwhile
-                try:
-                    self.sock.recv(64)
-                except BlockingIOError:
-                    return
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            wake_path().unlink(missing_ok=True)
 
 
 def launch_supervise(config_path: Path, *extra: str) -> None:

@@ -95,6 +95,7 @@ class SpareSupervisor(Supervisor):
         # The uploads' imports now, not when the job's outputs are staged out (~0.2 s).
         self.storage()
         import httpx  # noqa: F401
+
         while not self.taken():
             if self.terminate_requested:
                 self.kill_tree()

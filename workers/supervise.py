@@ -31,7 +31,7 @@ run.json:
     stage_out       [{src, uri}]: workspace/src -> bos:// folder, on success only
     log_uri         bos:// folder the log goes to, whatever the outcome
     wake            (optional) the scheduler loop's socket: a datagram there once
-                    result.json is written (workers.scheduler.wake)
+                    result.json is written (workers.wakeup)
 
 result.json: {status, exit_code, reason, started_at, ended_at}, status one of
 succeeded, failed, timed_out, terminated, or staging (below).

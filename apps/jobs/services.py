@@ -210,7 +210,7 @@ def delete_job(user, job: Job) -> bool:
 def _kick_scheduler():
     from django_q.tasks import async_task
 
-    from workers import scheduler
+    from workers import wakeup
 
-    scheduler.wake()  # the run_scheduler loop, at once
+    wakeup.wake()  # the run_scheduler loop, at once
     async_task("workers.tasks.tick", task_name="scheduler-tick")  # a Q worker, if it is first

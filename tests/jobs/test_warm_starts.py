@@ -13,7 +13,7 @@ from tests.conftest import wait_until
 from tests.jobs.helpers import package
 from workers import devices, sandbox, warm_starts
 
-pytestmark = pytest.mark.skipif(not sandbox.active(), reason="warm starts need the sandbox")
+needs_sandbox = pytest.mark.skipif(not sandbox.active(), reason="warm starts need the sandbox")
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ def ended(folder):
     return warm_starts.supervisor(folder) is None
 
 
+@needs_sandbox
 def test_a_project_doing_visual_modeling_keeps_one_warm_start_until_it_stops(project):
     running = visual_job(project, status=JobStatus.RUNNING)
     warm_starts.ensure(force=True)
@@ -63,6 +64,7 @@ def test_a_project_doing_visual_modeling_keeps_one_warm_start_until_it_stops(pro
     assert not folder.exists()
 
 
+@needs_sandbox
 def test_a_taken_warm_start_is_the_jobs_run_dir_and_goes_with_the_job(
     project, monkeypatch, make_user
 ):
@@ -88,3 +90,21 @@ def test_a_taken_warm_start_is_the_jobs_run_dir_and_goes_with_the_job(
     wait_until(lambda: ended(folder), 30, 0.1, "the warm start to stop")
     job.delete()
     assert not folder.exists()
+
+
+def test_the_scheduler_loop_is_woken_by_a_datagram(settings, tmp_path):
+    """A job submitted or a run's result written wakes the loop before its next tick."""
+    from workers import wakeup
+
+    settings.VAR_DIR = str(tmp_path)
+    waker = wakeup.Waker()
+    try:
+        assert waker.sleep(0.01) is False
+        wakeup.wake()
+        wakeup.wake()
+        assert waker.sleep(30) is True  # both taken by one tick
+        assert waker.sleep(0.01) is False
+    finally:
+        waker.close()
+    assert not wakeup.path().exists()
+    wakeup.wake()  # nobody listening: nothing happens

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -73,8 +74,11 @@ def start_spare(folder, command=None):
 
 
 def give_job(folder, process, earlier, command_name="main.py"):
-    """What workers.scheduler does when a job takes the warm start."""
+    """What workers.scheduler does when a job takes the warm start; the scheduler's wake-up
+    socket gets its datagram once the result is written."""
     workspace = folder / "workspace"
+    loop = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    loop.bind(str(folder.parent / "loop.sock"))
     os.rename(folder / "spare.json", folder / "claimed.json")
     (workspace / "node.json").write_text('{"nodes": []}')
     stage_in = {
@@ -93,11 +97,15 @@ def give_job(folder, process, earlier, command_name="main.py"):
         "stage_in": [stage_in],
         "stage_out": [{"src": "output", "uri": "bos://runs/out/job-9/output/"}],
         "log_uri": "bos://runs/out/job-9/log/",
+        "wake": str(folder.parent / "loop.sock"),
     }
     (folder / "run.json.tmp").write_text(json.dumps(config))
     os.replace(folder / "run.json.tmp", folder / "run.json")
     process.send_signal(signal.SIGUSR1)
     assert process.wait(60) == 0
+    loop.settimeout(5)
+    assert loop.recv(64) == b"ended"
+    loop.close()
     result = json.loads((folder / "result.json").read_text())
     log = get_client().get_object("runs", "out/job-9/log/job-9-0.log").read().decode()
     assert result["status"] == "succeeded", (result, log)

@@ -7,7 +7,7 @@ from django.db import close_old_connections
 from apps.notebooks import servers as notebook_servers
 from apps.serving import replicas
 from apps.storage import services as storage
-from workers import cgroups, scheduler, warm_starts
+from workers import cgroups, scheduler, wakeup, warm_starts
 
 # Unfinished uploads older than a day (and the empty control groups of runs that ended) are
 # dropped hourly, the first time a minute after start.
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
         # Woken early by a datagram (a job submitted, a run's result written): a job's
         # start and end show at once instead of up to a quarter second later.
-        waker = scheduler.Waker()
+        waker = wakeup.Waker()
         while not stopping:
             close_old_connections()
             try:
