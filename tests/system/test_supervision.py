@@ -127,8 +127,15 @@ def test_a_killed_store_is_restarted_on_its_address_and_pages_recover(restarted)
     new = wait_until(restarted_store, timeout=60, what="the launcher to start the store again")
     assert new.cmdline() == command  # same ports, data dir and security.toml
     assert "notes/" in json.dumps(wait_until(listing, timeout=60, what="the listing").json())
-    with contextlib.closing(appliance.login()) as client:
-        assert client.get("/api/v1/buckets/kept-bkt/objects/notes/a.txt").content == b"kept"
+
+    def content():
+        with contextlib.closing(appliance.login()) as client:
+            response = client.get("/api/v1/buckets/kept-bkt/objects/notes/a.txt")
+            return response.content if response.status_code == 200 else None
+
+    # The filer may list before the volume server has registered again (a CI run read a
+    # 500 right after the listing): the object's bytes come back once it has.
+    assert wait_until(content, timeout=60, what="the object's bytes") == b"kept"
     assert endpoint_of(restarted.var) == restarted.endpoint
     # store.start() returns (and the launcher says so) once its readiness checks pass, which
     # can be after the listing above already answered: wait for the line, not read it once.
