@@ -295,16 +295,19 @@ def launch_supervise(config_path: Path, *extra: str) -> None:
 
 def supervisor_process(run: JobInstance) -> psutil.Process | None:
     """The live supervise process of this run, checked by command line (pids are reused)."""
-    pid_file = Path(run.run_dir) / "supervisor.pid"
-    if not run.run_dir or not pid_file.exists():
-        return None
+    return supervisor_in(Path(run.run_dir)) if run.run_dir else None
+
+
+def supervisor_in(run_dir: Path) -> psutil.Process | None:
+    """The live supervise process whose run dir this is (its supervisor.pid, and its
+    command line naming the dir's run.json: pids are reused), or None."""
     try:
-        process = psutil.Process(int(pid_file.read_text()))
+        process = psutil.Process(int((run_dir / "supervisor.pid").read_text()))
         if process.status() == psutil.STATUS_ZOMBIE:
             return None
-        if str(Path(run.run_dir) / "run.json") in " ".join(process.cmdline()):
+        if str(run_dir / "run.json") in " ".join(process.cmdline()):
             return process
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+    except (OSError, psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         pass
     return None
 

@@ -57,6 +57,8 @@ class SpareSupervisor(Supervisor):
         self.config_path = config_path
         self.spare = json.loads((config_path.parent / SPARE_FILE).read_text())
         workspace = config_path.parent / "workspace"
+        # How the code was started: a job that needs otherwise starts fresh (`unfit`).
+        self.ahead = sandbox.Confinement.from_json(self.spare["sandbox"], workspace)
         super().__init__(
             config_path,
             config={
@@ -152,18 +154,14 @@ class SpareSupervisor(Supervisor):
     def start_child(self, confinement: sandbox.Confinement) -> None:
         reason = self.unfit(confinement)
         if reason:
-            self.log(f"the warm start is put aside ({reason}): the run starts fresh")
-            self.kill_tree()
-            cgroups.remove(self.groups)
-            super().start_child(confinement)
+            self.start_fresh(reason)
             return
         sandbox.give_to_run(self.workspace, confinement.uid)  # what the job wrote there
         self.groups = self.take_limits(confinement)
         self.hand_over()
 
     def unfit(self, confinement: sandbox.Confinement) -> str:
-        ahead = sandbox.Confinement.from_json(self.spare["sandbox"], self.workspace)
-        command, started = self.config["command"], self.spare["command"]
+        ahead, command, started = self.ahead, self.config["command"], self.spare["command"]
         if self.child is None or self.child.poll() is not None:
             return "its code has ended"
         if command[:-2] != started[:-2] or command[-2] != "--params":
@@ -178,8 +176,7 @@ class SpareSupervisor(Supervisor):
         """The job's limits on the code started without them: its memory and process limits
         written into the control group the code is in, its cores set on every thread of
         every process of it (the file size limit is the one it started with: `unfit`)."""
-        ahead = sandbox.Confinement.from_json(self.spare["sandbox"], self.workspace)
-        groups = sandbox.control_groups(replace(confinement, group=ahead.group))
+        groups = sandbox.control_groups(replace(confinement, group=self.ahead.group))
         cpus = set(confinement.cpus) & os.sched_getaffinity(0)
         if not cpus:
             return groups

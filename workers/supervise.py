@@ -72,7 +72,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workers import cgroups, sandbox
+from workers import cgroups, sandbox, wakeup
 
 GRACE_SECONDS = 5
 POLL_SECONDS = 0.2
@@ -383,17 +383,8 @@ class Supervisor:
     def wake_scheduler(self) -> None:
         """Tell the scheduler's loop the run has a result now (a datagram on its socket,
         `wake` in run.json), so the run's end shows at once, not at its next tick."""
-        path = self.config.get("wake")
-        if not path:
-            return
-        import socket
-
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
-            try:
-                sock.sendto(b"ended", path)
-            except OSError:  # not listening (stopped, or busy): its next tick sees the result
-                pass
+        if self.config.get("wake"):
+            wakeup.send(self.config["wake"], b"ended")
 
     def stage_out_again(self) -> dict:
         """Retry what a run could not store (`--stage-out`), once, with the freshest grant."""

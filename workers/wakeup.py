@@ -10,19 +10,25 @@ import socket
 import time
 from pathlib import Path
 
-from django.conf import settings
-
 
 def path() -> Path:
+    from django.conf import settings  # only here: supervise sends without Django
+
     return Path(settings.VAR_DIR) / "scheduler.sock"
 
 
 def wake() -> None:
     """Ask the loop for a tick now; nothing happens when it is not listening."""
+    send(path(), b"tick")
+
+
+def send(where: Path | str, message: bytes) -> None:
+    """One datagram to the loop's socket at `where`; nothing when it is not listening
+    (stopped, or busy: its next tick finds the same work)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         try:
-            sock.sendto(b"tick", str(path()))
+            sock.sendto(message, str(where))
         except OSError:
             pass
 

@@ -60,17 +60,14 @@ def _project_of(folder: Path) -> int | None:
 
 
 def supervisor(folder: Path) -> psutil.Process | None:
-    """The live `supervise --spare` of a warm start's folder (checked by command line)."""
+    """The live `supervise --spare` of a warm start's folder."""
+    from workers import scheduler
+
+    process = scheduler.supervisor_in(folder)
     try:
-        process = psutil.Process(int((folder / "supervisor.pid").read_text()))
-        command = process.cmdline()
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        if str(folder / "run.json") in command and "--spare" in command:
-            return process
-    except (OSError, ValueError, psutil.Error):
-        pass
-    return None
+        return process if process is not None and "--spare" in process.cmdline() else None
+    except psutil.Error:
+        return None
 
 
 def unclaimed() -> list[Path]:
